@@ -1,0 +1,180 @@
+# ppbpf — one entry point: all, test, bench, fuzz, install, demo, clean.
+# Output goes to .output/ only. `make V=1` shows the commands.
+
+OUTPUT ?= .output
+PREFIX ?= /usr/local
+CC ?= gcc
+CLANG ?= clang
+BPFTOOL ?= bpftool
+ARCH := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
+
+VERSION := 0.1.0
+SOVERSION := 0
+
+WARN := -Wall -Wextra -Werror
+CFLAGS ?= -O2 -g
+CFLAGS += $(WARN) -std=gnu11 -Iinclude -I$(OUTPUT) -D_GNU_SOURCE
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) $(WARN) -Wno-unused-function \
+	-Iinclude -I$(OUTPUT)
+SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+
+ifeq ($(V),1)
+Q =
+msg =
+else
+Q = @
+msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+MAKEFLAGS += --no-print-directory
+endif
+
+LIB_SRCS := $(wildcard user/lib/*.c)
+CLI_SRCS := $(wildcard user/cli/*.c)
+BPF_SRCS := $(wildcard bpf/*.bpf.c)
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_COMMON := tests/unit/vectors.c tests/unit/vectors_table.c
+HDRS := $(wildcard include/ppbpf/*.h) $(wildcard user/lib/*.h) $(wildcard user/cli/*.h) \
+	$(wildcard tests/unit/*.h)
+
+LIB_OBJS := $(patsubst user/lib/%.c,$(OUTPUT)/lib/%.o,$(LIB_SRCS))
+LIB_SAN_OBJS := $(patsubst user/lib/%.c,$(OUTPUT)/san/lib/%.o,$(LIB_SRCS))
+CLI_OBJS := $(patsubst user/cli/%.c,$(OUTPUT)/cli/%.o,$(CLI_SRCS))
+BPF_OBJS := $(patsubst bpf/%.bpf.c,$(OUTPUT)/bpf/%.bpf.o,$(BPF_SRCS))
+SKELS := $(patsubst bpf/%.bpf.c,$(OUTPUT)/%.skel.h,$(BPF_SRCS))
+UNIT_BINS := $(patsubst tests/unit/%.c,$(OUTPUT)/tests/%,$(UNIT_SRCS))
+UNIT_SAN_BINS := $(patsubst tests/unit/%.c,$(OUTPUT)/san/tests/%,$(UNIT_SRCS))
+
+LIBA := $(OUTPUT)/libppbpf.a
+LIBSO := $(OUTPUT)/libppbpf.so.$(VERSION)
+CLI := $(OUTPUT)/ppbpf
+BPF_CHECK := $(OUTPUT)/tests/bpf_parse_check
+BENCH := $(OUTPUT)/bench_codec
+FUZZ := $(OUTPUT)/fuzz_parse
+
+LIBBPF_LIBS := $(shell pkg-config --libs libbpf 2>/dev/null || echo -lbpf -lelf -lz)
+
+.PHONY: all test unit unit-san bpf-check cli-test fuzz fuzz-run bench install demo clean deps
+.DELETE_ON_ERROR:
+.SECONDARY:
+
+all: $(LIBA) $(LIBSO) $(CLI) $(BPF_OBJS) $(SKELS)
+
+deps:
+	$(Q)scripts/deps.sh
+
+# ---- BPF ----------------------------------------------------------------------
+# vmlinux.h is generated from the running kernel's BTF: the programs use CO-RE and
+# this keeps 3 MB of generated text out of the repository.
+$(OUTPUT)/vmlinux.h: | $(OUTPUT)
+	$(call msg,GEN,$@)
+	$(Q)test -r /sys/kernel/btf/vmlinux || { echo "no /sys/kernel/btf/vmlinux: kernel BTF is required" >&2; exit 1; }
+	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@
+
+$(OUTPUT)/bpf/%.bpf.o: bpf/%.bpf.c $(OUTPUT)/vmlinux.h $(HDRS) $(wildcard bpf/*.bpf.h) | $(OUTPUT)/bpf
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(OUTPUT)/%.skel.h: $(OUTPUT)/bpf/%.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< > $@
+
+# ---- library ---------------------------------------------------------------------
+$(OUTPUT)/lib/%.o: user/lib/%.c $(HDRS) | $(OUTPUT)/lib
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
+
+$(LIBA): $(LIB_OBJS)
+	$(call msg,AR,$@)
+	$(Q)$(AR) rcs $@ $^
+
+$(LIBSO): $(LIB_OBJS)
+	$(call msg,LD,$@)
+	$(Q)$(CC) -shared -Wl,-soname,libppbpf.so.$(SOVERSION) -o $@ $^
+	$(Q)ln -sf libppbpf.so.$(VERSION) $(OUTPUT)/libppbpf.so.$(SOVERSION)
+	$(Q)ln -sf libppbpf.so.$(SOVERSION) $(OUTPUT)/libppbpf.so
+
+# ---- CLI -------------------------------------------------------------------------
+$(OUTPUT)/cli/%.o: user/cli/%.c $(HDRS) $(SKELS) | $(OUTPUT)/cli
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+$(CLI): $(CLI_OBJS) $(LIBA)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LIBBPF_LIBS)
+
+# ---- tests -----------------------------------------------------------------------
+$(OUTPUT)/tests/%: tests/unit/%.c $(UNIT_COMMON) $(LIBA) $(HDRS) | $(OUTPUT)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(UNIT_COMMON) $(LIBA) -lcmocka
+
+$(OUTPUT)/san/lib/%.o: user/lib/%.c $(HDRS) | $(OUTPUT)/san/lib
+	$(call msg,CC-SAN,$@)
+	$(Q)$(CC) $(filter-out -O2,$(CFLAGS)) $(SAN_FLAGS) -c $< -o $@
+
+$(OUTPUT)/san/tests/%: tests/unit/%.c $(UNIT_COMMON) $(LIB_SAN_OBJS) $(HDRS) | $(OUTPUT)/san/tests
+	$(call msg,CC-SAN,$@)
+	$(Q)$(CC) $(filter-out -O2,$(CFLAGS)) $(SAN_FLAGS) -Itests/unit -o $@ $< $(UNIT_COMMON) \
+		$(LIB_SAN_OBJS) -lcmocka
+
+$(BPF_CHECK): tests/integration/bpf_parse_check.c $(UNIT_COMMON) $(LIBA) $(SKELS) $(HDRS) | $(OUTPUT)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(UNIT_COMMON) $(LIBA) $(LIBBPF_LIBS)
+
+unit: $(UNIT_BINS)
+	$(Q)for t in $(UNIT_BINS); do echo "== $$t"; $$t || exit 1; done
+
+unit-san: $(UNIT_SAN_BINS)
+	$(Q)for t in $(UNIT_SAN_BINS); do echo "== $$t (ASan+UBSan)"; \
+		ASAN_OPTIONS=detect_leaks=1 $$t || exit 1; done
+
+bpf-check: $(BPF_CHECK)
+	$(Q)tests/integration/run_bpf_check.sh $(BPF_CHECK)
+
+cli-test: $(CLI)
+	$(Q)tests/integration/cli.sh $(CLI)
+
+# ---- fuzzing ---------------------------------------------------------------------
+FUZZ_SECONDS ?= 30
+$(FUZZ): tests/fuzz/fuzz_parse.c $(LIB_SRCS) $(HDRS) | $(OUTPUT)
+	$(call msg,FUZZ-CC,$@)
+	$(Q)$(CLANG) -O1 -g $(WARN) -std=gnu11 -Iinclude -D_GNU_SOURCE \
+		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -o $@ $< $(LIB_SRCS)
+
+fuzz: $(FUZZ)
+	$(Q)tests/fuzz/run.sh $(FUZZ) $(FUZZ_SECONDS)
+
+# ---- entry points ------------------------------------------------------------------
+test: deps
+	$(Q)$(MAKE) all
+	$(Q)$(MAKE) unit
+	$(Q)$(MAKE) unit-san
+	$(Q)$(MAKE) cli-test
+	$(Q)$(MAKE) bpf-check
+	$(Q)$(MAKE) fuzz
+	@echo "ALL TESTS PASSED"
+
+$(BENCH): tests/bench/bench_codec.c $(LIBA) $(HDRS) | $(OUTPUT)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LIBA)
+
+bench: deps
+	$(Q)$(MAKE) $(BENCH)
+	$(Q)$(BENCH)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/ppbpf
+	install -m 0755 $(CLI) $(DESTDIR)$(PREFIX)/bin/ppbpf
+	install -m 0644 $(LIBA) $(DESTDIR)$(PREFIX)/lib/
+	install -m 0755 $(LIBSO) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf libppbpf.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libppbpf.so.$(SOVERSION)
+	ln -sf libppbpf.so.$(SOVERSION) $(DESTDIR)$(PREFIX)/lib/libppbpf.so
+	install -m 0644 include/ppbpf/*.h $(DESTDIR)$(PREFIX)/include/ppbpf/
+
+demo:
+	$(Q)scripts/demo.sh
+
+clean:
+	$(call msg,CLEAN,$(OUTPUT))
+	$(Q)rm -rf $(OUTPUT)
+
+$(OUTPUT) $(OUTPUT)/bpf $(OUTPUT)/lib $(OUTPUT)/cli $(OUTPUT)/tests $(OUTPUT)/san/lib $(OUTPUT)/san/tests:
+	$(Q)mkdir -p $@

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Install the Debian packages ppbpf needs to build, test and demo.
+# Idempotent: packages already present are not touched; safe to run often.
+set -euo pipefail
+
+PACKAGES=(
+	make gcc clang llvm libclang-rt-14-dev  # compilers, BPF target, libFuzzer/ASan runtimes
+	libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config
+	libcmocka-dev                           # unit tests
+	jq                                      # CLI contract tests read JSON
+	iproute2                                # ss, ip (integration tests)
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "deps: installing ${missing[*]}" >&2
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+# An index older than a day (or none) is refreshed once; a stale one makes installs fail.
+if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mmin -1440 2>/dev/null | head -1)" ]; then
+	$SUDO apt-get update -q
+fi
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"

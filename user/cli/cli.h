@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: MIT */
+/* Shared by the ppbpf subcommands: exit codes, the command table, helpers. */
+#ifndef PPBPF_CLI_H
+#define PPBPF_CLI_H
+
+#include <stddef.h>
+
+/* Exit codes, a contract for scripts. */
+#define EXIT_OK 0
+#define EXIT_FAIL 1
+#define EXIT_USAGE 2
+#define EXIT_INCOMPLETE 3 /* `parse`: the input is a valid but incomplete header */
+
+/* A subcommand: argv[0] is its name. Returns an exit code. */
+struct cli_cmd {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *summary;
+};
+
+int cmd_parse(int argc, char **argv);
+int cmd_build(int argc, char **argv);
+
+/* Report a usage error for a subcommand and return EXIT_USAGE. */
+int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Hex text (whitespace and ':' allowed between bytes) to bytes. Returns the count or -1. */
+long hex_decode(const char *hex, unsigned char *out, size_t cap);
+
+/* Unsigned decimal (or 0x hex) with an upper bound. Returns 0 or -1. */
+int parse_uint(const char *s, unsigned long long max, unsigned long long *out);
+
+#endif

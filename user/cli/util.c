@@ -1,0 +1,69 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include "cli.h"
+
+int usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "ppbpf %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry 'ppbpf %s --help'.\n", cmd);
+	return EXIT_USAGE;
+}
+
+static int hex_nibble(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+long hex_decode(const char *hex, unsigned char *out, size_t cap)
+{
+	size_t n = 0;
+
+	for (const char *p = hex; *p;) {
+		int hi, lo;
+
+		if (*p == ' ' || *p == '\t' || *p == '\n' || *p == ':') {
+			p++;
+			continue;
+		}
+		hi = hex_nibble(p[0]);
+		lo = hi < 0 ? -1 : hex_nibble(p[1]);
+		if (lo < 0 || n >= cap)
+			return -1;
+		out[n++] = (unsigned char)(hi << 4 | lo);
+		p += 2;
+	}
+	return (long)n;
+}
+
+int parse_uint(const char *s, unsigned long long max, unsigned long long *out)
+{
+	unsigned long long v;
+	char *end;
+
+	if (!*s || *s == '-' || *s == '+' || *s == ' ')
+		return -1;
+	errno = 0;
+	/* Decimal, or hex after 0x; never octal, so "010" is ten. */
+	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
+		v = strtoull(s + 2, &end, 16);
+	else
+		v = strtoull(s, &end, 10);
+	if (errno || *end || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
