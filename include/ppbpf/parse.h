@@ -167,15 +167,69 @@ PPBPF_INLINE int ppbpf_is_digit(__u8 c)
 	return (__u8)(c - '0') < 10;
 }
 
+/* A hex digit's value + 1 by byte, 0 for other bytes: one load instead of three tests. */
+#define PPBPF_HX(c) [c] = (c) - '0' + 1
+#define PPBPF_HXL(c) [c] = (c) - 'a' + 11, [(c) - 32] = (c) - 'a' + 11
+static const __u8 ppbpf_hex_table[256] = {
+	PPBPF_HX('0'),  PPBPF_HX('1'),  PPBPF_HX('2'),  PPBPF_HX('3'),  PPBPF_HX('4'),  PPBPF_HX('5'),
+	PPBPF_HX('6'),  PPBPF_HX('7'),  PPBPF_HX('8'),  PPBPF_HX('9'),  PPBPF_HXL('a'), PPBPF_HXL('b'),
+	PPBPF_HXL('c'), PPBPF_HXL('d'), PPBPF_HXL('e'), PPBPF_HXL('f'),
+};
+
 /* Value of a hex digit, or -1. */
 PPBPF_INLINE int ppbpf_hex_val(__u8 c)
 {
-	if ((__u8)(c - '0') < 10)
-		return c - '0';
-	c |= 0x20; /* ASCII lower case */
-	if ((__u8)(c - 'a') < 6)
-		return c - 'a' + 10;
-	return -1;
+	return (int)ppbpf_hex_table[c] - 1;
+}
+
+/* What ppbpf_peek() returns past the end of the input: matches no byte class. */
+#define PPBPF_END 0x100u
+
+/*
+ * Byte i of the input, or PPBPF_END past its end. Field readers come in two
+ * flavours: checked = 1 tests the end on every byte; checked = 0 is used when
+ * the caller saw that the field's longest form (and its terminator) is inside
+ * the input, so the test can go. Callers pass a constant, so each flavour
+ * compiles to its own code.
+ */
+PPBPF_INLINE __u32 ppbpf_peek(const ppbpf_buf_t *buf, __u32 len, __u32 i, int checked)
+{
+	if (checked && i >= len)
+		return PPBPF_END;
+	return PPBPF_AT(buf, i);
+}
+
+/* Are more than n bytes left at pos? Then a field of at most n bytes needs no end checks. */
+PPBPF_INLINE int ppbpf_room(__u32 len, __u32 pos, __u32 n)
+{
+	return pos < len && len - pos > n;
+}
+
+/*
+ * A decimal number of 1..max digits at *pos, no leading zero, not followed
+ * by another digit. Returns its value, err, or PPBPF_E_INCOMPLETE if the
+ * input ends where a digit could still come.
+ */
+PPBPF_INLINE int ppbpf_number(const ppbpf_buf_t *buf, __u32 len, __u32 *pos, int max, int err, int checked)
+{
+	__u32 p = *pos, v = 0, c = 0;
+	int d;
+
+	for (d = 0; d < max; d++) {
+		c = ppbpf_peek(buf, len, p, checked) - '0';
+		if (c > 9)
+			break;
+		v = v * 10 + c;
+		p++;
+	}
+	if (d == 0)
+		return c == PPBPF_END - '0' ? PPBPF_E_INCOMPLETE : err;
+	if (d > 1 && PPBPF_AT(buf, *pos) == '0') /* leading zero */
+		return err;
+	if (d == max && ppbpf_peek(buf, len, p, checked) - '0' <= 9) /* one digit too many */
+		return err;
+	*pos = p;
+	return (int)v;
 }
 
 /* The 12-byte v2 signature. */
@@ -211,38 +265,25 @@ PPBPF_INLINE int ppbpf_v2_sig(const ppbpf_buf_t *buf)
  */
 
 /* A dotted quad: 4 decimal octets 0..255, no leading zeros. */
-PPBPF_SUBPROG int ppbpf_text_ipv4(const ppbpf_buf_t *buf PPBPF_NONNULL, __u32 len, __u32 *pos PPBPF_NONNULL,
-				  struct ppbpf_ip *out PPBPF_NONNULL, int err)
+PPBPF_INLINE int ppbpf_text_ipv4_(const ppbpf_buf_t *buf, __u32 len, __u32 *pos, struct ppbpf_ip *out, int err,
+				  int checked)
 {
 	__u32 p = *pos;
 
 	for (int o = 0; o < 4; o++) {
-		__u32 v = 0;
-		int d;
+		int v;
 
 		if (o) {
-			if (p >= len)
-				return PPBPF_E_INCOMPLETE;
-			if (PPBPF_AT(buf, p) != '.')
-				return err;
-			p++;
-		}
-		for (d = 0; d < 3; d++) {
-			__u8 c;
+			__u32 c = ppbpf_peek(buf, len, p, checked);
 
-			if (p >= len)
-				return PPBPF_E_INCOMPLETE;
-			c = PPBPF_AT(buf, p);
-			if (!ppbpf_is_digit(c))
-				break;
-			if (d == 1 && v == 0) /* "0" followed by a digit */
-				return err;
-			v = v * 10 + (c - '0');
+			if (c != '.')
+				return c == PPBPF_END ? PPBPF_E_INCOMPLETE : err;
 			p++;
 		}
-		if (d == 0 || v > 255)
-			return err;
-		if (d == 3 && p < len && ppbpf_is_digit(PPBPF_AT(buf, p)))
+		v = ppbpf_number(buf, len, &p, 3, err, checked);
+		if (v < 0)
+			return v;
+		if (v > 255)
 			return err;
 		out->b[o & 3] = (__u8)v;
 	}
@@ -250,22 +291,35 @@ PPBPF_SUBPROG int ppbpf_text_ipv4(const ppbpf_buf_t *buf PPBPF_NONNULL, __u32 le
 	return 0;
 }
 
+/* Longest dotted quad. */
+#define PPBPF_TEXT_IPV4_MAX 15
+
+PPBPF_SUBPROG int ppbpf_text_ipv4(const ppbpf_buf_t *buf PPBPF_NONNULL, __u32 len, __u32 *pos PPBPF_NONNULL,
+				  struct ppbpf_ip *out PPBPF_NONNULL, int err)
+{
+	if (ppbpf_room(len, *pos, PPBPF_TEXT_IPV4_MAX))
+		return ppbpf_text_ipv4_(buf, len, pos, out, err, 0);
+	return ppbpf_text_ipv4_(buf, len, pos, out, err, 1);
+}
+
 /*
- * 1-4 hex digits at *pos into *val. Returns how many (0 if none), or
- * PPBPF_E_INCOMPLETE, or err when a fifth digit follows.
+ * 1-4 hex digits at *pos. Returns digits << 16 | value (0 if no digit), or
+ * PPBPF_E_INCOMPLETE, or err when a fifth digit follows. One packed return
+ * value keeps the group in a register.
  */
 PPBPF_SUBPROG int ppbpf_text_hex16(const ppbpf_buf_t *buf PPBPF_NONNULL, __u32 len, __u32 *pos PPBPF_NONNULL,
-				   __u32 *val PPBPF_NONNULL, int err)
+				   int err, int checked)
 {
 	__u32 p = *pos, v = 0;
 	int d;
 
 	for (d = 0; d < 5; d++) {
+		__u32 c = ppbpf_peek(buf, len, p, checked);
 		int h;
 
-		if (p >= len)
+		if (c == PPBPF_END)
 			return PPBPF_E_INCOMPLETE;
-		h = ppbpf_hex_val(PPBPF_AT(buf, p));
+		h = ppbpf_hex_val((__u8)c);
 		if (h < 0)
 			break;
 		if (d == 4)
@@ -274,8 +328,7 @@ PPBPF_SUBPROG int ppbpf_text_hex16(const ppbpf_buf_t *buf PPBPF_NONNULL, __u32 l
 		p++;
 	}
 	*pos = p;
-	*val = v;
-	return d;
+	return d << 16 | (int)v;
 }
 
 /*
@@ -283,40 +336,35 @@ PPBPF_SUBPROG int ppbpf_text_hex16(const ppbpf_buf_t *buf PPBPF_NONNULL, __u32 l
  * optionally a dotted quad as the last 32 bits (what inet_ntop prints for
  * v4-mapped addresses). Exactly 128 bits must result.
  */
-PPBPF_SUBPROG int ppbpf_text_ipv6(const ppbpf_buf_t *buf PPBPF_NONNULL, __u32 len, __u32 *pos PPBPF_NONNULL,
-				  struct ppbpf_ip *out PPBPF_NONNULL, int err)
+PPBPF_INLINE int ppbpf_text_ipv6_(const ppbpf_buf_t *buf, __u32 len, __u32 *pos, struct ppbpf_ip *out, int err,
+				  int checked)
 {
 	__u16 g[8] = {0};
-	__u32 p = *pos;
+	__u32 p = *pos, c;
 	int n = 0, gap = -1;
 
-	if (p >= len)
-		return PPBPF_E_INCOMPLETE;
-	if (PPBPF_AT(buf, p) == ':') { /* leading "::" */
-		if (p + 1 >= len)
-			return PPBPF_E_INCOMPLETE;
-		if (PPBPF_AT(buf, p + 1) != ':')
-			return err;
+	c = ppbpf_peek(buf, len, p, checked);
+	if (c == ':') { /* leading "::" */
+		c = ppbpf_peek(buf, len, p + 1, checked);
+		if (c != ':')
+			return c == PPBPF_END ? PPBPF_E_INCOMPLETE : err;
 		gap = 0;
 		p += 2;
-		if (p >= len)
+		c = ppbpf_peek(buf, len, p, checked);
+		if (c == PPBPF_END)
 			return PPBPF_E_INCOMPLETE;
-		if (ppbpf_hex_val(PPBPF_AT(buf, p)) < 0)
+		if (ppbpf_hex_val((__u8)c) < 0)
 			goto expand; /* just "::" */
 	}
 	for (int k = 0; k < 8; k++) {
-		__u32 start = p, v = 0;
-		int d;
-		__u8 c;
+		__u32 start = p;
+		int r = ppbpf_text_hex16(buf, len, &p, err, checked);
 
-		d = ppbpf_text_hex16(buf, len, &p, &v, err);
-		if (d < 0)
-			return d;
-		if (d == 0)
+		if (r < 0)
+			return r;
+		if (r >> 16 == 0)
 			return err;
-		if (p >= len)
-			return PPBPF_E_INCOMPLETE;
-		c = PPBPF_AT(buf, p);
+		c = ppbpf_peek(buf, len, p, checked);
 		if (c == '.') { /* this group was the first octet of a dotted quad */
 			struct ppbpf_ip q;
 			int rc;
@@ -332,23 +380,25 @@ PPBPF_SUBPROG int ppbpf_text_ipv6(const ppbpf_buf_t *buf PPBPF_NONNULL, __u32 le
 			n += 2;
 			break;
 		}
-		g[n & 7] = (__u16)v;
+		g[n & 7] = (__u16)r;
 		n++;
 		if (c != ':')
 			break;
 		if (n == 8) /* a ninth group would follow */
 			return err;
 		p++;
-		if (p >= len)
+		c = ppbpf_peek(buf, len, p, checked);
+		if (c == PPBPF_END)
 			return PPBPF_E_INCOMPLETE;
-		if (PPBPF_AT(buf, p) == ':') {
+		if (c == ':') {
 			if (gap >= 0) /* a second "::" */
 				return err;
 			gap = n;
 			p++;
-			if (p >= len)
+			c = ppbpf_peek(buf, len, p, checked);
+			if (c == PPBPF_END)
 				return PPBPF_E_INCOMPLETE;
-			if (ppbpf_hex_val(PPBPF_AT(buf, p)) < 0)
+			if (ppbpf_hex_val((__u8)c) < 0)
 				break; /* trailing "::" */
 		}
 	}
@@ -370,32 +420,32 @@ expand:
 	return 0;
 }
 
+/* Longest IPv6 text: 6 groups and a dotted quad. */
+#define PPBPF_TEXT_IPV6_MAX 45
+
+PPBPF_SUBPROG int ppbpf_text_ipv6(const ppbpf_buf_t *buf PPBPF_NONNULL, __u32 len, __u32 *pos PPBPF_NONNULL,
+				  struct ppbpf_ip *out PPBPF_NONNULL, int err)
+{
+	if (ppbpf_room(len, *pos, PPBPF_TEXT_IPV6_MAX))
+		return ppbpf_text_ipv6_(buf, len, pos, out, err, 0);
+	return ppbpf_text_ipv6_(buf, len, pos, out, err, 1);
+}
+
 /* A decimal port 0..65535 without leading zeros. */
 PPBPF_SUBPROG int ppbpf_text_port(const ppbpf_buf_t *buf PPBPF_NONNULL, __u32 len, __u32 *pos PPBPF_NONNULL,
 				  __u16 *out PPBPF_NONNULL)
 {
-	__u32 p = *pos, v = 0;
-	int d;
+	int v;
 
-	for (d = 0; d < 5; d++) {
-		__u8 c;
-
-		if (p >= len)
-			return PPBPF_E_INCOMPLETE;
-		c = PPBPF_AT(buf, p);
-		if (!ppbpf_is_digit(c))
-			break;
-		if (d == 1 && v == 0)
-			return PPBPF_E_V1_PORT;
-		v = v * 10 + (c - '0');
-		p++;
-	}
-	if (d == 0 || v > 65535)
-		return PPBPF_E_V1_PORT;
-	if (d == 5 && p < len && ppbpf_is_digit(PPBPF_AT(buf, p)))
+	if (ppbpf_room(len, *pos, 5))
+		v = ppbpf_number(buf, len, pos, 5, PPBPF_E_V1_PORT, 0);
+	else
+		v = ppbpf_number(buf, len, pos, 5, PPBPF_E_V1_PORT, 1);
+	if (v < 0)
+		return v;
+	if (v > 65535)
 		return PPBPF_E_V1_PORT;
 	*out = (__u16)v;
-	*pos = p;
 	return 0;
 }
 

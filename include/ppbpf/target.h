@@ -20,7 +20,6 @@
 
 #define PPBPF_INLINE static inline __attribute__((always_inline))
 
-#ifdef __bpf__
 /* Input bytes the BPF parser can see: a power of two, so it can be a mask. */
 #ifndef PPBPF_BPF_BUF_SIZE
 #define PPBPF_BPF_BUF_SIZE 4096
@@ -31,6 +30,8 @@
 struct ppbpf_bpf_buf {
 	__u8 data[PPBPF_BPF_BUF_SIZE + PPBPF_BPF_BUF_SLACK];
 };
+
+#ifdef __bpf__
 typedef struct ppbpf_bpf_buf ppbpf_buf_t;
 /*
  * The verifier cannot relate an index to a length held in another register,

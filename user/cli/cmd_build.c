@@ -243,6 +243,15 @@ static const char *set_ssl(struct build_args *a, const char *arg)
 	return NULL;
 }
 
+/* The long name of the option whose short code is c. */
+static const char *option_name(const struct option *opts, int c)
+{
+	for (; opts->name; opts++)
+		if (opts->val == c)
+			return opts->name;
+	return "?";
+}
+
 /* Parse the command line into a; returns 0, or EXIT_USAGE after reporting. */
 static int parse_args(int argc, char **argv, struct build_args *a, int *help)
 {
@@ -270,9 +279,9 @@ static int parse_args(int argc, char **argv, struct build_args *a, int *help)
 	};
 	unsigned long long v;
 	const char *err = NULL;
-	int c, idx;
+	int c;
 
-	while ((c = getopt_long(argc, argv, "v:c:f:s:d:S:D:t:T:Crh", opts, &idx)) != -1) {
+	while ((c = getopt_long(argc, argv, "v:c:f:s:d:S:D:t:T:Crh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'v':
 			if (parse_uint(optarg, 2, &v) || v < 1)
@@ -339,7 +348,7 @@ static int parse_args(int argc, char **argv, struct build_args *a, int *help)
 			return usage_error("build", "unknown option");
 		}
 		if (err)
-			return usage_error("build", "%s '%s': %s", argv[optind - 1], optarg ? optarg : "", err);
+			return usage_error("build", "--%s '%s': %s", option_name(opts, c), optarg ? optarg : "", err);
 	}
 	if (optind < argc)
 		return usage_error("build", "unexpected argument '%s'", argv[optind]);

@@ -25,6 +25,11 @@ static void usage(FILE *f)
 		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f,
 		"\n"
+		"Examples:\n"
+		"  printf 'PROXY TCP4 192.0.2.1 198.51.100.2 51000 443\\r\\n' | ppbpf parse\n"
+		"  ppbpf build --src-addr 2001:db8::1 --dst-addr 2001:db8::2 --src-port 1 \\\n"
+		"      --dst-port 2 --crc32c --raw | ppbpf parse\n"
+		"\n"
 		"Run 'ppbpf COMMAND --help' for a command's options and examples.\n"
 		"Options: -h, --help  this text;  --version  the program version.\n"
 		"Exit status: 0 ok, 1 failure, 2 usage error (parse: 3 incomplete).\n");

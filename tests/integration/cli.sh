@@ -1,0 +1,578 @@
+#!/usr/bin/env bash
+# Format strings carry \r, \n and \xHH escapes on purpose (SC2059), and the
+# bodies given to check() are expanded when eval'ed, not when quoted (SC2016).
+# shellcheck disable=SC2059,SC2016
+# SPDX-License-Identifier: MIT
+#
+# Integration tests of the ppbpf command line against its documented contract
+# (the --help texts of `ppbpf`, `ppbpf parse` and `ppbpf build`).
+#
+# Usage: tests/integration/cli.sh path/to/ppbpf
+#
+# Every check prints one PASS/FAIL line; the script ends with a summary and
+# exits non-zero if any check failed. Needs bash and jq; uses xxd when present.
+set -euo pipefail
+
+if [[ $# -ne 1 ]]; then
+	echo "usage: $0 path/to/ppbpf" >&2
+	exit 2
+fi
+BIN=$1
+[[ $BIN == */* ]] || BIN=./$BIN
+if [[ ! -x $BIN ]]; then
+	echo "$0: $BIN is not an executable" >&2
+	exit 2
+fi
+command -v jq >/dev/null || { echo "$0: jq is required" >&2; exit 2; }
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/ppbpf-cli.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+OUT=$TMP/stdout
+ERR=$TMP/stderr
+
+PASSED=0
+FAILED=0
+FAILED_NAMES=()
+
+# ---- helpers -------------------------------------------------------------------
+
+pass() {
+	PASSED=$((PASSED + 1))
+	printf 'PASS  %s\n' "$1"
+}
+
+# fail NAME WHY: also shows what the command wrote.
+fail() {
+	FAILED=$((FAILED + 1))
+	FAILED_NAMES+=("$1")
+	printf 'FAIL  %s: %s\n' "$1" "$2"
+	if [[ -s $OUT ]]; then
+		head -c 600 "$OUT" | tr -c '[:print:]\n' '?' | head -n 5 | sed 's/^/        stdout| /'
+	fi
+	if [[ -s $ERR ]]; then
+		head -c 300 "$ERR" | tr -c '[:print:]\n' '?' | head -n 3 | sed 's/^/        stderr| /'
+	fi
+}
+
+# run CMD...: runs it with stdout in $OUT, stderr in $ERR, exit code in RC.
+run() {
+	RC=0
+	"$@" >"$OUT" 2>"$ERR" || RC=$?
+}
+
+# Bytes from hex text (whitespace allowed), without depending on xxd.
+unhex() {
+	local h
+	h=$(tr -d ' \n\t:')
+	if command -v xxd >/dev/null; then
+		printf '%s' "$h" | xxd -r -p
+		return
+	fi
+	local i esc=
+	for ((i = 0; i < ${#h}; i += 2)); do
+		esc+="\\x${h:i:2}"
+	done
+	printf "$esc"
+}
+
+# Lowercase hex text of stdin, one line.
+tohex() {
+	od -An -v -tx1 | tr -d ' \n'
+}
+
+# The ppbpf binary, as a command for the checks below.
+pp() { "$BIN" "$@"; }
+
+# parse_bytes FORMAT [PARSE-OPTIONS...]: printf FORMAT (\r, \n, \xHH) into `ppbpf parse`.
+parse_bytes() {
+	local fmt=$1
+	shift
+	printf "$fmt" | "$BIN" parse "$@"
+}
+
+# parse_stdin_hex HEX [PARSE-OPTIONS...]: the bytes of HEX on stdin of `ppbpf parse`.
+parse_stdin_hex() {
+	local hex=$1
+	shift
+	printf '%s' "$hex" | unhex | "$BIN" parse "$@"
+}
+
+# parse_hex HEX [PARSE-OPTIONS...]
+parse_hex() {
+	local hex=$1
+	shift
+	"$BIN" parse --hex "$hex" "$@"
+}
+
+# rt_raw BUILD-OPTIONS...: `ppbpf build --raw ... | ppbpf parse`.
+rt_raw() {
+	"$BIN" build "$@" --raw | "$BIN" parse
+}
+
+# rt_hex BUILD-OPTIONS...: `ppbpf parse --hex "$(ppbpf build ...)"`.
+rt_hex() {
+	local hex
+	hex=$("$BIN" build "$@") || return
+	"$BIN" parse --hex "$hex"
+}
+
+# flip_parse OFFSET BUILD-OPTIONS...: build as hex, XOR byte OFFSET with 0x01, parse.
+flip_parse() {
+	local off=$1 hex b
+	shift
+	hex=$("$BIN" build "$@") || return
+	b=${hex:$((2 * off)):2}
+	b=$(printf '%02x' $((0x$b ^ 0x01)))
+	hex=${hex:0:$((2 * off))}$b${hex:$((2 * off + 2))}
+	"$BIN" parse --hex "$hex"
+}
+
+# json_verdict JQ-FILTER: "ok" if $OUT holds exactly one JSON value, an object,
+# and nothing else, and JQ-FILTER is true of it; "filter" if only the filter
+# fails; anything else if $OUT is not a single object. One jq run: jq's start-up
+# dominates the run time of this script.
+json_verdict() {
+	jq -r -s "if length != 1 or (.[0] | type) != \"object\" then \"not-object\"
+		  elif (.[0] | $1) then \"ok\" else \"filter\" end" "$OUT" 2>/dev/null || echo not-json
+}
+
+# expect_json NAME CODE JQ-FILTER CMD...: exit code CODE, stdout exactly one JSON
+# object, and JQ-FILTER true of it.
+expect_json() {
+	local name=$1 code=$2 filter=$3 verdict
+	shift 3
+	run "$@"
+	verdict=$(json_verdict "$filter")
+	if [[ $RC -ne $code ]]; then
+		fail "$name" "exit code $RC, expected $code"
+	elif [[ $verdict == filter ]]; then
+		fail "$name" "JSON does not satisfy: $(printf '%s' "$filter" | tr -s '\t\n' '  ')"
+	elif [[ $verdict != ok ]]; then
+		fail "$name" "stdout is not exactly one JSON object"
+	else
+		pass "$name"
+	fi
+}
+
+# expect_ok NAME JQ-FILTER CMD...: a parse that succeeds.
+expect_ok() {
+	local name=$1 filter=$2
+	shift 2
+	expect_json "$name" 0 ".status == \"ok\" and ($filter)" "$@"
+}
+
+# expect_error NAME ERROR-NAME CMD...: a parse that fails with this stable name.
+expect_error() {
+	local name=$1 err=$2
+	shift 2
+	expect_json "$name" 1 \
+		".status == \"error\" and .error == \"$err\" and (.message | type == \"string\" and length > 0)
+		 and (keys | sort) == [\"error\", \"message\", \"status\"]" "$@"
+}
+
+# expect_incomplete NAME NEED CMD...
+expect_incomplete() {
+	local name=$1 need=$2
+	shift 2
+	expect_json "$name" 3 ". == {\"status\": \"incomplete\", \"need\": $need}" "$@"
+}
+
+# expect_exit NAME CODE CMD...: only the exit code.
+expect_exit() {
+	local name=$1 code=$2
+	shift 2
+	run "$@"
+	if [[ $RC -ne $code ]]; then
+		fail "$name" "exit code $RC, expected $code"
+	else
+		pass "$name"
+	fi
+}
+
+# expect_usage NAME CMD...: exit code 2, nothing on stdout, a message on stderr.
+expect_usage() {
+	local name=$1
+	shift
+	run "$@"
+	if [[ $RC -ne 2 ]]; then
+		fail "$name" "exit code $RC, expected 2"
+	elif [[ -s $OUT ]]; then
+		fail "$name" "stdout is not empty"
+	elif [[ ! -s $ERR ]]; then
+		fail "$name" "no message on stderr"
+	else
+		pass "$name"
+	fi
+}
+
+# expect_stdout NAME EXPECTED CMD...: exit code 0 and stdout exactly EXPECTED
+# followed by one newline.
+expect_stdout() {
+	local name=$1 want=$2
+	shift 2
+	run "$@"
+	if [[ $RC -ne 0 ]]; then
+		fail "$name" "exit code $RC, expected 0"
+	elif ! printf '%s\n' "$want" | cmp -s - "$OUT"; then
+		fail "$name" "stdout is not '$want' + newline"
+	else
+		pass "$name"
+	fi
+}
+
+# expect_help NAME CMD...: exit code 0, a usage line and an "Examples" section on stdout.
+expect_help() {
+	local name=$1
+	shift
+	run "$@"
+	if [[ $RC -ne 0 ]]; then
+		fail "$name" "exit code $RC, expected 0"
+	elif ! grep -q '^Usage: ppbpf' "$OUT"; then
+		fail "$name" "no 'Usage: ppbpf' line on stdout"
+	elif ! grep -q '^Examples:' "$OUT"; then
+		fail "$name" "no 'Examples:' section on stdout"
+	else
+		pass "$name"
+	fi
+}
+
+# check NAME COMMAND-STRING: a free-form check; passes when the command succeeds.
+check() {
+	local name=$1
+	shift
+	if (eval "$1") >"$OUT" 2>"$ERR"; then
+		pass "$name"
+	else
+		fail "$name" "check failed: $1"
+	fi
+}
+
+# jq: no address or port key present.
+NOADDR='(has("src_addr") or has("dst_addr") or has("src_port") or has("dst_port") or has("transport")) | not'
+
+SIG=0d0a0d0a000d0a515549540a
+
+# ---- 1. known inputs ---------------------------------------------------------------
+echo "# known inputs"
+
+V1_TCP4='PROXY TCP4 192.0.2.1 198.51.100.2 51000 443\r\n'
+expect_ok "v1 TCP4 + payload: exact object" \
+	'. == {"status":"ok","version":1,"command":"PROXY","family":"TCP4",
+	       "src_addr":"192.0.2.1","dst_addr":"198.51.100.2","src_port":51000,
+	       "dst_port":443,"header_len":45,"tlvs":[]}' \
+	parse_bytes "${V1_TCP4}GET / HTTP/1.1\r\nHost: example.com\r\n\r\n"
+expect_ok "v1 TCP4 via --hex" \
+	'.version == 1 and .family == "TCP4" and .header_len == 45 and .src_port == 51000' \
+	parse_hex "$(printf "$V1_TCP4" | tohex)"
+expect_ok "v1 TCP6" \
+	'. == {"status":"ok","version":1,"command":"PROXY","family":"TCP6",
+	       "src_addr":"2001:db8::1","dst_addr":"2001:db8::2","src_port":51000,
+	       "dst_port":443,"header_len":46,"tlvs":[]}' \
+	parse_bytes 'PROXY TCP6 2001:db8::1 2001:db8::2 51000 443\r\npayload'
+expect_ok "v1 UNKNOWN: no address keys" \
+	". == {\"status\":\"ok\",\"version\":1,\"command\":\"PROXY\",\"family\":\"UNKNOWN\",
+	       \"header_len\":15,\"tlvs\":[]} and ($NOADDR)" \
+	parse_bytes 'PROXY UNKNOWN\r\n'
+expect_ok "v1 UNKNOWN with trailing fields: ignored, no address keys" \
+	".family == \"UNKNOWN\" and .header_len == 49 and ($NOADDR)" \
+	parse_bytes 'PROXY UNKNOWN 2001:db8::1 2001:db8::2 51000 443\r\nxyz'
+
+# v2 PROXY TCP4 192.0.2.1:51000 -> 198.51.100.2:443
+V2_TCP4=${SIG}2111000c'c0000201''c6336402''c738''01bb'
+expect_ok "v2 TCP4 via --hex: exact object" \
+	'. == {"status":"ok","version":2,"command":"PROXY","family":"TCP4",
+	       "src_addr":"192.0.2.1","dst_addr":"198.51.100.2","src_port":51000,
+	       "dst_port":443,"header_len":28,"tlvs":[]}' \
+	parse_hex "$V2_TCP4"
+expect_ok "v2 TCP4 on stdin + payload" \
+	'.version == 2 and .family == "TCP4" and .header_len == 28 and .dst_addr == "198.51.100.2"' \
+	parse_stdin_hex "${V2_TCP4}474554202f20485454502f312e310d0a"
+expect_ok "v2 TCP4 via --hex with ' ' and ':' separators" \
+	'.family == "TCP4" and .header_len == 28 and .src_port == 51000' \
+	parse_hex "$(printf '%s' "$V2_TCP4" | sed 's/../&:/g; s/:$//; s/:\(..\):/:\1 /g')"
+expect_ok "v2 LOCAL: command LOCAL, family UNSPEC, no address keys" \
+	". == {\"status\":\"ok\",\"version\":2,\"command\":\"LOCAL\",\"family\":\"UNSPEC\",
+	       \"header_len\":16,\"tlvs\":[]} and ($NOADDR)" \
+	parse_hex "${SIG}20000000"
+expect_ok "v2 LOCAL carrying a TCP4 block: addresses ignored" \
+	".command == \"LOCAL\" and .family == \"UNSPEC\" and .header_len == 28 and ($NOADDR)" \
+	parse_hex "${SIG}2011000cc0000201c6336402c73801bb"
+
+# Captured from HAProxy 2.6: CRC32C and UNIQUE_ID "abc-123".
+HAPROXY=${SIG}2111001d7f0000027f000001981342690300041e77aca30500076162632d313233
+expect_ok "HAProxy 2.6 header with CRC32C + UNIQUE_ID" \
+	'.version == 2 and .command == "PROXY" and .family == "TCP4"
+	 and .src_addr == "127.0.0.2" and .src_port == 38931
+	 and .dst_addr == "127.0.0.1" and .dst_port == 17001 and .header_len == 45
+	 and (.tlvs | length == 2) and (.tlvs | map(.type) == [3, 5])
+	 and .tlvs[0].hex == "1e77aca3"
+	 and .tlvs[1].hex == "6162632d313233" and .tlvs[1].text == "abc-123"' \
+	parse_hex "$HAPROXY"
+expect_ok "HAProxy 2.6 header on stdin" \
+	'.header_len == 45 and .tlvs[1].text == "abc-123"' \
+	parse_stdin_hex "$HAPROXY"
+
+# ---- 2. one input per error name ------------------------------------------------------
+echo "# errors"
+
+expect_error "not_proxy: HTTP request" not_proxy parse_bytes 'GET / HTTP/1.1\r\n\r\n'
+expect_error "not_proxy: broken v2 signature" not_proxy parse_hex 0d0a0d0a000d0a515549540b2111000c
+expect_error "too_large: v1 45 bytes, --max 44" too_large parse_bytes "$V1_TCP4" --max 44
+expect_ok "v1 45 bytes, --max 45 is ok" '.header_len == 45' parse_bytes "$V1_TCP4" --max 45
+expect_error "too_large: v2 28 bytes, --max 27" too_large parse_hex "$V2_TCP4" --max 27
+expect_ok "v2 28 bytes, --max 28 is ok" '.header_len == 28' parse_hex "$V2_TCP4" --max 28
+expect_error "v1_too_long: no CRLF within 107 bytes" v1_too_long \
+	parse_bytes "PROXY UNKNOWN $(printf '%0100d' 0)\r\n"
+expect_error "v1_bad_proto: UDP4" v1_bad_proto parse_bytes 'PROXY UDP4 192.0.2.1 198.51.100.2 1 2\r\n'
+expect_error "v1_bad_proto: TCP5" v1_bad_proto parse_bytes 'PROXY TCP5 192.0.2.1 198.51.100.2 1 2\r\n'
+expect_error "v1_syntax: missing field" v1_syntax parse_bytes 'PROXY TCP4 192.0.2.1 198.51.100.2 51000\r\n'
+expect_error "v1_syntax: doubled space" v1_syntax parse_bytes 'PROXY TCP4 192.0.2.1  198.51.100.2 1 2\r\n'
+expect_error "v1_bad_crlf: LF only" v1_bad_crlf parse_bytes 'PROXY TCP4 192.0.2.1 198.51.100.2 51000 443\n'
+expect_error "v1_bad_crlf: CR CR" v1_bad_crlf parse_bytes 'PROXY TCP4 192.0.2.1 198.51.100.2 51000 443\r\r'
+expect_error "v1_bad_addr: octet 256" v1_bad_addr parse_bytes 'PROXY TCP4 192.0.2.256 198.51.100.2 1 2\r\n'
+expect_error "v1_bad_addr: IPv6 in TCP4" v1_bad_addr parse_bytes 'PROXY TCP4 2001:db8::1 198.51.100.2 1 2\r\n'
+expect_error "v1_bad_addr: two '::' in TCP6" v1_bad_addr parse_bytes 'PROXY TCP6 2001:db8::1::2 2001:db8::2 1 2\r\n'
+expect_error "v1_bad_port: 65536" v1_bad_port parse_bytes 'PROXY TCP4 192.0.2.1 198.51.100.2 65536 443\r\n'
+expect_error "v1_bad_port: leading zero" v1_bad_port parse_bytes 'PROXY TCP4 192.0.2.1 198.51.100.2 51000 0443\r\n'
+expect_error "v2_bad_version: version 1" v2_bad_version parse_hex "${SIG}1111000cc0000201c6336402c73801bb"
+expect_error "v2_bad_command: command 2" v2_bad_command parse_hex "${SIG}2211000cc0000201c6336402c73801bb"
+expect_error "v2_bad_family: family 4" v2_bad_family parse_hex "${SIG}2141000cc0000201c6336402c73801bb"
+expect_error "v2_bad_family: transport 3" v2_bad_family parse_hex "${SIG}2113000cc0000201c6336402c73801bb"
+expect_error "v2_short_addr: TCP4 with length 8" v2_short_addr parse_hex "${SIG}21110008c0000201c6336402"
+expect_error "v2_short_addr: TCP6 with length 12" v2_short_addr parse_hex "${SIG}2121000cc0000201c6336402c73801bb"
+# TCP4 block + TLV type 1 announcing 5 bytes with only 1 present.
+expect_error "tlv_truncated: value past the end" tlv_truncated \
+	parse_hex "${SIG}21110010c0000201c6336402c73801bb""01000561"
+expect_error "tlv_truncated: 2 stray bytes" tlv_truncated \
+	parse_hex "${SIG}2111000ec0000201c6336402c73801bb""0100"
+expect_error "crc32c_bad_len: 3-byte CRC32C" crc32c_bad_len \
+	parse_hex "${SIG}21110012c0000201c6336402c73801bb""03000300000000"
+expect_error "crc32c_duplicate: two CRC32C TLVs" crc32c_duplicate \
+	parse_hex "${SIG}2111001ac0000201c6336402c73801bb""03000400000000""03000400000000"
+# The HAProxy header with the low byte of the source port changed (0x13 -> 0x14).
+expect_error "crc32c_mismatch: HAProxy header, port byte changed" crc32c_mismatch \
+	parse_hex "${HAPROXY:0:50}14${HAPROXY:52}"
+expect_error "unique_id_too_long: 129 bytes" unique_id_too_long \
+	parse_hex "${SIG}21110090c0000201c6336402c73801bb""050081$(printf '61%.0s' {1..129})"
+expect_ok "UNIQUE_ID of 128 bytes is ok" '.tlvs[0].type == 5 and (.tlvs[0].text | length == 128)' \
+	parse_hex "${SIG}2111008fc0000201c6336402c73801bb""050080$(printf '61%.0s' {1..128})"
+expect_error "ssl_malformed: SSL value of 4 bytes" ssl_malformed \
+	parse_hex "${SIG}21110013c0000201c6336402c73801bb""20000401000000"
+expect_error "ssl_malformed: sub-TLV overrun" ssl_malformed \
+	parse_hex "${SIG}21110017c0000201c6336402c73801bb""2000080100000000210005"
+
+# ---- 3. incomplete -----------------------------------------------------------------
+echo "# incomplete"
+
+expect_incomplete "empty stdin" 15 pp parse </dev/null
+expect_incomplete "empty --hex" 15 parse_hex ''
+expect_incomplete "v1 TCP4 missing its LF" 1 parse_bytes 'PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r'
+expect_incomplete "v2 signature only (12 bytes)" 4 parse_hex "$SIG"
+expect_incomplete "v2 signature only, on stdin" 4 parse_stdin_hex "$SIG"
+expect_incomplete "v2 TCP4 missing 4 address bytes" 4 parse_hex "${SIG}2111000cc0000201c6336402"
+
+# ---- 4. build -> parse round trips -----------------------------------------------------
+echo "# build -> parse"
+
+# roundtrip NAME JQ-FILTER BUILD-OPTIONS...: both through a raw pipe and through --hex.
+roundtrip() {
+	local name=$1 filter=$2
+	shift 2
+	expect_ok "$name (raw pipe)" "$filter" rt_raw "$@"
+	expect_ok "$name (--hex)" "$filter" rt_hex "$@"
+}
+
+roundtrip "v1 TCP4" \
+	'. == {"status":"ok","version":1,"command":"PROXY","family":"TCP4",
+	       "src_addr":"192.0.2.1","dst_addr":"198.51.100.2","src_port":51000,
+	       "dst_port":443,"header_len":45,"tlvs":[]}' \
+	--version 1 --src-addr 192.0.2.1 --dst-addr 198.51.100.2 --src-port 51000 --dst-port 443
+roundtrip "v1 TCP6" \
+	'.version == 1 and .family == "TCP6" and .src_addr == "2001:db8::1"
+	 and .dst_addr == "2001:db8:0:1::2" and .src_port == 0 and .dst_port == 65535' \
+	--version 1 --family TCP6 --src-addr 2001:db8::1 --dst-addr 2001:DB8:0:1:0:0:0:2 \
+	--src-port 0 --dst-port 65535
+roundtrip "v1 UNKNOWN" \
+	".version == 1 and .family == \"UNKNOWN\" and .header_len == 15 and ($NOADDR)" \
+	--version 1 --family UNKNOWN
+roundtrip "v2 TCP4" \
+	'. == {"status":"ok","version":2,"command":"PROXY","family":"TCP4",
+	       "src_addr":"192.0.2.1","dst_addr":"198.51.100.2","src_port":51000,
+	       "dst_port":443,"header_len":28,"tlvs":[]}' \
+	--src-addr 192.0.2.1 --dst-addr 198.51.100.2 --src-port 51000 --dst-port 443
+roundtrip "v2 TCP6 (family from the address)" \
+	'.version == 2 and .family == "TCP6" and .src_addr == "2001:db8::1"
+	 and .dst_addr == "2001:db8::2" and .src_port == 1 and .dst_port == 2 and .header_len == 52' \
+	--src-addr 2001:db8::1 --dst-addr 2001:db8::2 --src-port 1 --dst-port 2
+roundtrip "v2 UDP4" \
+	'.family == "UDP4" and .src_addr == "203.0.113.7" and .dst_addr == "198.51.100.9"
+	 and .src_port == 5353 and .dst_port == 53 and .header_len == 28' \
+	--family UDP4 --src-addr 203.0.113.7 --dst-addr 198.51.100.9 --src-port 5353 --dst-port 53
+roundtrip "v2 UDP6" \
+	'.family == "UDP6" and .src_addr == "2001:db8:1::7" and .dst_addr == "2001:db8:2::9"
+	 and .src_port == 443 and .dst_port == 4433 and .header_len == 52' \
+	--family UDP6 --src-addr 2001:db8:1::7 --dst-addr 2001:db8:2::9 --src-port 443 --dst-port 4433
+roundtrip "v2 UNIX stream" \
+	'.family == "UNIX" and .transport == "STREAM" and .src_addr == "/run/x.sock"
+	 and .dst_addr == "@abstract" and .header_len == 232
+	 and (has("src_port") or has("dst_port") | not)' \
+	--family UNIX --src-addr /run/x.sock --dst-addr @abstract
+roundtrip "v2 UNIX dgram" \
+	'.family == "UNIX" and .transport == "DGRAM" and .src_addr == "@abstract"
+	 and .dst_addr == "/run/x.sock" and .header_len == 232' \
+	--family UNIX --transport DGRAM --src-addr @abstract --dst-addr /run/x.sock
+roundtrip "v2 LOCAL" \
+	". == {\"status\":\"ok\",\"version\":2,\"command\":\"LOCAL\",\"family\":\"UNSPEC\",
+	       \"header_len\":16,\"tlvs\":[]}" \
+	--command LOCAL
+roundtrip "v2 LOCAL with TCP4 addresses: none printed" \
+	".command == \"LOCAL\" and .family == \"UNSPEC\" and .header_len == 28 and ($NOADDR)" \
+	--command LOCAL --src-addr 192.0.2.1 --dst-addr 198.51.100.2 --src-port 1 --dst-port 2
+roundtrip "v2 UNSPEC" \
+	". == {\"status\":\"ok\",\"version\":2,\"command\":\"PROXY\",\"family\":\"UNSPEC\",
+	       \"header_len\":16,\"tlvs\":[]}" \
+	--family UNSPEC
+roundtrip "v2 TLVs: AUTHORITY, ALPN, UNIQUE_ID, NETNS, custom 0xF0" \
+	'.family == "TCP4" and (.tlvs | map(.type) == [2, 1, 5, 48, 240])
+	 and .tlvs[0].name == "AUTHORITY" and .tlvs[0].text == "example.com"
+	 and .tlvs[0].hex == "6578616d706c652e636f6d"
+	 and .tlvs[1].name == "ALPN" and .tlvs[1].hex == "6832" and .tlvs[1].text == "h2"
+	 and .tlvs[2].name == "UNIQUE_ID" and .tlvs[2].text == "abc-123"
+	 and .tlvs[3].name == "NETNS" and .tlvs[3].text == "blue"
+	 and .tlvs[4].hex == "00deadbeef" and (.tlvs[4] | has("text") | not)
+	 and .header_len == 28 + 14 + 5 + 10 + 7 + 8' \
+	--src-addr 192.0.2.1 --dst-addr 198.51.100.2 --src-port 51000 --dst-port 443 \
+	--tlv-text AUTHORITY:example.com --tlv ALPN:6832 --tlv-text UNIQUE_ID:abc-123 \
+	--tlv-text NETNS:blue --tlv 0xF0:00deadbeef
+roundtrip "v2 TLV types by number and empty value" \
+	'(.tlvs | map(.type) == [2, 240, 4]) and .tlvs[0].text == "a.example"
+	 and .tlvs[1].hex == "ff" and .tlvs[2].hex == ""' \
+	--command LOCAL --tlv-text 2:a.example --tlv 240:FF --tlv NOOP:
+roundtrip "v2 cloud TLVs: AWS, Azure, GCP" \
+	'(.tlvs | map(.type) == [234, 238, 224])
+	 and .tlvs[0].vpce_id == "vpce-08d2bf15fac5001c9"
+	 and .tlvs[1].link_id == 305419896 and .tlvs[1].hex == "0178563412"
+	 and .tlvs[2].psc_connection_id == "18446744073709551615"
+	 and (.tlvs[2].psc_connection_id | type) == "string"
+	 and .tlvs[2].hex == "ffffffffffffffff"' \
+	--src-addr 192.0.2.1 --dst-addr 198.51.100.2 --src-port 1 --dst-port 2 \
+	--aws-vpce-id vpce-08d2bf15fac5001c9 --azure-link-id 305419896 \
+	--gcp-psc-id 18446744073709551615
+roundtrip "v2 SSL with VERSION and CN sub-TLVs" \
+	'(.tlvs | length == 1) and .tlvs[0].type == 32 and .tlvs[0].name == "SSL"
+	 and .tlvs[0].client == 7 and .tlvs[0].verify == 1
+	 and (.tlvs[0].sub | map(.name) == ["VERSION", "CN"])
+	 and (.tlvs[0].sub | map(.type) == [33, 34])
+	 and .tlvs[0].sub[0].text == "TLSv1.3" and .tlvs[0].sub[1].text == "client.example.com"' \
+	--src-addr 2001:db8::1 --dst-addr 2001:db8::2 --src-port 1 --dst-port 2 \
+	--ssl 7,1 --ssl-sub-text VERSION:TLSv1.3 --ssl-sub-text CN:client.example.com
+roundtrip "v2 SSL with hex sub-TLV" \
+	'.tlvs[0].client == 1 and .tlvs[0].verify == 0
+	 and .tlvs[0].sub[0].name == "CIPHER" and .tlvs[0].sub[0].hex == "414553"
+	 and .tlvs[0].sub[0].text == "AES"' \
+	--src-addr 192.0.2.1 --dst-addr 198.51.100.2 --src-port 1 --dst-port 2 \
+	--ssl 1,0 --ssl-sub CIPHER:414553
+CRC_ARGS=(--src-addr 192.0.2.1 --dst-addr 198.51.100.2 --src-port 51000 --dst-port 443
+	--tlv-text AUTHORITY:example.com --crc32c)
+roundtrip "v2 --crc32c verifies" \
+	'.family == "TCP4" and (.tlvs | map(.type) == [2, 3])
+	 and (.tlvs[1].hex | test("^[0-9a-f]{8}$")) and .header_len == 28 + 14 + 7' \
+	"${CRC_ARGS[@]}"
+roundtrip "v2 UNIX + TLVs + --crc32c verifies" \
+	'.family == "UNIX" and (.tlvs | map(.type) == [5, 3]) and .tlvs[0].text == "id-1"' \
+	--family UNIX --src-addr /run/x.sock --dst-addr @abstract --tlv-text UNIQUE_ID:id-1 --crc32c
+# Byte 25 is the low byte of the source port; 31 the first of the AUTHORITY value.
+expect_error "v2 --crc32c, source port byte flipped -> crc32c_mismatch" crc32c_mismatch \
+	flip_parse 25 "${CRC_ARGS[@]}"
+expect_error "v2 --crc32c, TLV byte flipped -> crc32c_mismatch" crc32c_mismatch \
+	flip_parse 31 "${CRC_ARGS[@]}"
+
+# Exact bytes from build.
+expect_stdout "build v2 TCP4: exact lowercase hex + newline" "$V2_TCP4" \
+	pp build --src-addr 192.0.2.1 --dst-addr 198.51.100.2 --src-port 51000 --dst-port 443
+expect_stdout "build v1 TCP4: exact hex" "$(printf "$V1_TCP4" | tohex)" \
+	pp build --version 1 --src-addr 192.0.2.1 --dst-addr 198.51.100.2 --src-port 51000 --dst-port 443
+expect_stdout "build v1 UNKNOWN: exact hex" "$(printf 'PROXY UNKNOWN\r\n' | tohex)" \
+	pp build --version 1
+expect_stdout "build LOCAL: exact hex" "${SIG}20000000" pp build --command LOCAL
+check "build --raw writes the same bytes as the hex" \
+	'[[ $(pp build --src-addr 2001:db8::1 --dst-addr 2001:db8::2 --src-port 1 --dst-port 2 --tlv-text AUTHORITY:x --raw | tohex) \
+	   == $(pp build --src-addr 2001:db8::1 --dst-addr 2001:db8::2 --src-port 1 --dst-port 2 --tlv-text AUTHORITY:x) ]]'
+check "build --raw v1 writes exactly the line" \
+	'[[ $(pp build --version 1 --src-addr 192.0.2.1 --dst-addr 198.51.100.2 --src-port 51000 --dst-port 443 --raw | tohex) \
+	   == $(printf "$V1_TCP4" | tohex) ]]'
+
+# ---- 5. usage errors, help, version ----------------------------------------------------------
+echo "# usage"
+
+expect_usage "no arguments -> 2" pp
+expect_usage "unknown command -> 2" pp frobnicate
+expect_usage "parse: unknown option" pp parse --bogus
+expect_usage "parse: --hex not hex" pp parse --hex zz
+expect_usage "parse: --hex odd digit count" pp parse --hex 0d0a0
+expect_usage "parse: --hex without a value" pp parse --hex
+expect_usage "parse: extra argument" pp parse --hex "$V2_TCP4" extra
+expect_usage "parse: extra argument (stdin)" pp parse extra </dev/null
+expect_usage "parse: --max not a number" pp parse --max abc --hex "$V2_TCP4"
+expect_usage "parse: --max negative" pp parse --max -1 --hex "$V2_TCP4"
+expect_usage "parse: --max above 65551" pp parse --max 65552 --hex "$V2_TCP4"
+expect_usage "parse: --max without a value" pp parse --max
+expect_usage "build: unknown option" pp build --bogus
+expect_usage "build: extra argument" pp build --command LOCAL extra
+expect_usage "build: --version 3" pp build --version 3
+expect_usage "build: --version 0" pp build --version 0
+expect_usage "build: --command bad" pp build --command PROXYY
+expect_usage "build: --family bad" pp build --family TCP5
+expect_usage "build: --transport bad" pp build --family UNIX --transport SEQPACKET --src-addr /a --dst-addr /b
+expect_usage "build: --src-addr not an address" pp build --src-addr 192.0.2.256 --dst-addr 198.51.100.2
+expect_usage "build: TCP4 family, IPv6 address" pp build --family TCP4 --src-addr 2001:db8::1 --dst-addr 2001:db8::2
+expect_usage "build: TCP4 without --dst-addr" pp build --src-addr 192.0.2.1
+expect_usage "build: UNIX path over 108 bytes" pp build --family UNIX --src-addr "/$(printf 'p%.0s' {1..108})" --dst-addr /b
+expect_usage "build: --src-port 65536" pp build --src-addr 192.0.2.1 --dst-addr 198.51.100.2 --src-port 65536
+expect_usage "build: --dst-port -1" pp build --src-addr 192.0.2.1 --dst-addr 198.51.100.2 --dst-port -1
+expect_usage "build: --tlv without ':'" pp build --tlv ALPN
+expect_usage "build: --tlv value not hex" pp build --tlv ALPN:zz
+expect_usage "build: --tlv type 256" pp build --tlv 256:00
+expect_usage "build: --tlv unknown type name" pp build --tlv BOGUS:00
+expect_usage "build: --ssl without ','" pp build --ssl 1
+expect_usage "build: --ssl client 256" pp build --ssl 256,0
+expect_usage "build: --ssl-sub unknown name" pp build --ssl 1,0 --ssl-sub BOGUS:00
+expect_usage "build: --azure-link-id 2^32" pp build --azure-link-id 4294967296
+expect_usage "build: --gcp-psc-id 2^64" pp build --gcp-psc-id 18446744073709551616
+expect_usage "build: v1 cannot carry TLVs" pp build --version 1 --tlv-text AUTHORITY:x
+expect_usage "build: v1 cannot carry --crc32c" pp build --version 1 --crc32c
+expect_usage "build: v1 cannot be LOCAL" pp build --version 1 --command LOCAL
+expect_usage "build: v1 cannot be UDP4" pp build --version 1 --family UDP4 --src-addr 192.0.2.1 --dst-addr 198.51.100.2
+expect_usage "build: v2 cannot be UNKNOWN" pp build --family UNKNOWN
+
+expect_help "ppbpf --help" pp --help
+expect_help "ppbpf -h" pp -h
+expect_help "ppbpf parse --help" pp parse --help
+expect_help "ppbpf build --help" pp build --help
+check "ppbpf parse --help ignores stdin and prints no JSON" \
+	'pp parse --help </dev/null | grep -q "^Usage: ppbpf parse" && ! pp parse --help </dev/null | jq -e . >/dev/null 2>&1'
+run pp --version
+if [[ $RC -eq 0 ]] && grep -Eqx 'ppbpf [0-9]+\.[0-9]+\.[0-9]+' "$OUT" && [[ $(wc -l <"$OUT") -eq 1 ]]; then
+	pass "ppbpf --version"
+else
+	fail "ppbpf --version" "exit code $RC, expected 0 and one line 'ppbpf X.Y.Z'"
+fi
+
+# ---- 6. canonical v1 addresses ---------------------------------------------------------------
+echo "# canonical addresses"
+
+expect_ok "v1 TCP6 addresses printed canonically" \
+	'.src_addr == "2001:db8::1" and .dst_addr == "::ffff:192.0.2.1"
+	 and .src_port == 1 and .dst_port == 2' \
+	parse_bytes 'PROXY TCP6 2001:0DB8:0:0:0:0:0:1 ::FFFF:192.0.2.1 1 2\r\n'
+expect_ok "v1 TCP6 '::' and first of equal zero runs compressed" \
+	'.src_addr == "::" and .dst_addr == "2001:db8::1:0:0:1"' \
+	parse_bytes 'PROXY TCP6 0:0:0:0:0:0:0:0 2001:db8:0:0:1:0:0:1 1 2\r\n'
+
+# ---- summary ----------------------------------------------------------------------------------
+echo
+echo "cli.sh: $((PASSED + FAILED)) checks, $PASSED passed, $FAILED failed"
+if [[ $FAILED -ne 0 ]]; then
+	printf '  failed: %s\n' "${FAILED_NAMES[@]}"
+	exit 1
+fi
