@@ -215,6 +215,7 @@ PPBPF_INLINE int ppbpf_number(const ppbpf_buf_t *buf, __u32 len, __u32 *pos, int
 	__u32 p = *pos, v = 0, c = 0;
 	int d;
 
+#pragma GCC unroll 5 /* max is a constant; gcc leaves the loop rolled otherwise */
 	for (d = 0; d < max; d++) {
 		c = ppbpf_peek(buf, len, p, checked) - '0';
 		if (c > 9)
@@ -480,6 +481,7 @@ PPBPF_INLINE int ppbpf_v1_sep(const ppbpf_buf_t *buf, __u32 len, __u32 *pos, __u
 /* Literal bytes lit[0..n) at *pos. */
 PPBPF_INLINE int ppbpf_v1_lit(const ppbpf_buf_t *buf, __u32 len, __u32 *pos, const char *lit, __u32 n, int err)
 {
+#pragma GCC unroll 8
 	for (__u32 i = 0; i < 8; i++) {
 		if (i >= n)
 			break;
