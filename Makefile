@@ -46,6 +46,8 @@ UNIT_SAN_BINS := $(patsubst tests/unit/%.c,$(OUTPUT)/san/tests/%,$(UNIT_SRCS))
 LIBA := $(OUTPUT)/libppbpf.a
 LIBSO := $(OUTPUT)/libppbpf.so.$(VERSION)
 CLI := $(OUTPUT)/ppbpf
+DEMO_SERVER := $(OUTPUT)/ppbpf-demo-server
+DEMO_CLIENT := $(OUTPUT)/ppbpf-demo-client
 BPF_CHECK := $(OUTPUT)/tests/bpf_parse_check
 BENCH := $(OUTPUT)/bench_codec
 FUZZ := $(OUTPUT)/fuzz_parse
@@ -56,7 +58,7 @@ LIBBPF_LIBS := $(shell pkg-config --libs libbpf 2>/dev/null || echo -lbpf -lelf 
 .DELETE_ON_ERROR:
 .SECONDARY:
 
-all: $(LIBA) $(LIBSO) $(CLI) $(BPF_OBJS) $(SKELS)
+all: $(LIBA) $(LIBSO) $(CLI) $(BPF_OBJS) $(SKELS) $(DEMO_SERVER) $(DEMO_CLIENT)
 
 deps:
 	$(Q)scripts/deps.sh
@@ -100,6 +102,14 @@ $(OUTPUT)/cli/%.o: user/cli/%.c $(HDRS) $(SKELS) | $(OUTPUT)/cli
 $(CLI): $(CLI_OBJS) $(LIBA)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LIBBPF_LIBS)
+
+$(DEMO_SERVER): user/examples/demo_server.c $(OUTPUT)/cli/json.o $(LIBA) $(HDRS) | $(OUTPUT)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(OUTPUT)/cli/json.o $(LIBA)
+
+$(DEMO_CLIENT): user/examples/demo_client.c $(LIBA) $(HDRS) | $(OUTPUT)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LIBA)
 
 # ---- tests -----------------------------------------------------------------------
 $(OUTPUT)/tests/%: tests/unit/%.c $(UNIT_COMMON) $(LIBA) $(HDRS) | $(OUTPUT)/tests

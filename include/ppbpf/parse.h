@@ -146,6 +146,7 @@ struct ppbpf_hdr {
 	__u32 addr_off;   /* v2: offset of the address block (UNIX paths live there) */
 	__u32 tlv_off;    /* v2: TLVs are buf[tlv_off, tlv_off + tlv_len) */
 	__u32 tlv_len;
+	__u32 tlv_count;  /* v2: top-level TLVs in that range */
 };
 
 /* ---- small readers -------------------------------------------------------- */
@@ -614,6 +615,7 @@ struct ppbpf_tlv_walk {
 	__u32 crc_off;   /* offset of the CRC32C value; 0 if none (it is never at 0) */
 	__s32 err;       /* first error found */
 	__u32 in_ssl;    /* walking SSL sub-TLVs */
+	__u32 count;     /* top-level TLVs seen */
 };
 
 /* One TLV (or the return from an SSL value). Non-zero ends the walk. */
@@ -644,6 +646,7 @@ PPBPF_CALLBACK long ppbpf_tlv_step(__u64 idx, void *ctx)
 	w->pos = v + vlen;
 	if (w->in_ssl) /* sub-TLVs carry strings; nothing more to check */
 		return 0;
+	w->count++;
 	switch (type) {
 	case PPBPF_TLV_CRC32C:
 		if (vlen != 4)
@@ -725,14 +728,20 @@ PPBPF_INLINE __u32 ppbpf_crc32c_header(const ppbpf_buf_t *buf, __u32 len, __u32 
 #endif
 }
 
-/* Walk buf[start, end) as TLVs; verify CRC32C over buf[0, end) if present. */
-PPBPF_SUBPROG int ppbpf_v2_tlvs(const ppbpf_buf_t *buf PPBPF_NONNULL, __u32 start, __u32 end)
+/*
+ * Walk buf[start, end) as TLVs; verify CRC32C over buf[0, end) if present.
+ * Returns 0 or a status; *count gets the number of top-level TLVs.
+ */
+PPBPF_SUBPROG int ppbpf_v2_tlvs(const ppbpf_buf_t *buf PPBPF_NONNULL, __u32 start, __u32 end,
+				__u32 *count PPBPF_NONNULL)
 {
 	struct ppbpf_tlv_walk w = { .buf = buf, .pos = start, .end = end };
 
+	*count = 0;
 	if (start >= end)
 		return 0;
 	PPBPF_LOOP(PPBPF_TLV_STEPS(end - start), ppbpf_tlv_step, &w);
+	*count = w.count;
 	if (w.err)
 		return w.err;
 	if (w.crc_off && ppbpf_crc32c_header(buf, end, w.crc_off) != ppbpf_be32(buf, w.crc_off))
@@ -828,7 +837,7 @@ PPBPF_SUBPROG int ppbpf_parse_v2(const ppbpf_buf_t *buf PPBPF_NONNULL, __u32 len
 		tlv_start = PPBPF_V2_FIXED_LEN + block;
 	else
 		tlv_start = total;
-	rc = ppbpf_v2_tlvs(buf, tlv_start, total);
+	rc = ppbpf_v2_tlvs(buf, tlv_start, total, &h->tlv_count);
 	if (rc)
 		return rc;
 	h->version = 2;

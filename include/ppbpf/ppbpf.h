@@ -4,8 +4,9 @@
  *
  * Parsing itself is header-only (ppbpf/parse.h, the same code the BPF
  * programs run): call ppbpf_parse(). This library adds what only userspace
- * needs: error texts, a builder, TLV iteration and decoding, and address
- * formatting.
+ * needs: error texts, a builder, TLV iteration and decoding, address
+ * formatting, and the per-socket query of the kernel side (ppbpf_get,
+ * ppbpf_accept), with a userspace fallback where it is not attached.
  *
  * Functions return a negative errno on failure unless stated otherwise.
  */
@@ -13,7 +14,9 @@
 #define PPBPF_H
 
 #include <stddef.h>
+#include <sys/socket.h>
 #include <ppbpf/parse.h>
+#include <ppbpf/abi.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -124,6 +127,87 @@ PPBPF_API int ppbpf_build(const struct ppbpf_build *b, void *out, size_t cap);
  */
 PPBPF_API int ppbpf_build_ssl(__u8 client, __u32 verify, const struct ppbpf_tlv *subs, unsigned int n,
 			      void *out, size_t cap);
+
+/* Iterate a raw TLV list, such as the bytes ppbpf_get_tlvs() returns. */
+PPBPF_API void ppbpf_tlv_iter_init_raw(struct ppbpf_tlv_iter *it, const void *tlvs, size_t len);
+
+/* ---- the kernel side, per socket ------------------------------------------------- */
+
+/*
+ * What the kernel recorded for a connected socket: getsockopt(SOL_PPBPF,
+ * PPBPF_INFO). Works for unprivileged processes. Returns 0, -ENODATA (the
+ * socket is not tracked: its port has no policy, or its peer is not trusted),
+ * -ENOPROTOOPT (ppbpf is not attached to the socket's cgroup), or -errno.
+ */
+PPBPF_API int ppbpf_get(int fd, struct ppbpf_info *out);
+/* The TLV bytes kept for the socket (at most PPBPF_TLV_MAX). Returns the count or -errno. */
+PPBPF_API int ppbpf_get_tlvs(int fd, void *buf, size_t cap);
+/*
+ * Wait until the socket's header is judged (state other than PENDING), for
+ * at most timeout_ms (-1: no limit). Returns 0 with *out filled, -ETIMEDOUT,
+ * -ECONNRESET if the peer closed first, or what ppbpf_get() returns.
+ */
+PPBPF_API int ppbpf_wait(int fd, int timeout_ms, struct ppbpf_info *out);
+/*
+ * The original source of the connection if the kernel recorded one (PROXY
+ * command, TCP/UDP family), else the real peer. An IPv4 source is given as
+ * ::ffff:a.b.c.d to an AF_INET6 socket. Returns 0 or -errno.
+ */
+PPBPF_API int ppbpf_getpeername(int fd, struct sockaddr *addr, socklen_t *len);
+
+/* Fill a sockaddr (sockaddr_in, or sockaddr_in6 when want_af is AF_INET6) with a header's source. */
+PPBPF_API int ppbpf_info_source(const struct ppbpf_info *info, int want_af, struct sockaddr *addr,
+				socklen_t *len);
+
+/* Default wait for a header in ppbpf_accept(): the spec's advice for a receiver. */
+#define PPBPF_ACCEPT_TIMEOUT_MS 3000
+
+/* Options of ppbpf_accept_opts(). Zero-initialise. */
+struct ppbpf_accept_opts {
+	int timeout_ms;           /* wait for the header at most this long; 0 = default */
+	struct ppbpf_info *info;  /* if set, receives the record of the returned connection */
+	int no_fallback;          /* 1: do not parse in userspace where the kernel side is absent */
+	void *tlvs;               /* if set, receives the header's TLV bytes (as ppbpf_get_tlvs) */
+	size_t tlvs_cap;          /* room at tlvs; the fallback keeps PPBPF_TLV_CAP_DEFAULT at most */
+	size_t tlvs_len;          /* out: TLV bytes written */
+};
+
+/*
+ * accept4() a connection and return it with its header consumed: exactly
+ * header_len bytes as the kernel measured them, so the application's own
+ * bytes stay in the socket untouched. *orig gets the original source (or
+ * the real peer where the header has none, or the socket is untracked).
+ *
+ * Where the kernel side is not attached (or the socket's port has no
+ * policy there), the same is done in userspace: peek, parse with the
+ * same parser, consume exactly the header, within the timeout.
+ *
+ * A connection whose header is invalid, or not complete within the
+ * timeout, is closed and the next one is accepted: it is never returned.
+ *
+ * Non-blocking listeners: accept4() returning EAGAIN is passed through
+ * (-1, errno EAGAIN). A connection that was accepted but whose header is
+ * still incomplete is waited for (at most the timeout) before returning;
+ * with TCP_DEFER_ACCEPT on the listener, or with ppbpf attached, the header
+ * has normally arrived by then and there is no wait. Event-loop servers that
+ * must never block can pass a small timeout_ms.
+ *
+ * Returns the new fd, or -1 with errno set (as accept4()).
+ */
+PPBPF_API int ppbpf_accept(int listen_fd, struct sockaddr *orig, socklen_t *len, int flags);
+PPBPF_API int ppbpf_accept_opts(int listen_fd, struct sockaddr *orig, socklen_t *len, int flags,
+				struct ppbpf_accept_opts *opts);
+
+/* What ppbpf_accept() did, for servers that want to log it. */
+struct ppbpf_accept_stats {
+	unsigned long kernel;      /* connections answered by the kernel record */
+	unsigned long userspace;   /* connections parsed in userspace (fallback) */
+	unsigned long plain;       /* untracked or header-less connections returned as they are */
+	unsigned long rejected;    /* closed: invalid header */
+	unsigned long timed_out;   /* closed: header incomplete within the timeout */
+};
+/* Counters of this process's ppbpf_accept() calls. */
+PPBPF_API void ppbpf_accept_stats(struct ppbpf_accept_stats *out);
 
 #ifdef __cplusplus
 }

@@ -18,6 +18,10 @@ struct cli_cmd {
 	const char *summary;
 };
 
+int cmd_attach(int argc, char **argv);
+int cmd_detach(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_list(int argc, char **argv);
 int cmd_parse(int argc, char **argv);
 int cmd_build(int argc, char **argv);
 

@@ -9,6 +9,10 @@
 #endif
 
 static const struct cli_cmd commands[] = {
+	{ "attach", cmd_attach, "load and attach to a cgroup; set the policy of ports" },
+	{ "detach", cmd_detach, "detach and remove every program, link, pin and map" },
+	{ "status", cmd_status, "what is attached where, the policy, the counters" },
+	{ "list", cmd_list, "tracked connections and their original endpoints" },
 	{ "parse", cmd_parse, "parse a PROXY header from stdin or hex; print JSON" },
 	{ "build", cmd_build, "build a PROXY header from fields; print hex or raw" },
 };
@@ -26,6 +30,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"\n"
 		"Examples:\n"
+		"  ppbpf attach --cgroup system.slice/app.service --port 8080 --trust 10.0.0.0/8\n"
+		"  ppbpf list\n"
 		"  printf 'PROXY TCP4 192.0.2.1 198.51.100.2 51000 443\\r\\n' | ppbpf parse\n"
 		"  ppbpf build --src-addr 2001:db8::1 --dst-addr 2001:db8::2 --src-port 1 \\\n"
 		"      --dst-port 2 --crc32c --raw | ppbpf parse\n"

@@ -31,8 +31,13 @@ static const struct status_text status_texts[] = {
 	[-PPBPF_E_SSL] = { "ssl_malformed", "v2: SSL TLV shorter than 5 bytes or with a truncated sub-TLV" },
 };
 
+/* Failures of the kernel side, reported in ppbpf_info.error beside parser statuses. */
+static const struct status_text no_room = { "no_room", "no room to track the connection (a kernel map was full)" };
+
 static const struct status_text *status_lookup(int status)
 {
+	if (status == PPBPF_E_NO_ROOM)
+		return &no_room;
 	if (status > 0)
 		status = 0; /* a header length */
 	if (status < PPBPF_E_LAST)

@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: GPL-2.0 OR MIT */
+/* ppbpf's kernel side: constants, per-socket state and maps (katran-style: one place). */
+#ifndef PPBPF_BPF_H
+#define PPBPF_BPF_H
+
+#include <ppbpf/abi.h>
+#include <ppbpf/parse.h>
+
+/* Largest header the kernel side parses: the parser's BPF buffer. */
+#define PPBPF_MAX_HEADER PPBPF_BPF_BUF_SIZE
+/* Bytes copied from a packet per bpf_skb_load_bytes() call. */
+#define PPBPF_COPY_CHUNK 256
+/* Calls needed to copy a whole buffer. */
+#define PPBPF_COPY_CALLS (PPBPF_MAX_HEADER / PPBPF_COPY_CHUNK)
+/* Default capacity of the connection table (the loader may change it before load). */
+#define PPBPF_CONNS_DEFAULT 65536
+/* Most connections whose header is incomplete at once. */
+#define PPBPF_PENDING_MAX 65536
+
+#define AF_INET 2
+#define AF_INET6 10
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define IPPROTO_TCP 6
+#define ENODATA 61
+#define EINVAL 22
+#define ENOPROTOOPT 92
+#define TCP_FLAG_SYN 0x02
+
+/* What sockops keeps per tracked socket (SK_STORAGE). */
+struct ppbpf_sk {
+	struct ppbpf_info info; /* what PPBPF_INFO returns */
+	__u32 rcv_start;        /* sequence number of the first stream byte */
+	__u32 port_flags;       /* PPBPF_PORT_* at establishment */
+	__u32 max_header;       /* header size limit at establishment */
+	__u32 tlv_count;        /* top-level TLVs in the header */
+	__u8 tlvs[PPBPF_TLV_MAX]; /* the first info.tlv_stored TLV bytes */
+};
+
+/* A tracked socket's stream bytes while its header is incomplete. */
+struct ppbpf_pending {
+	__u32 have; /* bytes in buf */
+	__u32 pad;
+	struct ppbpf_bpf_buf buf;
+	__u8 slack[PPBPF_COPY_CHUNK]; /* a chunk copied at a masked offset stays inside */
+};
+
+/* Header bytes a listener saw before the child socket existed, for sockops to pick up. */
+struct ppbpf_handoff {
+	__u32 valid;
+	__u32 seq;        /* sequence number of data[0] */
+	__u32 len;        /* bytes in data */
+	__u16 local_port; /* host order */
+	__u16 peer_port;  /* host order */
+	__u8 peer_addr[16]; /* IPv4 in the first 4 bytes */
+	__u8 data[PPBPF_MAX_HEADER + PPBPF_COPY_CHUNK];
+};
+
+/* Per-socket record. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct ppbpf_sk);
+} ppbpf_sks SEC(".maps");
+
+/* Incomplete headers, by socket cookie; an entry lives until the header is judged. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, PPBPF_PENDING_MAX);
+	__type(key, __u64);
+	__type(value, struct ppbpf_pending);
+} pending SEC(".maps");
+
+/* A zeroed pending entry to insert from (map values cannot come from the stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ppbpf_pending);
+} pending_zero SEC(".maps");
+
+/* Listener-to-sockops hand-off, per CPU: both run in the same softirq for one segment. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ppbpf_handoff);
+} handoff SEC(".maps");
+
+/* Connection table, by socket cookie: `ppbpf list`, `bpftool map dump`. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PPBPF_CONNS_DEFAULT);
+	__type(key, __u64);
+	__type(value, struct ppbpf_conn);
+} conns SEC(".maps");
+
+/* Policy by local port (host order). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u16);
+	__type(value, struct ppbpf_port_policy);
+} ports SEC(".maps");
+
+/* Trusted IPv4 sources per port. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 16384);
+	__type(key, struct ppbpf_trust4_key);
+	__type(value, __u8);
+} trust4 SEC(".maps");
+
+/* Trusted IPv6 sources per port. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 16384);
+	__type(key, struct ppbpf_trust6_key);
+	__type(value, __u8);
+} trust6 SEC(".maps");
+
+/* Settings, struct ppbpf_config (one entry). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ppbpf_config);
+} settings SEC(".maps");
+
+/* Counters, enum ppbpf_counter. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PPBPF_CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+#endif /* PPBPF_BPF_H */

@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What the kernel side and userspace share: the getsockopt query ABI, the
+ * connection table, the policy maps and the counters. Only __u* types, so
+ * the BPF programs and C userspace compile the same layouts.
+ *
+ * The query ABI: getsockopt(fd, SOL_PPBPF, PPBPF_INFO, &info, &len) on any
+ * socket of a cgroup where ppbpf is attached; no privileges, no map fds.
+ *   0            info is filled in (len = sizeof(info));
+ *   ENODATA      the socket is not tracked (its port has no policy);
+ *   ENOPROTOOPT  ppbpf is not attached to this socket's cgroup;
+ *   EINVAL       len < sizeof(struct ppbpf_info), or len too small for TLVs.
+ * PPBPF_TLVS returns the raw TLV bytes kept for the socket (info.tlv_stored
+ * of them); the buffer must hold PPBPF_TLV_MAX bytes.
+ */
+#ifndef PPBPF_ABI_H
+#define PPBPF_ABI_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+/* getsockopt level for the query ABI: far from the kernel's SOL_* numbers. */
+#define SOL_PPBPF 0x5050
+/* Optname: struct ppbpf_info. */
+#define PPBPF_INFO 1
+/* Optname: the raw v2 TLV bytes kept for the socket. */
+#define PPBPF_TLVS 2
+/* Version of struct ppbpf_info; grows only by appending fields. */
+#define PPBPF_ABI_VERSION 1
+
+/* Most TLV bytes kept per socket; the configured cap (default 512) is at most this. */
+#define PPBPF_TLV_MAX 1024
+/* Default cap on TLV bytes kept per socket. */
+#define PPBPF_TLV_CAP_DEFAULT 512
+
+/* Where a tracked socket's header stands. */
+enum ppbpf_state {
+	PPBPF_STATE_NONE = 0,    /* never reported by the query: untracked sockets give ENODATA */
+	PPBPF_STATE_PENDING = 1, /* header not complete yet */
+	PPBPF_STATE_DONE = 2,    /* header parsed; fields valid */
+	PPBPF_STATE_ERROR = 3,   /* header invalid; error says why */
+	PPBPF_STATE_PLAIN = 4,   /* no header where one is optional: a plain connection */
+};
+
+/* struct ppbpf_info.flags */
+#define PPBPF_INFO_TLV_TRUNCATED 0x1 /* TLVs longer than the cap; the first tlv_stored bytes are kept */
+#define PPBPF_INFO_REWRITE_PEER 0x2  /* getpeername()/accept() return the original source */
+
+/* A socket's header as the kernel saw it. */
+struct ppbpf_info {
+	__u16 abi;        /* PPBPF_ABI_VERSION */
+	__u16 size;       /* sizeof(struct ppbpf_info) as the kernel side knows it */
+	__u8 state;       /* enum ppbpf_state */
+	__u8 version;     /* 1 or 2 (DONE) */
+	__u8 command;     /* PPBPF_CMD_PROXY or PPBPF_CMD_LOCAL */
+	__u8 family;      /* enum ppbpf_family */
+	__s32 error;      /* PPBPF_E_* when state is ERROR */
+	__u32 header_len; /* bytes the header takes at the start of the stream */
+	__u32 have;       /* stream bytes seen so far (PENDING) */
+	__u32 need;       /* at least this many more bytes (PENDING) */
+	__u32 flags;      /* PPBPF_INFO_* */
+	__u16 src_port;   /* original source, host order */
+	__u16 dst_port;   /* original destination, host order */
+	__u8 src_addr[16]; /* network order; IPv4 in the first 4 bytes */
+	__u8 dst_addr[16];
+	__u32 tlv_len;    /* TLV bytes in the header */
+	__u32 tlv_stored; /* TLV bytes kept, returned by PPBPF_TLVS */
+	__u64 cookie;     /* socket cookie: the key of the connection table */
+	__u64 established_ns; /* CLOCK_MONOTONIC when the connection was established */
+	__u64 done_ns;    /* CLOCK_MONOTONIC when the header was complete, else 0 */
+};
+
+/* One connection of the table (`ppbpf list`, `bpftool map dump pinned .../conns`). */
+struct ppbpf_conn {
+	__u64 established_ns; /* CLOCK_MONOTONIC */
+	__u64 done_ns;        /* header complete, or 0 */
+	__u8 state;           /* enum ppbpf_state */
+	__u8 version;
+	__u8 command;
+	__u8 family;          /* enum ppbpf_family of the header */
+	__u8 af;              /* AF_INET or AF_INET6: the socket's own family */
+	__u8 n_tlvs;          /* TLVs in the header (counted up to 255) */
+	__s16 error;          /* PPBPF_E_* when state is ERROR */
+	__u16 local_port;     /* the socket's own ports, host order */
+	__u16 peer_port;
+	__u16 src_port;       /* original endpoints from the header, host order */
+	__u16 dst_port;
+	__u32 header_len;
+	__u8 local_addr[16];  /* the socket's own addresses, network order (IPv4: first 4) */
+	__u8 peer_addr[16];
+	__u8 src_addr[16];    /* original endpoints from the header */
+	__u8 dst_addr[16];
+	__u8 tlv_types[8];    /* the first TLV types, a summary */
+};
+
+/* struct ppbpf_port_policy.flags */
+#define PPBPF_PORT_REWRITE_PEER 0x1 /* getpeername4/6 return the original source */
+#define PPBPF_PORT_OPTIONAL 0x2     /* trusted peers may send no header: a plain connection */
+
+/* Policy for one local port (key: the port, host order, __u16). */
+struct ppbpf_port_policy {
+	__u32 flags;      /* PPBPF_PORT_* */
+	__u32 max_header; /* largest header accepted, bytes */
+};
+
+/* Trusted sources, per port: an LPM key over the port and then the address. */
+struct ppbpf_trust4_key {
+	__u32 prefixlen; /* 16 (the port) + the CIDR's length */
+	__u16 port;      /* network order, so the port leads the matched bits */
+	__u8 addr[4];
+	__u8 pad[2];     /* zero */
+};
+struct ppbpf_trust6_key {
+	__u32 prefixlen;
+	__u16 port;
+	__u8 addr[16];
+	__u8 pad[2];     /* zero */
+};
+
+/* Bits of a trust key before the address: the port. */
+#define PPBPF_TRUST_PORT_BITS 16
+
+/* Kernel-side failures, reported in ppbpf_info.error like parser statuses. */
+#define PPBPF_E_NO_ROOM (-32) /* no room to track the connection (a map was full) */
+
+/* Settings for the whole attachment (ARRAY map "settings", one entry). */
+struct ppbpf_config {
+	__u32 tlv_cap; /* TLV bytes kept per socket, at most PPBPF_TLV_MAX */
+	__u32 pad;
+};
+
+/* Counters (PERCPU_ARRAY "stats"), summed by `ppbpf status`. */
+enum ppbpf_counter {
+	PPBPF_CNT_TRACKED,      /* connections tracked on a policy port */
+	PPBPF_CNT_UNTRUSTED,    /* connections from an untrusted peer, left plain */
+	PPBPF_CNT_V1,           /* v1 headers parsed */
+	PPBPF_CNT_V2,           /* v2 headers parsed */
+	PPBPF_CNT_LOCAL,        /* v2 LOCAL headers */
+	PPBPF_CNT_UNKNOWN,      /* v1 UNKNOWN or v2 UNSPEC: real peer kept */
+	PPBPF_CNT_NOT_PROXY,    /* the stream did not start with a header */
+	PPBPF_CNT_PLAIN,        /* no header on an optional port */
+	PPBPF_CNT_ERR_V1,       /* malformed v1 headers */
+	PPBPF_CNT_ERR_V2,       /* malformed v2 headers (CRC, TLVs, fields) */
+	PPBPF_CNT_ERR_TOO_LARGE, /* headers over the size limit */
+	PPBPF_CNT_PENDING,      /* headers still incomplete after a segment (events, not connections) */
+	PPBPF_CNT_SEGMENTS,     /* header segments copied in sequence */
+	PPBPF_CNT_OUT_OF_ORDER, /* segments ahead of the next expected byte, ignored */
+	PPBPF_CNT_RETRANSMIT,   /* segments with nothing new, ignored */
+	PPBPF_CNT_HANDOFF,      /* header bytes that arrived on the listener (deferred accept) */
+	PPBPF_CNT_TLV_TRUNCATED, /* TLVs longer than the cap */
+	PPBPF_CNT_REWRITES,     /* getpeername answers rewritten */
+	PPBPF_CNT_QUERIES,      /* PPBPF_INFO / PPBPF_TLVS answered */
+	PPBPF_CNT_NO_MEMORY,    /* records or table entries that could not be created */
+	PPBPF_CNT_CLOSED,       /* tracked connections closed */
+	PPBPF_CNT_MAX,
+};
+
+#endif /* PPBPF_ABI_H */

@@ -1,0 +1,383 @@
+// SPDX-License-Identifier: MIT
+/* `ppbpf status` and `ppbpf list`. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/socket.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <ppbpf/ppbpf.h>
+#include "cli.h"
+#include "json.h"
+#include "loader.h"
+#include "policy.h"
+
+static const char status_help[] =
+	"Usage: ppbpf status [--pin-dir DIR] [--json]\n"
+	"\n"
+	"Show what is attached where, the policy of each port, the number of tracked\n"
+	"connections and the counters.\n"
+	"\n"
+	"Options:\n"
+	"  -d, --pin-dir DIR  bpffs folder of the attachment (default " PPBPF_PIN_DIR ")\n"
+	"  -j, --json         one JSON object instead of text\n"
+	"  -h, --help         show this help\n"
+	"\n"
+	"Examples:\n"
+	"  ppbpf status\n"
+	"  ppbpf status --json | jq .counters\n";
+
+static const char list_help[] =
+	"Usage: ppbpf list [--pin-dir DIR] [--json]\n"
+	"\n"
+	"List tracked connections: socket cookie, local address, peer (the balancer),\n"
+	"original source and destination from the header, version, state, age, and\n"
+	"the TLV types it carried.\n"
+	"\n"
+	"Options:\n"
+	"  -d, --pin-dir DIR  bpffs folder of the attachment (default " PPBPF_PIN_DIR ")\n"
+	"  -j, --json         a JSON array instead of a table\n"
+	"  -h, --help         show this help\n"
+	"\n"
+	"Examples:\n"
+	"  ppbpf list\n"
+	"  ppbpf list --json | jq '.[] | select(.state == \"done\") | .src'\n";
+
+/* Counter names for output, by enum ppbpf_counter. */
+static const char *const counter_names[PPBPF_CNT_MAX] = {
+	[PPBPF_CNT_TRACKED] = "tracked",           [PPBPF_CNT_UNTRUSTED] = "untrusted",
+	[PPBPF_CNT_V1] = "v1",                     [PPBPF_CNT_V2] = "v2",
+	[PPBPF_CNT_LOCAL] = "local",               [PPBPF_CNT_UNKNOWN] = "unknown_family",
+	[PPBPF_CNT_NOT_PROXY] = "not_proxy",       [PPBPF_CNT_PLAIN] = "plain",
+	[PPBPF_CNT_ERR_V1] = "error_v1",           [PPBPF_CNT_ERR_V2] = "error_v2",
+	[PPBPF_CNT_ERR_TOO_LARGE] = "error_too_large", [PPBPF_CNT_PENDING] = "pending_segments",
+	[PPBPF_CNT_SEGMENTS] = "segments",         [PPBPF_CNT_OUT_OF_ORDER] = "out_of_order",
+	[PPBPF_CNT_RETRANSMIT] = "retransmits",    [PPBPF_CNT_HANDOFF] = "listener_handoffs",
+	[PPBPF_CNT_TLV_TRUNCATED] = "tlv_truncated", [PPBPF_CNT_REWRITES] = "peer_rewrites",
+	[PPBPF_CNT_QUERIES] = "queries",           [PPBPF_CNT_NO_MEMORY] = "no_memory",
+	[PPBPF_CNT_CLOSED] = "closed",
+};
+
+static const char *const state_names[] = { "none", "pending", "done", "error", "plain" };
+
+static const char *state_name(int s)
+{
+	return s >= 0 && s < (int)(sizeof(state_names) / sizeof(state_names[0])) ? state_names[s] : "?";
+}
+
+/* Options common to status and list. Returns 0, or an exit code to stop with. */
+static int parse_view_args(int argc, char **argv, const char *cmd, const char *help, const char **pin_dir,
+			   bool *json)
+{
+	static const struct option opts[] = {
+		{ "pin-dir", required_argument, NULL, 'd' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "d:jh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd': *pin_dir = optarg; break;
+		case 'j': *json = true; break;
+		case 'h': fputs(help, stdout); return -EXIT_OK - 1;
+		default: return usage_error(cmd, "unknown option");
+		}
+	}
+	if (optind < argc)
+		return usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+	return 0;
+}
+
+static void read_counters(int fd, __u64 *out)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	__u64 *vals = calloc(ncpu > 0 ? (size_t)ncpu : 1, sizeof(__u64));
+
+	for (__u32 k = 0; k < PPBPF_CNT_MAX; k++) {
+		out[k] = 0;
+		if (vals && ncpu > 0 && !bpf_map_lookup_elem(fd, &k, vals))
+			for (int c = 0; c < ncpu; c++)
+				out[k] += vals[c];
+	}
+	free(vals);
+}
+
+static long count_entries(int fd)
+{
+	__u64 key, next;
+	void *prev = NULL;
+	long n = 0;
+
+	while (!bpf_map_get_next_key(fd, prev, &next)) {
+		key = next;
+		prev = &key;
+		n++;
+	}
+	return n;
+}
+
+/* The ports with a policy, sorted. Returns the count. */
+static int policy_ports(int fd, __u16 *out, int max)
+{
+	__u16 key, next;
+	void *prev = NULL;
+	int n = 0;
+
+	while (n < max && !bpf_map_get_next_key(fd, prev, &next)) {
+		key = next;
+		prev = &key;
+		out[n++] = key;
+	}
+	for (int i = 1; i < n; i++) /* insertion sort: a handful of ports */
+		for (int j = i; j > 0 && out[j - 1] > out[j]; j--) {
+			__u16 t = out[j];
+
+			out[j] = out[j - 1];
+			out[j - 1] = t;
+		}
+	return n;
+}
+
+static void print_status_text(const char *cgroup, const char *pin_dir, const struct link_desc *links,
+			      const struct ppbpf_maps *m, const __u64 *cnt, long conns, long pending, __u32 tlv_cap)
+{
+	__u16 ports[1024];
+	int n = policy_ports(m->ports, ports, 1024);
+
+	printf("attached to %s (pins in %s)\n", cgroup, pin_dir);
+	for (int s = 0; s < SLOT_MAX; s++)
+		printf("  %-20s prog %-6u link %u%s\n", links[s].pin + 5, links[s].prog_id, links[s].link_id,
+		       links[s].present ? "" : "  MISSING");
+	printf("ports:\n");
+	for (int i = 0; i < n; i++) {
+		struct ppbpf_port_policy pol = {};
+		struct cidr trust[64];
+		int nt = policy_trust_of(m, ports[i], trust, 64);
+
+		bpf_map_lookup_elem(m->ports, &ports[i], &pol);
+		printf("  %-5u%s%s max-header %u trust", ports[i],
+		       pol.flags & PPBPF_PORT_REWRITE_PEER ? " rewrite-peer" : "",
+		       pol.flags & PPBPF_PORT_OPTIONAL ? " optional" : "", pol.max_header ? pol.max_header : 4096);
+		for (int t = 0; t < nt; t++) {
+			char txt[64];
+
+			cidr_format(&trust[t], txt, sizeof(txt));
+			printf("%s %s", t ? "," : "", txt);
+		}
+		printf("\n");
+	}
+	printf("tlv cap: %u bytes\nconnections: %ld in the table, %ld with a pending header\ncounters:\n", tlv_cap,
+	       conns, pending);
+	for (int k = 0; k < PPBPF_CNT_MAX; k++)
+		printf("  %-18s %llu\n", counter_names[k], (unsigned long long)cnt[k]);
+}
+
+static void print_status_json(const char *cgroup, const char *pin_dir, const struct link_desc *links,
+			      const struct ppbpf_maps *m, const __u64 *cnt, long conns, long pending, __u32 tlv_cap)
+{
+	__u16 ports[1024];
+	int n = policy_ports(m->ports, ports, 1024);
+	struct json j;
+
+	json_init(&j, stdout);
+	json_obj_begin(&j);
+	json_key(&j, "attached");
+	json_bool(&j, true);
+	json_kv_str(&j, "cgroup", cgroup);
+	json_kv_str(&j, "pin_dir", pin_dir);
+	json_key(&j, "programs");
+	json_arr_begin(&j);
+	for (int s = 0; s < SLOT_MAX; s++) {
+		json_obj_begin(&j);
+		json_kv_str(&j, "name", links[s].pin + 5);
+		json_kv_int(&j, "prog_id", links[s].prog_id);
+		json_kv_int(&j, "link_id", links[s].link_id);
+		json_obj_end(&j);
+	}
+	json_arr_end(&j);
+	json_key(&j, "ports");
+	json_arr_begin(&j);
+	for (int i = 0; i < n; i++) {
+		struct ppbpf_port_policy pol = {};
+		struct cidr trust[64];
+		int nt = policy_trust_of(m, ports[i], trust, 64);
+
+		bpf_map_lookup_elem(m->ports, &ports[i], &pol);
+		json_obj_begin(&j);
+		json_kv_int(&j, "port", ports[i]);
+		json_key(&j, "rewrite_peer");
+		json_bool(&j, pol.flags & PPBPF_PORT_REWRITE_PEER);
+		json_key(&j, "optional");
+		json_bool(&j, pol.flags & PPBPF_PORT_OPTIONAL);
+		json_kv_int(&j, "max_header", pol.max_header ? pol.max_header : 4096);
+		json_key(&j, "trust");
+		json_arr_begin(&j);
+		for (int t = 0; t < nt; t++) {
+			char txt[64];
+
+			cidr_format(&trust[t], txt, sizeof(txt));
+			json_str(&j, txt);
+		}
+		json_arr_end(&j);
+		json_obj_end(&j);
+	}
+	json_arr_end(&j);
+	json_kv_int(&j, "tlv_cap", tlv_cap);
+	json_kv_int(&j, "connections", conns);
+	json_kv_int(&j, "pending", pending);
+	json_key(&j, "counters");
+	json_obj_begin(&j);
+	for (int k = 0; k < PPBPF_CNT_MAX; k++)
+		json_kv_int(&j, counter_names[k], (long long)cnt[k]);
+	json_obj_end(&j);
+	json_obj_end(&j);
+	json_end(&j);
+}
+
+int cmd_status(int argc, char **argv)
+{
+	const char *pin_dir = PPBPF_PIN_DIR;
+	struct link_desc links[SLOT_MAX];
+	struct ppbpf_maps m;
+	struct ppbpf_config cfg = { .tlv_cap = PPBPF_TLV_CAP_DEFAULT };
+	__u64 cnt[PPBPF_CNT_MAX];
+	char cgroup[4096] = "?";
+	bool json = false;
+	__u32 zero = 0;
+	int rc = parse_view_args(argc, argv, "status", status_help, &pin_dir, &json);
+
+	if (rc)
+		return rc < 0 ? -rc - 1 : rc;
+	loader_verbose(false);
+	if (!loader_attached(pin_dir) || loader_open_maps(pin_dir, &m)) {
+		if (json)
+			printf("{\"attached\":false,\"pin_dir\":\"%s\"}\n", pin_dir);
+		else
+			printf("not attached (no pins in %s)\n", pin_dir);
+		return EXIT_OK;
+	}
+	loader_links(pin_dir, links);
+	cgroup_path_of_id(links[SLOT_SOCKOPS].cgroup_id, cgroup, sizeof(cgroup));
+	read_counters(m.stats, cnt);
+	bpf_map_lookup_elem(m.settings, &zero, &cfg);
+	if (json)
+		print_status_json(cgroup, pin_dir, links, &m, cnt, count_entries(m.conns), count_entries(m.pending),
+				  cfg.tlv_cap);
+	else
+		print_status_text(cgroup, pin_dir, links, &m, cnt, count_entries(m.conns), count_entries(m.pending),
+				  cfg.tlv_cap);
+	loader_close_maps(&m);
+	return EXIT_OK;
+}
+
+/* "addr:port", with brackets around IPv6. */
+static void endpoint(char *out, size_t cap, int af, const __u8 *addr, __u16 port)
+{
+	char txt[PPBPF_ADDRSTRLEN] = "?";
+
+	ppbpf_format_ip(af, addr, txt, sizeof(txt));
+	snprintf(out, cap, af == AF_INET6 ? "[%s]:%u" : "%s:%u", txt, port);
+}
+
+/* The address family of the socket's own addresses as stored (v4-mapped ones are kept as IPv4). */
+static int conn_addr_af(const struct ppbpf_conn *c)
+{
+	static const __u8 zero12[12];
+
+	return c->af == AF_INET || !memcmp(c->local_addr + 4, zero12, 12) ? AF_INET : AF_INET6;
+}
+
+static void print_conn(struct json *j, __u64 cookie, const struct ppbpf_conn *c, __u64 now)
+{
+	int af = conn_addr_af(c), oaf = ppbpf_family_af(c->family);
+	char local[64], peer[64], src[64] = "-", dst[64] = "-", tlvs[64] = "";
+	double age = (double)(now - c->established_ns) / 1e9;
+	int has_orig = c->state == PPBPF_STATE_DONE && (oaf == AF_INET || oaf == AF_INET6);
+
+	endpoint(local, sizeof(local), af, c->local_addr, c->local_port);
+	endpoint(peer, sizeof(peer), af, c->peer_addr, c->peer_port);
+	if (has_orig) {
+		endpoint(src, sizeof(src), oaf, c->src_addr, c->src_port);
+		endpoint(dst, sizeof(dst), oaf, c->dst_addr, c->dst_port);
+	}
+	for (int i = 0, n = 0; i < c->n_tlvs && i < 8; i++)
+		n += snprintf(tlvs + n, sizeof(tlvs) - (size_t)n, "%s0x%02x", i ? "," : "", c->tlv_types[i]);
+	if (!j) {
+		printf("%-20llu %-24s %-24s %-24s %-24s v%-2u %-8s %8.1fs %s\n", (unsigned long long)cookie, local, peer,
+		       src, dst, c->version, state_name(c->state), age, tlvs);
+		return;
+	}
+	json_obj_begin(j);
+	json_kv_int(j, "cookie", (long long)cookie);
+	json_kv_str(j, "local", local);
+	json_kv_str(j, "peer", peer);
+	if (has_orig) {
+		json_kv_str(j, "src", src);
+		json_kv_str(j, "dst", dst);
+	}
+	json_kv_str(j, "state", state_name(c->state));
+	if (c->state == PPBPF_STATE_DONE) {
+		json_kv_int(j, "version", c->version);
+		json_kv_str(j, "command", c->command == PPBPF_CMD_PROXY ? "PROXY" : "LOCAL");
+		json_kv_str(j, "family", ppbpf_family_name(c->family));
+		json_kv_int(j, "header_len", c->header_len);
+	}
+	if (c->state == PPBPF_STATE_ERROR)
+		json_kv_str(j, "error", ppbpf_errname(c->error) ? ppbpf_errname(c->error) : "?");
+	json_kv_int(j, "age_ms", (long long)(age * 1000));
+	json_kv_int(j, "tlv_count", c->n_tlvs);
+	json_key(j, "tlv_types");
+	json_arr_begin(j);
+	for (int i = 0; i < c->n_tlvs && i < 8; i++)
+		json_int(j, c->tlv_types[i]);
+	json_arr_end(j);
+	json_obj_end(j);
+}
+
+int cmd_list(int argc, char **argv)
+{
+	const char *pin_dir = PPBPF_PIN_DIR;
+	struct ppbpf_maps m;
+	struct timespec ts;
+	struct json j;
+	bool json = false;
+	__u64 key, next, now;
+	void *prev = NULL;
+	int rc = parse_view_args(argc, argv, "list", list_help, &pin_dir, &json);
+
+	if (rc)
+		return rc < 0 ? -rc - 1 : rc;
+	loader_verbose(false);
+	if (!loader_attached(pin_dir) || loader_open_maps(pin_dir, &m)) {
+		fprintf(stderr, "ppbpf list: not attached (no pins in %s)\n", pin_dir);
+		return EXIT_FAIL;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (__u64)ts.tv_sec * 1000000000ull + (__u64)ts.tv_nsec;
+	if (json) {
+		json_init(&j, stdout);
+		json_arr_begin(&j);
+	} else {
+		printf("%-20s %-24s %-24s %-24s %-24s %-3s %-8s %9s %s\n", "COOKIE", "LOCAL", "PEER", "SOURCE",
+		       "DESTINATION", "VER", "STATE", "AGE", "TLVS");
+	}
+	while (!bpf_map_get_next_key(m.conns, prev, &next)) {
+		struct ppbpf_conn c;
+
+		key = next;
+		prev = &key;
+		if (!bpf_map_lookup_elem(m.conns, &key, &c))
+			print_conn(json ? &j : NULL, key, &c, now);
+	}
+	if (json) {
+		json_arr_end(&j);
+		json_end(&j);
+	}
+	loader_close_maps(&m);
+	return EXIT_OK;
+}

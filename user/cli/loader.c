@@ -1,0 +1,306 @@
+// SPDX-License-Identifier: MIT
+/* Loading, attaching, pinning and finding ppbpf's kernel side. */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <ppbpf/abi.h>
+#include "loader.h"
+#include "ppbpf.skel.h"
+
+/* Pin names of the links, by slot. */
+static const char *const link_pins[SLOT_MAX] = {
+	[SLOT_SOCKOPS] = "link_sockops",         [SLOT_INGRESS] = "link_ingress",
+	[SLOT_GETSOCKOPT] = "link_getsockopt",   [SLOT_GETPEERNAME4] = "link_getpeername4",
+	[SLOT_GETPEERNAME6] = "link_getpeername6",
+};
+
+/* Pin names of the maps. */
+static const char *const map_pins[] = { "conns", "ports", "trust4", "trust6", "settings",
+					"stats", "pending", "sks", "handoff", "pending_zero" };
+#define N_MAP_PINS (sizeof(map_pins) / sizeof(map_pins[0]))
+
+static bool verbose;
+
+static int print_libbpf(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	if (level == LIBBPF_DEBUG && !verbose)
+		return 0;
+	if (level == LIBBPF_INFO && !verbose)
+		return 0;
+	return vfprintf(stderr, fmt, ap);
+}
+
+void loader_verbose(bool on)
+{
+	verbose = on;
+	libbpf_set_print(print_libbpf);
+}
+
+int cgroup2_root(char *out, size_t cap)
+{
+	FILE *f = fopen("/proc/self/mounts", "r");
+	char dev[256], dir[4096], type[64];
+	int rc = -ENOENT;
+
+	if (!f)
+		return -errno;
+	while (fscanf(f, "%255s %4095s %63s %*s %*d %*d\n", dev, dir, type) == 3) {
+		if (!strcmp(type, "cgroup2")) {
+			rc = snprintf(out, cap, "%s", dir) < (int)cap ? 0 : -ENAMETOOLONG;
+			break;
+		}
+	}
+	fclose(f);
+	return rc;
+}
+
+int cgroup_resolve(const char *arg, char *out, size_t cap)
+{
+	char root[4096];
+	int rc;
+
+	if (arg && arg[0] == '/')
+		return snprintf(out, cap, "%s", arg) < (int)cap ? 0 : -ENAMETOOLONG;
+	rc = cgroup2_root(root, sizeof(root));
+	if (rc)
+		return rc;
+	if (!arg || !*arg)
+		return snprintf(out, cap, "%s", root) < (int)cap ? 0 : -ENAMETOOLONG;
+	return snprintf(out, cap, "%s/%s", root, arg) < (int)cap ? 0 : -ENAMETOOLONG;
+}
+
+/* nftw has no context argument: the search state lives here. */
+static __u64 wanted_id;
+static char found_path[4096];
+
+static int match_id(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)ftw;
+	if (type == FTW_D && (__u64)st->st_ino == wanted_id) {
+		snprintf(found_path, sizeof(found_path), "%s", path);
+		return 1;
+	}
+	return 0;
+}
+
+int cgroup_path_of_id(__u64 id, char *out, size_t cap)
+{
+	char root[4096];
+	int rc = cgroup2_root(root, sizeof(root));
+
+	if (rc)
+		return rc;
+	wanted_id = id;
+	found_path[0] = '\0';
+	if (nftw(root, match_id, 32, FTW_PHYS | FTW_MOUNT) != 1)
+		return -ENOENT;
+	return snprintf(out, cap, "%s", found_path) < (int)cap ? 0 : -ENAMETOOLONG;
+}
+
+static int pin_path(char *out, size_t cap, const char *dir, const char *name)
+{
+	return snprintf(out, cap, "%s/%s", dir, name) < (int)cap ? 0 : -ENAMETOOLONG;
+}
+
+bool loader_attached(const char *pin_dir)
+{
+	char p[4096];
+
+	return !pin_path(p, sizeof(p), pin_dir, link_pins[SLOT_SOCKOPS]) && access(p, F_OK) == 0;
+}
+
+static struct bpf_program *slot_prog(struct ppbpf_bpf *skel, int slot)
+{
+	switch (slot) {
+	case SLOT_SOCKOPS: return skel->progs.ppbpf_sockops;
+	case SLOT_INGRESS: return skel->progs.ppbpf_ingress;
+	case SLOT_GETSOCKOPT: return skel->progs.ppbpf_getsockopt;
+	case SLOT_GETPEERNAME4: return skel->progs.ppbpf_getpeername4;
+	default: return skel->progs.ppbpf_getpeername6;
+	}
+}
+
+/* Pin every map of the object under the names in map_pins. */
+static int pin_maps(struct ppbpf_bpf *skel, const char *pin_dir)
+{
+	struct bpf_map *maps[N_MAP_PINS] = {
+		skel->maps.conns, skel->maps.ports,   skel->maps.trust4,  skel->maps.trust6,
+		skel->maps.settings, skel->maps.stats, skel->maps.pending, skel->maps.ppbpf_sks,
+		skel->maps.handoff, skel->maps.pending_zero,
+	};
+	char p[4096];
+
+	for (size_t i = 0; i < N_MAP_PINS; i++) {
+		int rc = pin_path(p, sizeof(p), pin_dir, map_pins[i]);
+
+		if (rc || (rc = bpf_map__pin(maps[i], p))) {
+			fprintf(stderr, "failed to pin map %s: %s\n", p, strerror(-rc));
+			return rc;
+		}
+	}
+	return 0;
+}
+
+static int write_default_settings(struct ppbpf_bpf *skel)
+{
+	struct ppbpf_config cfg = { .tlv_cap = PPBPF_TLV_CAP_DEFAULT };
+	__u32 zero = 0;
+
+	return bpf_map_update_elem(bpf_map__fd(skel->maps.settings), &zero, &cfg, BPF_ANY) ? -errno : 0;
+}
+
+int loader_attach(const char *cgroup_path, const char *pin_dir, __u32 table_size)
+{
+	struct bpf_link *links[SLOT_MAX] = {};
+	struct ppbpf_bpf *skel = NULL;
+	int cg = -1, rc;
+	char p[4096];
+
+	if (mkdir(pin_dir, 0700) && errno != EEXIST) {
+		rc = -errno;
+		fprintf(stderr, "failed to create %s: %s\n", pin_dir, strerror(errno));
+		return rc;
+	}
+	cg = open(cgroup_path, O_RDONLY | O_DIRECTORY);
+	if (cg < 0) {
+		rc = -errno;
+		fprintf(stderr, "failed to open cgroup %s: %s\n", cgroup_path, strerror(errno));
+		goto cleanup;
+	}
+	skel = ppbpf_bpf__open();
+	if (!skel) {
+		rc = -errno;
+		fprintf(stderr, "failed to open the BPF object: %s\n", strerror(errno));
+		goto cleanup;
+	}
+	if (table_size)
+		bpf_map__set_max_entries(skel->maps.conns, table_size);
+	rc = ppbpf_bpf__load(skel);
+	if (rc) {
+		fprintf(stderr, "failed to load the BPF programs: %s (run with -v for the verifier log)\n",
+			strerror(-rc));
+		goto cleanup;
+	}
+	rc = write_default_settings(skel);
+	if (!rc)
+		rc = pin_maps(skel, pin_dir);
+	for (int s = 0; !rc && s < SLOT_MAX; s++) {
+		links[s] = bpf_program__attach_cgroup(slot_prog(skel, s), cg);
+		if (!links[s]) {
+			rc = -errno;
+			fprintf(stderr, "failed to attach %s to %s: %s\n", bpf_program__name(slot_prog(skel, s)),
+				cgroup_path, strerror(errno));
+			break;
+		}
+		rc = pin_path(p, sizeof(p), pin_dir, link_pins[s]);
+		if (!rc && (rc = bpf_link__pin(links[s], p)))
+			fprintf(stderr, "failed to pin %s: %s\n", p, strerror(-rc));
+	}
+cleanup:
+	for (int s = 0; s < SLOT_MAX; s++)
+		bpf_link__destroy(links[s]); /* pinned links stay attached; the others go */
+	ppbpf_bpf__destroy(skel);
+	if (cg >= 0)
+		close(cg);
+	if (rc)
+		loader_detach(pin_dir); /* leave nothing half-made behind */
+	return rc;
+}
+
+int loader_detach(const char *pin_dir)
+{
+	int removed = 0, rc = 0;
+	char p[4096];
+
+	for (int s = 0; s < SLOT_MAX; s++) {
+		int fd;
+
+		if (pin_path(p, sizeof(p), pin_dir, link_pins[s]))
+			continue;
+		fd = bpf_obj_get(p);
+		if (fd < 0)
+			continue;
+		/* Detach even if another process (a daemon) holds the link open. */
+		if (bpf_link_detach(fd) && errno != EINVAL)
+			fprintf(stderr, "failed to detach %s: %s\n", p, strerror(errno));
+		close(fd);
+		if (unlink(p) == 0)
+			removed++;
+		else
+			rc = -errno;
+	}
+	for (size_t i = 0; i < N_MAP_PINS; i++) {
+		if (!pin_path(p, sizeof(p), pin_dir, map_pins[i]) && unlink(p) == 0)
+			removed++;
+	}
+	if (rmdir(pin_dir) && errno != ENOENT)
+		fprintf(stderr, "failed to remove %s: %s\n", pin_dir, strerror(errno));
+	return rc ? rc : removed;
+}
+
+static int open_pin(const char *pin_dir, const char *name)
+{
+	char p[4096];
+
+	if (pin_path(p, sizeof(p), pin_dir, name))
+		return -1;
+	return bpf_obj_get(p);
+}
+
+void loader_close_maps(struct ppbpf_maps *m)
+{
+	int *fds[] = { &m->conns, &m->ports, &m->trust4, &m->trust6, &m->settings, &m->stats, &m->pending };
+
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+		if (*fds[i] >= 0)
+			close(*fds[i]);
+		*fds[i] = -1;
+	}
+}
+
+int loader_open_maps(const char *pin_dir, struct ppbpf_maps *m)
+{
+	m->conns = open_pin(pin_dir, "conns");
+	m->ports = open_pin(pin_dir, "ports");
+	m->trust4 = open_pin(pin_dir, "trust4");
+	m->trust6 = open_pin(pin_dir, "trust6");
+	m->settings = open_pin(pin_dir, "settings");
+	m->stats = open_pin(pin_dir, "stats");
+	m->pending = open_pin(pin_dir, "pending");
+	if (m->conns < 0 || m->ports < 0 || m->trust4 < 0 || m->trust6 < 0 || m->settings < 0 || m->stats < 0 ||
+	    m->pending < 0) {
+		int rc = -errno;
+
+		loader_close_maps(m);
+		return rc ? rc : -ENOENT;
+	}
+	return 0;
+}
+
+void loader_links(const char *pin_dir, struct link_desc *out)
+{
+	for (int s = 0; s < SLOT_MAX; s++) {
+		struct bpf_link_info info = {};
+		__u32 len = sizeof(info);
+		int fd = open_pin(pin_dir, link_pins[s]);
+
+		memset(&out[s], 0, sizeof(out[s]));
+		out[s].pin = link_pins[s];
+		if (fd < 0)
+			continue;
+		if (!bpf_obj_get_info_by_fd(fd, &info, &len)) {
+			out[s].present = true;
+			out[s].link_id = info.id;
+			out[s].prog_id = info.prog_id;
+			out[s].cgroup_id = info.cgroup.cgroup_id;
+		}
+		close(fd);
+	}
+}

@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+/* Loading, attaching, pinning and finding ppbpf's kernel side. */
+#ifndef PPBPF_CLI_LOADER_H
+#define PPBPF_CLI_LOADER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <linux/types.h>
+
+/* Default folder of ppbpf's pins in bpffs. */
+#define PPBPF_PIN_DIR "/sys/fs/bpf/ppbpf"
+
+/* Programs and the attach type each one has, in pin order. */
+enum ppbpf_prog_slot { SLOT_SOCKOPS, SLOT_INGRESS, SLOT_GETSOCKOPT, SLOT_GETPEERNAME4, SLOT_GETPEERNAME6, SLOT_MAX };
+
+/* File descriptors of the pinned maps a command works with (-1 when not open). */
+struct ppbpf_maps {
+	int conns, ports, trust4, trust6, settings, stats, pending;
+};
+
+/* Print libbpf's messages (-v) or only its warnings. */
+void loader_verbose(bool on);
+
+/* The cgroup2 mount point, from /proc/self/mounts. 0 or -errno. */
+int cgroup2_root(char *out, size_t cap);
+/* A --cgroup argument as an absolute path (relative ones are under the cgroup2 mount). */
+int cgroup_resolve(const char *arg, char *out, size_t cap);
+/* The path of the cgroup with this id (its directory's inode), or -ENOENT. */
+int cgroup_path_of_id(__u64 id, char *out, size_t cap);
+
+/* Is there an attachment pinned in pin_dir? */
+bool loader_attached(const char *pin_dir);
+/* Load the programs, attach them to cgroup_path, pin links and maps in pin_dir. 0 or -errno. */
+int loader_attach(const char *cgroup_path, const char *pin_dir, __u32 table_size);
+/* Detach and remove everything pinned in pin_dir. Returns the number of pins removed, or -errno. */
+int loader_detach(const char *pin_dir);
+/* Open the pinned maps. 0 or -errno (and nothing open). */
+int loader_open_maps(const char *pin_dir, struct ppbpf_maps *m);
+void loader_close_maps(struct ppbpf_maps *m);
+
+/* What a pinned link is attached to. */
+struct link_desc {
+	const char *pin;    /* pin name */
+	__u32 link_id, prog_id;
+	__u64 cgroup_id;
+	bool present;
+};
+/* Describe the pinned links of pin_dir into out[SLOT_MAX]. */
+void loader_links(const char *pin_dir, struct link_desc *out);
+
+#endif

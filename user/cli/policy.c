@@ -1,0 +1,150 @@
+// SPDX-License-Identifier: MIT
+/* Port policy and trusted sources in the pinned maps. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <ppbpf/ppbpf.h>
+#include "policy.h"
+
+int cidr_parse(const char *text, struct cidr *out)
+{
+	char addr[64];
+	const char *slash = strchr(text, '/');
+	size_t n = slash ? (size_t)(slash - text) : strlen(text);
+	int max;
+
+	if (n >= sizeof(addr))
+		return -EINVAL;
+	memcpy(addr, text, n);
+	addr[n] = '\0';
+	memset(out, 0, sizeof(*out));
+	if (!ppbpf_parse_ip(AF_INET, addr, out->addr))
+		out->af = AF_INET, max = 32;
+	else if (!ppbpf_parse_ip(AF_INET6, addr, out->addr))
+		out->af = AF_INET6, max = 128;
+	else
+		return -EINVAL;
+	out->bits = max;
+	if (slash) {
+		char *end;
+		long bits = strtol(slash + 1, &end, 10);
+
+		if (!slash[1] || *end || bits < 0 || bits > max)
+			return -EINVAL;
+		out->bits = (int)bits;
+	}
+	for (int i = out->bits; i < max; i++) /* clear the host bits */
+		out->addr[i / 8] &= (__u8) ~(0x80 >> (i % 8));
+	return 0;
+}
+
+void cidr_format(const struct cidr *c, char *out, size_t cap)
+{
+	char txt[PPBPF_ADDRSTRLEN];
+
+	ppbpf_format_ip(c->af, c->addr, txt, sizeof(txt));
+	snprintf(out, cap, "%s/%d", txt, c->bits);
+}
+
+/* Delete every trust key of port from one trie. */
+static int clear_trust(int fd, __u16 port, size_t key_size)
+{
+	unsigned char key[sizeof(struct ppbpf_trust6_key)], next[sizeof(struct ppbpf_trust6_key)];
+	unsigned char doomed[64][sizeof(struct ppbpf_trust6_key)];
+	int n, more = 1;
+
+	/* Collect a batch, delete it, start over: deleting while walking a trie skips keys. */
+	while (more) {
+		void *prev = NULL;
+
+		n = 0;
+		more = 0;
+		while (!bpf_map_get_next_key(fd, prev, next)) {
+			memcpy(key, next, key_size);
+			prev = key;
+			if (((struct ppbpf_trust4_key *)key)->port != htons(port))
+				continue;
+			if (n == 64) {
+				more = 1;
+				break;
+			}
+			memcpy(doomed[n++], key, key_size);
+		}
+		for (int i = 0; i < n; i++)
+			if (bpf_map_delete_elem(fd, doomed[i]) && errno != ENOENT)
+				return -errno;
+	}
+	return 0;
+}
+
+static int add_trust(const struct ppbpf_maps *m, __u16 port, const struct cidr *c)
+{
+	__u8 one = 1;
+
+	if (c->af == AF_INET) {
+		struct ppbpf_trust4_key k = { .prefixlen = PPBPF_TRUST_PORT_BITS + (__u32)c->bits, .port = htons(port) };
+
+		memcpy(k.addr, c->addr, 4);
+		return bpf_map_update_elem(m->trust4, &k, &one, BPF_ANY) ? -errno : 0;
+	} else {
+		struct ppbpf_trust6_key k = { .prefixlen = PPBPF_TRUST_PORT_BITS + (__u32)c->bits, .port = htons(port) };
+
+		memcpy(k.addr, c->addr, 16);
+		return bpf_map_update_elem(m->trust6, &k, &one, BPF_ANY) ? -errno : 0;
+	}
+}
+
+int policy_set_port(const struct ppbpf_maps *m, __u16 port, const struct ppbpf_port_policy *pol,
+		    const struct cidr *trust, int n_trust)
+{
+	static const struct cidr any4 = { .af = AF_INET }, any6 = { .af = AF_INET6 };
+	int rc;
+
+	/* Trust first: a new port must not be live before its sources are known. */
+	rc = clear_trust(m->trust4, port, sizeof(struct ppbpf_trust4_key));
+	if (!rc)
+		rc = clear_trust(m->trust6, port, sizeof(struct ppbpf_trust6_key));
+	for (int i = 0; !rc && i < n_trust; i++)
+		rc = add_trust(m, port, &trust[i]);
+	if (!rc && !n_trust) {
+		rc = add_trust(m, port, &any4);
+		if (!rc)
+			rc = add_trust(m, port, &any6);
+	}
+	if (!rc && bpf_map_update_elem(m->ports, &port, pol, BPF_ANY))
+		rc = -errno;
+	return rc;
+}
+
+int policy_trust_of(const struct ppbpf_maps *m, __u16 port, struct cidr *out, int max)
+{
+	int fds[2] = { m->trust4, m->trust6 }, n = 0;
+
+	for (int t = 0; t < 2; t++) {
+		struct ppbpf_trust6_key key, next;
+		void *prev = NULL;
+
+		while (n < max && !bpf_map_get_next_key(fds[t], prev, &next)) {
+			key = next;
+			prev = &key;
+			if (key.port != htons(port))
+				continue;
+			memset(&out[n], 0, sizeof(out[n]));
+			out[n].af = t ? AF_INET6 : AF_INET;
+			out[n].bits = (int)key.prefixlen - PPBPF_TRUST_PORT_BITS;
+			memcpy(out[n].addr, key.addr, t ? 16 : 4);
+			n++;
+		}
+	}
+	return n;
+}
+
+int policy_set_config(const struct ppbpf_maps *m, const struct ppbpf_config *cfg)
+{
+	__u32 zero = 0;
+
+	return bpf_map_update_elem(m->settings, &zero, cfg, BPF_ANY) ? -errno : 0;
+}

@@ -1,0 +1,239 @@
+// SPDX-License-Identifier: MIT
+/*
+ * ppbpf-demo-server: a tiny TCP server behind a PROXY-protocol balancer.
+ * It accepts with ppbpf_accept(), which hands it the connection with the
+ * header already consumed, asks ppbpf_get() what the kernel recorded, and
+ * prints one JSON line per connection: who really connected, and the TLVs.
+ * Where ppbpf is not attached, ppbpf_accept() parses in userspace instead.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <ppbpf/ppbpf.h>
+#include "../cli/json.h"
+
+static const char usage[] =
+	"Usage: ppbpf-demo-server --port PORT [--addr ADDR] [--count N] [--reply TEXT]\n"
+	"                         [--defer-accept] [--timeout MS]\n"
+	"\n"
+	"Serve TCP connections that start with a PROXY header (consumed by\n"
+	"ppbpf_accept), print one JSON line per connection to stdout with the\n"
+	"original client and the TLVs, read the request, reply, close.\n"
+	"\n"
+	"  -p, --port PORT       port to listen on\n"
+	"  -a, --addr ADDR       address to listen on (default 127.0.0.1; :: for dual stack)\n"
+	"  -n, --count N         exit after N connections (default: run until killed)\n"
+	"  -r, --reply TEXT      what to answer (default \"hello from ppbpf\\n\")\n"
+	"  -d, --defer-accept    set TCP_DEFER_ACCEPT on the listener\n"
+	"  -t, --timeout MS      wait for a header at most this long (default 3000)\n"
+	"\n"
+	"Example:\n"
+	"  ppbpf-demo-server --port 8080 --count 1\n";
+
+struct server {
+	const char *addr, *reply;
+	int port, count, defer, timeout;
+};
+
+static int listen_on(const struct server *s)
+{
+	struct sockaddr_storage ss = {};
+	socklen_t len;
+	int one = 1, fd, af;
+
+	if (inet_pton(AF_INET, s->addr, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
+		af = AF_INET;
+		((struct sockaddr_in *)&ss)->sin_port = htons((unsigned short)s->port);
+		len = sizeof(struct sockaddr_in);
+	} else if (inet_pton(AF_INET6, s->addr, &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
+		af = AF_INET6;
+		((struct sockaddr_in6 *)&ss)->sin6_port = htons((unsigned short)s->port);
+		len = sizeof(struct sockaddr_in6);
+	} else {
+		fprintf(stderr, "ppbpf-demo-server: not an address: %s\n", s->addr);
+		return -1;
+	}
+	ss.ss_family = (sa_family_t)af;
+	fd = socket(af, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    (s->defer && setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &s->timeout, sizeof(int))) ||
+	    bind(fd, (struct sockaddr *)&ss, len) || listen(fd, 512)) {
+		perror("ppbpf-demo-server: failed to listen");
+		return -1;
+	}
+	return fd;
+}
+
+static void endpoint_text(const struct sockaddr *sa, char *out, size_t cap)
+{
+	char txt[INET6_ADDRSTRLEN] = "?";
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)sa;
+
+		inet_ntop(AF_INET, &in->sin_addr, txt, sizeof(txt));
+		snprintf(out, cap, "%s:%u", txt, ntohs(in->sin_port));
+	} else {
+		const struct sockaddr_in6 *in6 = (const void *)sa;
+
+		inet_ntop(AF_INET6, &in6->sin6_addr, txt, sizeof(txt));
+		snprintf(out, cap, "[%s]:%u", txt, ntohs(in6->sin6_port));
+	}
+}
+
+static void print_tlvs(struct json *j, const void *tlvs, size_t len)
+{
+	struct ppbpf_tlv_iter it;
+	struct ppbpf_tlv t;
+
+	json_arr_begin(j);
+	ppbpf_tlv_iter_init_raw(&it, tlvs, len);
+	while (ppbpf_tlv_next(&it, &t) > 0) {
+		int printable = 1;
+
+		json_obj_begin(j);
+		json_kv_int(j, "type", t.type);
+		if (ppbpf_tlv_name(t.type))
+			json_kv_str(j, "name", ppbpf_tlv_name(t.type));
+		json_key(j, "hex");
+		json_hex(j, t.value, t.len);
+		for (unsigned int i = 0; i < t.len; i++)
+			printable &= t.value[i] >= 0x20 && t.value[i] < 0x7f;
+		if (printable && t.type != PPBPF_TLV_CRC32C) {
+			json_key(j, "text");
+			json_strn(j, t.value, t.len);
+		}
+		json_obj_end(j);
+	}
+	json_arr_end(j);
+}
+
+/* The first line (or first bytes) of the request, waiting at most 2 s. */
+static ssize_t read_request(int fd, char *buf, size_t cap)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	size_t n = 0;
+
+	while (n < cap && poll(&p, 1, 2000) == 1) {
+		ssize_t r = recv(fd, buf + n, cap - n, 0);
+
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+		if (memchr(buf, '\n', n))
+			break;
+	}
+	return (ssize_t)n;
+}
+
+static const char *mode_of(const struct ppbpf_accept_stats *a, const struct ppbpf_accept_stats *b)
+{
+	if (b->kernel != a->kernel)
+		return "kernel";
+	return b->userspace != a->userspace ? "userspace" : "plain";
+}
+
+static void serve_one(int fd, int n, const struct sockaddr *orig, const struct ppbpf_info *info,
+		      const unsigned char *tlvs, size_t tlv_len, const char *mode, const char *reply)
+{
+	struct sockaddr_storage peer;
+	socklen_t plen = sizeof(peer);
+	char txt[80], req[512];
+	ssize_t rn = read_request(fd, req, sizeof(req));
+	struct json j;
+
+	json_init(&j, stdout);
+	json_obj_begin(&j);
+	json_kv_int(&j, "conn", n);
+	json_kv_str(&j, "mode", mode);
+	if (!getpeername(fd, (struct sockaddr *)&peer, &plen)) {
+		endpoint_text((struct sockaddr *)&peer, txt, sizeof(txt));
+		json_kv_str(&j, "getpeername", txt);
+	}
+	endpoint_text(orig, txt, sizeof(txt));
+	json_kv_str(&j, "client", txt);
+	if (info->state == PPBPF_STATE_DONE) {
+		int af = ppbpf_family_af(info->family);
+
+		json_kv_int(&j, "version", info->version);
+		json_kv_str(&j, "command", info->command == PPBPF_CMD_PROXY ? "PROXY" : "LOCAL");
+		json_kv_str(&j, "family", ppbpf_family_name(info->family));
+		if (af == AF_INET || af == AF_INET6) {
+			char a[PPBPF_ADDRSTRLEN];
+
+			ppbpf_format_ip(af, info->dst_addr, a, sizeof(a));
+			snprintf(txt, sizeof(txt), af == AF_INET ? "%s:%u" : "[%s]:%u", a, info->dst_port);
+			json_kv_str(&j, "dst", txt);
+		}
+		json_kv_int(&j, "header_len", info->header_len);
+		json_key(&j, "tlvs");
+		print_tlvs(&j, tlvs, tlv_len);
+	}
+	json_key(&j, "request");
+	json_strn(&j, req, rn > 0 ? (size_t)rn : 0);
+	json_obj_end(&j);
+	json_end(&j);
+	send(fd, reply, strlen(reply), MSG_NOSIGNAL);
+	close(fd);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "port", required_argument, NULL, 'p' },  { "addr", required_argument, NULL, 'a' },
+		{ "count", required_argument, NULL, 'n' }, { "reply", required_argument, NULL, 'r' },
+		{ "defer-accept", no_argument, NULL, 'd' }, { "timeout", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },        { 0 },
+	};
+	struct server s = { .addr = "127.0.0.1", .reply = "hello from ppbpf\n", .timeout = 3000 };
+	int c, lfd;
+
+	while ((c = getopt_long(argc, argv, "p:a:n:r:dt:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'p': s.port = atoi(optarg); break;
+		case 'a': s.addr = optarg; break;
+		case 'n': s.count = atoi(optarg); break;
+		case 'r': s.reply = optarg; break;
+		case 'd': s.defer = 1; break;
+		case 't': s.timeout = atoi(optarg); break;
+		case 'h': fputs(usage, stdout); return 0;
+		default: fputs(usage, stderr); return 2;
+		}
+	}
+	if (s.port <= 0 || s.port > 65535) {
+		fputs(usage, stderr);
+		return 2;
+	}
+	lfd = listen_on(&s);
+	if (lfd < 0)
+		return 1;
+	for (int n = 1; !s.count || n <= s.count; n++) {
+		unsigned char tlvs[PPBPF_TLV_MAX];
+		struct ppbpf_info info;
+		struct ppbpf_accept_opts o = { .timeout_ms = s.timeout, .info = &info, .tlvs = tlvs,
+					       .tlvs_cap = sizeof(tlvs) };
+		struct ppbpf_accept_stats before, after;
+		struct sockaddr_storage orig;
+		socklen_t olen = sizeof(orig);
+		int fd;
+
+		ppbpf_accept_stats(&before);
+		fd = ppbpf_accept_opts(lfd, (struct sockaddr *)&orig, &olen, SOCK_CLOEXEC, &o);
+		if (fd < 0) {
+			perror("ppbpf-demo-server: accept failed");
+			return 1;
+		}
+		ppbpf_accept_stats(&after);
+		serve_one(fd, n, (struct sockaddr *)&orig, &info, tlvs, o.tlvs_len, mode_of(&before, &after), s.reply);
+	}
+	close(lfd);
+	return 0;
+}

@@ -1,0 +1,156 @@
+// SPDX-License-Identifier: MIT
+/* The per-socket query ABI of the kernel side (include/ppbpf/abi.h). */
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <time.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <ppbpf/ppbpf.h>
+#include "internal.h"
+
+int ppbpf_get(int fd, struct ppbpf_info *out)
+{
+	socklen_t len = sizeof(*out);
+
+	memset(out, 0, sizeof(*out));
+	if (getsockopt(fd, SOL_PPBPF, PPBPF_INFO, out, &len) < 0)
+		return errno == EOPNOTSUPP ? -ENOPROTOOPT : -errno;
+	return 0;
+}
+
+int ppbpf_get_tlvs(int fd, void *buf, size_t cap)
+{
+	unsigned char tmp[PPBPF_TLV_MAX];
+	socklen_t len = sizeof(tmp);
+
+	/* The kernel wants room for the largest answer; copy out what fits. */
+	if (getsockopt(fd, SOL_PPBPF, PPBPF_TLVS, tmp, &len) < 0)
+		return errno == EOPNOTSUPP ? -ENOPROTOOPT : -errno;
+	if (len > cap)
+		return -ENOSPC;
+	memcpy(buf, tmp, len);
+	return (int)len;
+}
+
+void ppbpf_tlv_iter_init_raw(struct ppbpf_tlv_iter *it, const void *tlvs, size_t len)
+{
+	it->pos = tlvs;
+	it->end = it->pos + len;
+}
+
+long ppbpf__now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* Milliseconds left until deadline (-1: none), at least 0. */
+static int left_ms(long deadline)
+{
+	long left;
+
+	if (deadline < 0)
+		return -1;
+	left = deadline - ppbpf__now_ms();
+	return left > 0 ? (int)left : 0;
+}
+
+int ppbpf__wait_bytes(int fd, unsigned int bytes, long deadline)
+{
+	int lowat = bytes ? (int)bytes : 1, one = 1, rc;
+	struct pollfd p = { .fd = fd, .events = POLLIN | POLLRDHUP };
+
+	/* Readable only once `bytes` are queued: poll sleeps until the header can be whole. */
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof(lowat)) < 0)
+		return -errno;
+	do
+		rc = poll(&p, 1, left_ms(deadline));
+	while (rc < 0 && errno == EINTR);
+	setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
+	if (rc < 0)
+		return -errno;
+	if (rc == 0)
+		return -ETIMEDOUT;
+	if (p.revents & (POLLERR | POLLNVAL))
+		return -ECONNRESET;
+	return (p.revents & (POLLHUP | POLLRDHUP)) && !(p.revents & POLLIN) ? -ECONNRESET : 0;
+}
+
+int ppbpf_wait(int fd, int timeout_ms, struct ppbpf_info *out)
+{
+	long deadline = timeout_ms < 0 ? -1 : ppbpf__now_ms() + timeout_ms;
+	int rc;
+
+	for (;;) {
+		rc = ppbpf_get(fd, out);
+		if (rc || out->state != PPBPF_STATE_PENDING)
+			return rc;
+		rc = ppbpf__wait_bytes(fd, out->have + (out->need ? out->need : 1), deadline);
+		if (rc == -ECONNRESET) { /* the last bytes may have come with the FIN */
+			if (!ppbpf_get(fd, out) && out->state != PPBPF_STATE_PENDING)
+				return 0;
+			return rc;
+		}
+		if (rc)
+			return rc;
+	}
+}
+
+int ppbpf_info_source(const struct ppbpf_info *info, int want_af, struct sockaddr *addr, socklen_t *len)
+{
+	struct sockaddr_storage ss = {};
+	socklen_t n;
+	int v4 = info->family == PPBPF_FAM_TCP4 || info->family == PPBPF_FAM_UDP4;
+	int v6 = info->family == PPBPF_FAM_TCP6 || info->family == PPBPF_FAM_UDP6;
+
+	if (!v4 && !v6)
+		return -EAFNOSUPPORT;
+	if (v4 && want_af != AF_INET6) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(info->src_port);
+		memcpy(&sin->sin_addr, info->src_addr, 4);
+		n = sizeof(*sin);
+	} else {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(info->src_port);
+		if (v4) { /* ::ffff:a.b.c.d */
+			sin6->sin6_addr.s6_addr[10] = 0xff;
+			sin6->sin6_addr.s6_addr[11] = 0xff;
+			memcpy(&sin6->sin6_addr.s6_addr[12], info->src_addr, 4);
+		} else {
+			memcpy(&sin6->sin6_addr, info->src_addr, 16);
+		}
+		n = sizeof(*sin6);
+	}
+	/* Like getpeername(): truncate to *len, report the full size. */
+	memcpy(addr, &ss, n < *len ? n : *len);
+	*len = n;
+	return 0;
+}
+
+/* The socket's own address family. */
+int ppbpf__sock_af(int fd)
+{
+	int af = AF_UNSPEC;
+	socklen_t len = sizeof(af);
+
+	getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &af, &len);
+	return af;
+}
+
+int ppbpf_getpeername(int fd, struct sockaddr *addr, socklen_t *len)
+{
+	struct ppbpf_info info;
+
+	if (!ppbpf_get(fd, &info) && info.state == PPBPF_STATE_DONE && info.command == PPBPF_CMD_PROXY &&
+	    !ppbpf_info_source(&info, ppbpf__sock_af(fd), addr, len))
+		return 0;
+	return getpeername(fd, addr, len) < 0 ? -errno : 0;
+}
