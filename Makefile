@@ -49,6 +49,7 @@ CLI := $(OUTPUT)/ppbpf
 DEMO_SERVER := $(OUTPUT)/ppbpf-demo-server
 DEMO_CLIENT := $(OUTPUT)/ppbpf-demo-client
 BPF_CHECK := $(OUTPUT)/tests/bpf_parse_check
+RECV_TEST := $(OUTPUT)/tests/recv_test
 BENCH := $(OUTPUT)/bench_codec
 FUZZ := $(OUTPUT)/fuzz_parse
 
@@ -128,6 +129,10 @@ $(OUTPUT)/san/tests/%: tests/unit/%.c $(UNIT_COMMON) $(LIB_SAN_OBJS) $(HDRS) | $
 $(BPF_CHECK): tests/integration/bpf_parse_check.c $(UNIT_COMMON) $(LIBA) $(SKELS) $(HDRS) | $(OUTPUT)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(UNIT_COMMON) $(LIBA) $(LIBBPF_LIBS)
+
+$(RECV_TEST): tests/integration/recv_test.c $(LIBA) $(HDRS) | $(OUTPUT)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LIBA) -lcmocka -lpthread
 
 unit: $(UNIT_BINS)
 	$(Q)for t in $(UNIT_BINS); do echo "== $$t"; $$t || exit 1; done

@@ -21,8 +21,9 @@ static __always_inline void count(__u32 idx)
 {
 	__u64 *v = bpf_map_lookup_elem(&stats, &idx);
 
+	/* Atomic: sockops runs in process context too, and a softirq on this CPU may interrupt it. */
 	if (v)
-		(*v)++;
+		__sync_fetch_and_add(v, 1);
 }
 
 static __always_inline int is_v4_mapped(const __u32 *a)
@@ -515,16 +516,17 @@ int ppbpf_getsockopt(struct bpf_sockopt *ctx)
 		ctx->optlen = sizeof(rec->info);
 		ctx->retval = 0;
 	} else if (ctx->optname == PPBPF_TLVS) {
-		if (p + PPBPF_TLV_MAX > end) {
+		if (p + PPBPF_TLVS_SIZE > end) {
 			ctx->retval = -EINVAL;
 			return 1;
 		}
 		n = rec->info.tlv_stored;
 		if (n > PPBPF_TLV_MAX)
 			n = PPBPF_TLV_MAX;
+		*(__u32 *)p = n;
 		if (n)
-			bpf_probe_read_kernel(p, n, rec->tlvs);
-		ctx->optlen = (int)n;
+			bpf_probe_read_kernel(p + 4, n, rec->tlvs);
+		ctx->optlen = (int)(4 + n);
 		ctx->retval = 0;
 	} else {
 		ctx->retval = -ENOPROTOOPT;

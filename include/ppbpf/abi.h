@@ -9,9 +9,11 @@
  *   0            info is filled in (len = sizeof(info));
  *   ENODATA      the socket is not tracked (its port has no policy);
  *   ENOPROTOOPT  ppbpf is not attached to this socket's cgroup;
- *   EINVAL       len < sizeof(struct ppbpf_info), or len too small for TLVs.
- * PPBPF_TLVS returns the raw TLV bytes kept for the socket (info.tlv_stored
- * of them); the buffer must hold PPBPF_TLV_MAX bytes.
+ *   EINVAL       len < sizeof(struct ppbpf_info), or < PPBPF_TLVS_SIZE for TLVs.
+ * PPBPF_TLVS returns a __u32 count (host order) followed by that many raw
+ * TLV bytes kept for the socket (info.tlv_stored); the buffer must hold
+ * PPBPF_TLVS_SIZE bytes. The count makes the answer never empty: the kernel
+ * does not pass a zero optlen from a getsockopt program back to the caller.
  */
 #ifndef PPBPF_ABI_H
 #define PPBPF_ABI_H
@@ -31,6 +33,8 @@
 
 /* Most TLV bytes kept per socket; the configured cap (default 512) is at most this. */
 #define PPBPF_TLV_MAX 1024
+/* Room a PPBPF_TLVS answer needs: the count, then the bytes. */
+#define PPBPF_TLVS_SIZE (4 + PPBPF_TLV_MAX)
 /* Default cap on TLV bytes kept per socket. */
 #define PPBPF_TLV_CAP_DEFAULT 512
 

@@ -21,16 +21,20 @@ int ppbpf_get(int fd, struct ppbpf_info *out)
 
 int ppbpf_get_tlvs(int fd, void *buf, size_t cap)
 {
-	unsigned char tmp[PPBPF_TLV_MAX];
+	unsigned char tmp[PPBPF_TLVS_SIZE];
 	socklen_t len = sizeof(tmp);
+	__u32 n;
 
 	/* The kernel wants room for the largest answer; copy out what fits. */
 	if (getsockopt(fd, SOL_PPBPF, PPBPF_TLVS, tmp, &len) < 0)
 		return errno == EOPNOTSUPP ? -ENOPROTOOPT : -errno;
-	if (len > cap)
+	memcpy(&n, tmp, 4);
+	if (len < 4 || n != len - 4 || n > PPBPF_TLV_MAX)
+		return -EPROTO;
+	if (n > cap)
 		return -ENOSPC;
-	memcpy(buf, tmp, len);
-	return (int)len;
+	memcpy(buf, tmp + 4, n);
+	return (int)n;
 }
 
 void ppbpf_tlv_iter_init_raw(struct ppbpf_tlv_iter *it, const void *tlvs, size_t len)
