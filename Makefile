@@ -55,7 +55,7 @@ FUZZ := $(OUTPUT)/fuzz_parse
 
 LIBBPF_LIBS := $(shell pkg-config --libs libbpf 2>/dev/null || echo -lbpf -lelf -lz)
 
-.PHONY: all test unit unit-san bpf-check cli-test fuzz fuzz-run bench install demo clean deps
+.PHONY: all test unit unit-san bpf-check cli-test integration fuzz bench install demo clean deps
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -147,6 +147,11 @@ bpf-check: $(BPF_CHECK)
 cli-test: $(CLI)
 	$(Q)tests/integration/cli.sh $(CLI)
 
+# Real sockets in test cgroups (root): the receive path, then real HAProxy in front.
+integration: all $(RECV_TEST)
+	$(Q)tests/integration/kernel.sh
+	$(Q)tests/integration/haproxy.sh
+
 # ---- fuzzing ---------------------------------------------------------------------
 FUZZ_SECONDS ?= 30
 $(FUZZ): tests/fuzz/fuzz_parse.c $(LIB_SRCS) $(HDRS) | $(OUTPUT)
@@ -164,6 +169,7 @@ test: deps
 	$(Q)$(MAKE) unit-san
 	$(Q)$(MAKE) cli-test
 	$(Q)$(MAKE) bpf-check
+	$(Q)$(MAKE) integration
 	$(Q)$(MAKE) fuzz
 	@echo "ALL TESTS PASSED"
 

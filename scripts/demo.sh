@@ -1,74 +1,106 @@
 #!/usr/bin/env bash
-# The README's run command. Sets up what it needs on a fresh machine, builds,
-# then shows the PROXY protocol codec at work: headers built and parsed by the
-# CLI, and a header sent by a real HAProxy parsed the same way.
+# The README's run command. On a fresh machine: installs what is missing,
+# builds, creates a demo cgroup and attaches ppbpf to it, starts a real
+# HAProxy (send-proxy-v2, proxy-v2-options authority,crc32c,unique-id) in
+# front of ppbpf-demo-server running in that cgroup, connects clients bound to
+# 127.0.0.2 and 127.0.0.3 through it, and prints what the server learned next
+# to the truth. Everything it creates is removed at the end, even on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || { echo "demo: run as root (it attaches BPF programs to a demo cgroup)" >&2; exit 1; }
 scripts/deps.sh
-command -v haproxy >/dev/null || {
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends haproxy >/dev/null
-}
 make -s all
-P=.output/ppbpf
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-say "v1 header, parsed"
-printf 'PROXY TCP4 192.0.2.1 198.51.100.2 51000 443\r\nGET / HTTP/1.1\r\n' | $P parse
+OUT=$PWD/.output
+CLI=$OUT/ppbpf
+CG2=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/self/mounts)
+[ -n "$CG2" ] || { echo "demo: no cgroup2 mount found" >&2; exit 1; }
+CG=$CG2/ppbpf-demo
+PIN=/sys/fs/bpf/ppbpf-demo
+TMP=$(mktemp -d)
+PIDS=()
+BACKEND=18480 FRONT=18481 EDGE=18482
 
-say "v2 header with TLVs and CRC32C, built then parsed"
-$P build --src-addr 2001:db8::1 --dst-addr 2001:db8::2 --src-port 51000 --dst-port 443 \
-	--tlv-text ALPN:h2 --tlv-text AUTHORITY:example.com --tlv-text UNIQUE_ID:req-42 \
-	--ssl 1,0 --ssl-sub-text VERSION:TLSv1.3 --aws-vpce-id vpce-0a1b2c3d --crc32c --raw | $P parse
-
-say "a corrupted header is refused with a reason"
-$P build --src-addr 192.0.2.1 --dst-addr 198.51.100.2 --src-port 1 --dst-port 2 --crc32c |
-	sed 's/^\(.\{40\}\)../\1ff/' | xargs $P parse --hex || true
-
-say "an incomplete header says how much more it needs"
-printf 'PROXY TCP4 192.0.2.1' | $P parse || true
-
-say "what a real HAProxy sends (send-proxy-v2, proxy-v2-options crc32c,unique-id)"
-tmp=$(mktemp -d)
-hap_pid=""
-cleanup() { [ -n "$hap_pid" ] && kill "$hap_pid" 2>/dev/null; rm -rf "$tmp"; }
+cleanup() {
+	set +e
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+	"$CLI" detach --pin-dir "$PIN" >/dev/null 2>&1
+	if [ -d "$CG" ]; then
+		while read -r p; do echo "$p" > "$CG2/cgroup.procs"; done < "$CG/cgroup.procs"
+		rmdir "$CG"
+	fi
+	rm -rf "$TMP"
+}
 trap cleanup EXIT
-fe=$((20000 + RANDOM % 10000)) be=$((fe + 1))
-cat > "$tmp/haproxy.cfg" <<CFG
+
+say() { printf '\n\033[1m%s\033[0m\n' "$*"; }
+wait_port() { for _ in $(seq 50); do ss -Htln "sport = :$1" | grep -q . && return 0; sleep 0.1; done; return 1; }
+for p in $BACKEND $FRONT $EDGE; do
+	! ss -Htln "sport = :$p" | grep -q . || { echo "demo: port $p is in use" >&2; exit 1; }
+done
+
+say "1. A demo cgroup, with ppbpf attached: port $BACKEND expects PROXY headers from 127.0.0.1"
+mkdir -p "$CG"
+"$CLI" attach --cgroup "$CG" --pin-dir "$PIN" --port $BACKEND --trust 127.0.0.1 --rewrite-peer
+
+say "2. ppbpf-demo-server in that cgroup, HAProxy in front of it"
+bash -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$CG" "$OUT/ppbpf-demo-server" --port $BACKEND \
+	--reply "hello from behind HAProxy" > "$TMP/server.jsonl" &
+PIDS+=($!)
+cat > "$TMP/haproxy.cfg" <<CFG
 defaults
     mode tcp
     timeout connect 2s
-    timeout client 5s
-    timeout server 5s
-frontend demo
-    bind 127.0.0.1:$fe
-    unique-id-format demo-%[uuid]
+    timeout client 10s
+    timeout server 10s
+frontend clients
+    bind 127.0.0.1:$FRONT
+    unique-id-format req-%ci-%cp
+    default_backend app
+frontend behind_an_edge
+    # for the AUTHORITY TLV: an edge balancer in front of this one names the client and the host
+    bind 127.0.0.1:$EDGE accept-proxy
+    unique-id-format req-%ci-%cp
     default_backend app
 backend app
-    server app 127.0.0.1:$be send-proxy-v2 proxy-v2-options crc32c,unique-id
+    server app 127.0.0.1:$BACKEND send-proxy-v2 proxy-v2-options authority,crc32c,unique-id
 CFG
-wait_port() { for _ in $(seq 50); do ss -ltn "sport = :$1" | grep -q LISTEN && return 0; sleep 0.1; done; return 1; }
-# A one-shot backend that saves the first bytes it receives.
-timeout 10 python3 - "$be" "$tmp/received" <<'PY' &
-import socket, sys
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1)
-c, _ = s.accept(); c.settimeout(2); data = b""
-while b"hello" not in data:
-    chunk = c.recv(4096)
-    if not chunk: break
-    data += chunk
-open(sys.argv[2], "wb").write(data)
-PY
-backend_pid=$!
-wait_port "$be"
-haproxy -f "$tmp/haproxy.cfg" -db >/dev/null 2>&1 &
-hap_pid=$!
-wait_port "$fe"
-timeout 5 bash -c "exec 3<>/dev/tcp/127.0.0.1/$fe; printf 'hello' >&3; sleep 0.5" || true
-wait "$backend_pid" || true
-if [ -s "$tmp/received" ]; then
-	$P parse < "$tmp/received"
-else
-	echo "(HAProxy did not connect within 5 s; skipped this part)"
-fi
-printf '\nThe kernel side (eBPF parsing per socket) builds on this codec; see README.md.\n'
+haproxy -f "$TMP/haproxy.cfg" -db > "$TMP/haproxy.log" 2>&1 &
+PIDS+=($!)
+wait_port $BACKEND && wait_port $FRONT && wait_port $EDGE || { cat "$TMP/haproxy.log"; exit 1; }
+echo "HAProxy $(haproxy -v | awk 'NR == 1 { print $3 }'): 127.0.0.1:$FRONT and 127.0.0.1:$EDGE -> 127.0.0.1:$BACKEND"
+
+say "3. Clients bound to 127.0.0.2 and 127.0.0.3 connect through HAProxy"
+c1=$("$OUT/ppbpf-demo-client" --bind 127.0.0.2 --connect 127.0.0.1:$FRONT --send $'GET /hello HTTP/1.0\n' | jq -r .local)
+c2=$("$OUT/ppbpf-demo-client" --bind 127.0.0.3 --connect 127.0.0.1:$EDGE --proxy-v2 --authority shop.example.com \
+	--send $'GET /cart HTTP/1.0\n' | jq -r .local)
+for _ in $(seq 30); do [ "$(wc -l < "$TMP/server.jsonl")" -ge 2 ] && break; sleep 0.1; done
+
+say "4. What the server learned, next to the truth"
+show() {
+	local truth=$1 authority=$2 sent=$3 line
+	line=$(jq -c --arg c "$truth" 'select(.client == $c)' "$TMP/server.jsonl")
+	[ -n "$line" ] || { echo "the server saw no connection from $truth"; exit 1; }
+	printf '  %-26s %-28s %s\n' "" "truth (the client)" "server (ppbpf_get / ppbpf_accept)"
+	printf '  %-26s %-28s %s\n' "client address" "$truth" "$(jq -r .client <<< "$line")"
+	printf '  %-26s %-28s %s\n' "getpeername() on the fd" "$truth" "$(jq -r .getpeername <<< "$line")"
+	printf '  %-26s %-28s %s\n' "answered by" "" "$(jq -r '.mode + ", PROXY v" + (.version | tostring)' <<< "$line")"
+	printf '  %-26s %-28s %s\n' "AUTHORITY TLV" "$authority" \
+		"$(jq -r '[.tlvs[] | select(.name == "AUTHORITY") | .text] | first // "-"' <<< "$line")"
+	printf '  %-26s %-28s %s\n' "UNIQUE_ID TLV" "req-${truth%:*}-${truth##*:}" \
+		"$(jq -r '[.tlvs[] | select(.name == "UNIQUE_ID") | .text] | first // "-"' <<< "$line")"
+	printf '  %-26s %-28s %s\n' "CRC32C TLV" "checked in the kernel" \
+		"$(jq -r '[.tlvs[] | select(.name == "CRC32C") | .hex] | first // "-"' <<< "$line")"
+	printf '  %-26s %-28s %s\n' "request bytes" "$(jq -rn --arg s "$sent" '$s | @json')" "$(jq -r '.request | @json' <<< "$line")"
+	echo
+}
+show "$c1" "-" $'GET /hello HTTP/1.0\n'
+show "$c2" "shop.example.com" $'GET /cart HTTP/1.0\n'
+tag() { jq -r --arg c "$1" 'select(.client == $c) | .client' "$TMP/server.jsonl"; }
+[ "$(tag "$c1")" = "$c1" ] && [ "$(tag "$c2")" = "$c2" ] || { echo "demo: the server did not learn the true clients" >&2; exit 1; }
+
+say "5. ppbpf status (the kernel side's counters)"
+"$CLI" status --pin-dir "$PIN" --json | jq -c '{tracked: .counters.tracked, v2: .counters.v2,
+	peer_rewrites: .counters.peer_rewrites, errors: (.counters.error_v1 + .counters.error_v2)}'
+echo
+echo "Done: the demo cgroup, the attachment and HAProxy are removed on exit."

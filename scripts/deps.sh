@@ -9,6 +9,7 @@ PACKAGES=(
 	libcmocka-dev                           # unit tests
 	jq                                      # CLI contract tests read JSON
 	iproute2                                # ss, ip (integration tests)
+	haproxy                                 # the demo and the interop tests
 )
 
 missing=()

@@ -61,6 +61,7 @@ spawn_in_cgroup() {
 
 cleanup() {
 	local rc=$?
+	set +e # every step runs, whatever failed before or fails here
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
 	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
 	for pin in "${PINS[@]}"; do "$CLI" detach --pin-dir "$pin" >/dev/null 2>&1; done

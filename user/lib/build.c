@@ -14,7 +14,7 @@ struct out {
 
 static void put(struct out *o, const void *src, size_t n)
 {
-	if (o->len + n <= o->cap)
+	if (n && o->len + n <= o->cap) /* n == 0 may come with src == NULL: an empty TLV */
 		memcpy(o->p + o->len, src, n);
 	o->len += n;
 }
