@@ -51,6 +51,7 @@ DEMO_CLIENT := $(OUTPUT)/ppbpf-demo-client
 BPF_CHECK := $(OUTPUT)/tests/bpf_parse_check
 RECV_TEST := $(OUTPUT)/tests/recv_test
 BENCH := $(OUTPUT)/bench_codec
+BENCH_NET := $(OUTPUT)/bench_net
 FUZZ := $(OUTPUT)/fuzz_parse
 
 LIBBPF_LIBS := $(shell pkg-config --libs libbpf 2>/dev/null || echo -lbpf -lelf -lz)
@@ -177,9 +178,14 @@ $(BENCH): tests/bench/bench_codec.c $(LIBA) $(HDRS) | $(OUTPUT)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LIBA)
 
+$(BENCH_NET): tests/bench/bench_net.c $(LIBA) $(HDRS) | $(OUTPUT)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LIBA) -lpthread
+
 bench: deps
-	$(Q)$(MAKE) $(BENCH)
+	$(Q)$(MAKE) all $(BENCH) $(BENCH_NET)
 	$(Q)$(BENCH)
+	$(Q)scripts/bench.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/ppbpf

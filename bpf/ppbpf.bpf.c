@@ -17,6 +17,19 @@
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
+/*
+ * The record is written in softirq while getsockopt may copy it on another
+ * CPU. Writers publish in a fixed order and readers read in the reverse
+ * order, so a reader that sees the last store also sees the ones before it
+ * (stores and loads keep program order on x86; the barriers stop clang).
+ *   writer: need, then have                       (still pending)
+ *           result fields, then state, then have  (a verdict)
+ *   reader: have, need, state, then the fields
+ */
+#define barrier() asm volatile("" ::: "memory")
+#define READ_ONCE(x) (*(const volatile typeof(x) *)&(x))
+#define WRITE_ONCE(x, v) (*(volatile typeof(x) *)&(x) = (v))
+
 static __always_inline void count(__u32 idx)
 {
 	__u64 *v = bpf_map_lookup_elem(&stats, &idx);
@@ -230,10 +243,12 @@ static __always_inline void advance(struct ppbpf_sk *rec, struct ppbpf_pending *
 {
 	struct ppbpf_hdr h;
 	int rc = ppbpf_parse_max(&pend->buf, pend->have, rec->max_header, &h);
+	__u8 state;
 
-	rec->info.have = pend->have;
 	if (rc == PPBPF_E_INCOMPLETE) {
-		rec->info.need = h.need;
+		WRITE_ONCE(rec->info.need, h.need);
+		barrier();
+		WRITE_ONCE(rec->info.have, pend->have);
 		count(PPBPF_CNT_PENDING);
 		return;
 	}
@@ -250,15 +265,19 @@ static __always_inline void advance(struct ppbpf_sk *rec, struct ppbpf_pending *
 		__builtin_memcpy(rec->info.dst_addr, h.dst_addr, 16);
 		keep_tlvs(rec, pend, &h);
 		rec->tlv_count = h.tlv_count;
-		rec->info.state = PPBPF_STATE_DONE;
+		state = PPBPF_STATE_DONE;
 	} else if (rc == PPBPF_E_NOT_PROXY && (rec->port_flags & PPBPF_PORT_OPTIONAL)) {
-		rec->info.state = PPBPF_STATE_PLAIN;
+		state = PPBPF_STATE_PLAIN;
 		count(PPBPF_CNT_PLAIN);
 	} else {
 		rec->info.error = rc;
-		rec->info.state = PPBPF_STATE_ERROR;
+		state = PPBPF_STATE_ERROR;
 	}
-	if (rec->info.state != PPBPF_STATE_PLAIN)
+	barrier();
+	WRITE_ONCE(rec->info.state, state);
+	barrier();
+	WRITE_ONCE(rec->info.have, pend->have);
+	if (state != PPBPF_STATE_PLAIN)
 		count_result(rc, &h);
 	update_conn(cookie, rec);
 	bpf_map_delete_elem(&pending, &cookie);
@@ -468,13 +487,23 @@ static __always_inline void on_stream_segment(struct __sk_buff *skb, struct ppbp
 	advance(rec, pend, cookie);
 }
 
+/* Does this local port have a policy? No helper call: array lookups are inlined. */
+static __always_inline int port_has_policy(__u32 port)
+{
+	__u32 word = (port >> 6) & (65536 / 64 - 1);
+	__u64 *bits = bpf_map_lookup_elem(&port_bits, &word);
+
+	return bits && (*bits >> (port & 63)) & 1;
+}
+
 SEC("cgroup_skb/ingress")
 int ppbpf_ingress(struct __sk_buff *skb)
 {
 	struct bpf_sock *sk = skb->sk;
 	struct ppbpf_sk *rec;
 
-	if (!sk)
+	/* Untracked traffic leaves here: its local port has no policy. */
+	if (!sk || !port_has_policy(sk->src_port))
 		return 1;
 	sk = bpf_sk_fullsock(sk);
 	if (!sk || sk->protocol != IPPROTO_TCP)
@@ -491,6 +520,35 @@ int ppbpf_ingress(struct __sk_buff *skb)
 
 /* ---- the query ABI ----------------------------------------------------------------------- */
 
+/*
+ * A socket without a record: would sockops track it? accept() can dequeue a
+ * child a few microseconds before the sockops callback that creates its
+ * record has run (the child is queued first), so "not yet" must not look
+ * like "never".
+ */
+static __always_inline int will_be_tracked(struct bpf_sock *sk)
+{
+	__u16 port = (__u16)sk->src_port;
+	__u32 r[4] = { sk->dst_ip6[0], sk->dst_ip6[1], sk->dst_ip6[2], sk->dst_ip6[3] };
+	__u8 peer[16] = {};
+	int v4 = sk->family == AF_INET || is_v4_mapped(r);
+
+	if (sk->state != BPF_TCP_ESTABLISHED && sk->state != BPF_TCP_SYN_RECV)
+		return 0;
+	if (!bpf_map_lookup_elem(&ports, &port))
+		return 0;
+	if (sk->family == AF_INET) {
+		__u32 a = sk->dst_ip4;
+
+		__builtin_memcpy(peer, &a, 4);
+	} else if (v4) {
+		__builtin_memcpy(peer, &r[3], 4);
+	} else {
+		__builtin_memcpy(peer, r, 16);
+	}
+	return trusted(port, v4, peer);
+}
+
 SEC("cgroup/getsockopt")
 int ppbpf_getsockopt(struct bpf_sockopt *ctx)
 {
@@ -503,16 +561,30 @@ int ppbpf_getsockopt(struct bpf_sockopt *ctx)
 		return 1;
 	rec = bpf_sk_storage_get(&ppbpf_sks, sk, 0, 0);
 	if (!rec) {
-		ctx->retval = -ENODATA;
+		ctx->retval = will_be_tracked(sk) ? -EAGAIN : -ENODATA;
 		return 1;
 	}
 	count(PPBPF_CNT_QUERIES);
 	if (ctx->optname == PPBPF_INFO) {
+		struct ppbpf_info *out = (struct ppbpf_info *)p;
+		__u32 have, need;
+		__u8 state;
+
 		if (p + sizeof(rec->info) > end) {
 			ctx->retval = -EINVAL;
 			return 1;
 		}
+		/* Reverse of the writers' order: a consistent snapshot (see the top of this file). */
+		have = READ_ONCE(rec->info.have);
+		barrier();
+		need = READ_ONCE(rec->info.need);
+		barrier();
+		state = READ_ONCE(rec->info.state);
+		barrier();
 		__builtin_memcpy(p, &rec->info, sizeof(rec->info));
+		out->have = have;
+		out->need = need;
+		out->state = state;
 		ctx->optlen = sizeof(rec->info);
 		ctx->retval = 0;
 	} else if (ctx->optname == PPBPF_TLVS) {
@@ -542,8 +614,10 @@ static __always_inline struct ppbpf_sk *rewrite_source(struct bpf_sock *sk)
 	if (!sk)
 		return NULL;
 	rec = bpf_sk_storage_get(&ppbpf_sks, sk, 0, 0);
-	if (!rec || rec->info.state != PPBPF_STATE_DONE || !(rec->info.flags & PPBPF_INFO_REWRITE_PEER) ||
-	    rec->info.command != PPBPF_CMD_PROXY)
+	if (!rec || READ_ONCE(rec->info.state) != PPBPF_STATE_DONE)
+		return NULL;
+	barrier(); /* the fields after the state: they were written before it */
+	if (!(rec->info.flags & PPBPF_INFO_REWRITE_PEER) || rec->info.command != PPBPF_CMD_PROXY)
 		return NULL;
 	return rec;
 }

@@ -23,6 +23,7 @@
 #define ETH_P_IPV6 0x86DD
 #define IPPROTO_TCP 6
 #define ENODATA 61
+#define EAGAIN 11
 #define EINVAL 22
 #define ENOPROTOOPT 92
 #define TCP_FLAG_SYN 0x02
@@ -104,6 +105,14 @@ struct {
 	__type(key, __u16);
 	__type(value, struct ppbpf_port_policy);
 } ports SEC(".maps");
+
+/* One bit per local port with a policy: the ingress fast path, an inlined array read. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 65536 / 64);
+	__type(key, __u32);
+	__type(value, __u64);
+} port_bits SEC(".maps");
 
 /* Trusted IPv4 sources per port. */
 struct {

@@ -7,7 +7,10 @@
  * The query ABI: getsockopt(fd, SOL_PPBPF, PPBPF_INFO, &info, &len) on any
  * socket of a cgroup where ppbpf is attached; no privileges, no map fds.
  *   0            info is filled in (len = sizeof(info));
- *   ENODATA      the socket is not tracked (its port has no policy);
+ *   ENODATA      the socket is not tracked (its port has no policy, or the
+ *                peer is not trusted there);
+ *   EAGAIN       it will be tracked, but accept() returned it a few
+ *                microseconds before the kernel side set it up: ask again;
  *   ENOPROTOOPT  ppbpf is not attached to this socket's cgroup;
  *   EINVAL       len < sizeof(struct ppbpf_info), or < PPBPF_TLVS_SIZE for TLVs.
  * PPBPF_TLVS returns a __u32 count (host order) followed by that many raw

@@ -138,6 +138,8 @@ PPBPF_API void ppbpf_tlv_iter_init_raw(struct ppbpf_tlv_iter *it, const void *tl
  * PPBPF_INFO). Works for unprivileged processes. Returns 0, -ENODATA (the
  * socket is not tracked: its port has no policy, or its peer is not trusted),
  * -ENOPROTOOPT (ppbpf is not attached to the socket's cgroup), or -errno.
+ * A socket that accept() returned before the kernel side set it up (a few
+ * microseconds) is asked again for up to 100 ms; -EAGAIN if still not ready.
  */
 PPBPF_API int ppbpf_get(int fd, struct ppbpf_info *out);
 /* The TLV bytes kept for the socket (at most PPBPF_TLV_MAX). Returns the count or -errno. */

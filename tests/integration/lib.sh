@@ -52,10 +52,11 @@ in_cgroup() {
 }
 
 # Start a command in the background inside a cgroup; its pid is killed at exit.
+# bash -c runs directly under & so that $! is the pid the command execs into.
 spawn_in_cgroup() {
 	local cg=$1
 	shift
-	in_cgroup "$cg" "$@" &
+	bash -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$cg" "$@" &
 	PIDS+=($!)
 }
 

@@ -116,6 +116,15 @@ int policy_set_port(const struct ppbpf_maps *m, __u16 port, const struct ppbpf_p
 	}
 	if (!rc && bpf_map_update_elem(m->ports, &port, pol, BPF_ANY))
 		rc = -errno;
+	if (!rc) { /* last: the ingress hook starts looking at the port once its bit is set */
+		__u32 word = port >> 6;
+		__u64 bits = 0;
+
+		bpf_map_lookup_elem(m->port_bits, &word, &bits);
+		bits |= 1ull << (port & 63);
+		if (bpf_map_update_elem(m->port_bits, &word, &bits, BPF_ANY))
+			rc = -errno;
+	}
 	return rc;
 }
 

@@ -166,8 +166,10 @@ static int take_header(int fd, int timeout_ms, struct ppbpf_accept_opts *opts, s
 		STAT_INC(plain);
 		return 0;
 	}
-	if (rc)
+	if (rc) { /* e.g. tracked but never set up (the kernel had no room): fail closed */
+		STAT_INC(rejected);
 		return rc;
+	}
 	if (info->state == PPBPF_STATE_PENDING) {
 		rc = ppbpf_wait(fd, timeout_ms, info);
 		if (rc) {

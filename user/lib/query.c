@@ -9,7 +9,8 @@
 #include <ppbpf/ppbpf.h>
 #include "internal.h"
 
-int ppbpf_get(int fd, struct ppbpf_info *out)
+/* One query; EAGAIN passes through. */
+static int get_once(int fd, struct ppbpf_info *out)
 {
 	socklen_t len = sizeof(*out);
 
@@ -17,6 +18,27 @@ int ppbpf_get(int fd, struct ppbpf_info *out)
 	if (getsockopt(fd, SOL_PPBPF, PPBPF_INFO, out, &len) < 0)
 		return errno == EOPNOTSUPP ? -ENOPROTOOPT : -errno;
 	return 0;
+}
+
+/* How long a socket may stay "about to be tracked": the kernel needs microseconds. */
+#define SETUP_WAIT_MS 100
+
+int ppbpf_get(int fd, struct ppbpf_info *out)
+{
+	long deadline = 0;
+	int rc;
+
+	/* EAGAIN: accept() got the socket just before the kernel side set it up. */
+	while ((rc = get_once(fd, out)) == -EAGAIN) {
+		struct timespec pause = { 0, 20000 };
+
+		if (!deadline)
+			deadline = ppbpf__now_ms() + SETUP_WAIT_MS;
+		else if (ppbpf__now_ms() > deadline)
+			return -EAGAIN;
+		nanosleep(&pause, NULL);
+	}
+	return rc;
 }
 
 int ppbpf_get_tlvs(int fd, void *buf, size_t cap)

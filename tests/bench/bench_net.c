@@ -1,0 +1,235 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Network benchmarks for `make bench` (driven by scripts/bench.sh, which puts
+ * each side in the right cgroup and alternates the configurations):
+ *
+ *   bench_net server PORT MODE       MODE: plain (accept4) or ppbpf (ppbpf_accept
+ *                                    + ppbpf_get; kernel or userspace fallback)
+ *   bench_net rate PORT HEADER SECONDS THREADS
+ *                                    connections per second: connect, send the
+ *                                    header (v2|v1|none) and a 100-byte request,
+ *                                    read the 100-byte reply, close
+ *   bench_net sink PORT              bulk receiver: counts bytes, prints Gbit/s
+ *   bench_net bulk PORT BYTES        bulk sender
+ *
+ * Results are printed as one JSON object on stdout.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <ppbpf/ppbpf.h>
+
+#define REQ_LEN 100
+#define REPLY_LEN 100
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static struct sockaddr_in loopback(int port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((unsigned short)port) };
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	return a;
+}
+
+static int listen_port(int port)
+{
+	struct sockaddr_in a = loopback(port);
+	int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    bind(fd, (struct sockaddr *)&a, sizeof(a)) || listen(fd, 4096)) {
+		perror("bench_net: failed to listen");
+		exit(1);
+	}
+	return fd;
+}
+
+static int read_exact(int fd, char *buf, size_t n)
+{
+	while (n) {
+		ssize_t r = recv(fd, buf, n, 0);
+
+		if (r <= 0)
+			return -1;
+		buf += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+/* One request/reply per connection, forever. ppbpf mode learns the client first. */
+__attribute__((noreturn)) static void run_server(int port, int ppbpf)
+{
+	int lfd = listen_port(port);
+	char req[REQ_LEN], reply[REPLY_LEN];
+
+	memset(reply, 'r', sizeof(reply));
+	for (;;) {
+		struct sockaddr_storage orig;
+		socklen_t olen = sizeof(orig);
+		struct ppbpf_info info;
+		int fd;
+
+		if (ppbpf) {
+			struct ppbpf_accept_opts o = { .info = &info };
+
+			fd = ppbpf_accept_opts(lfd, (struct sockaddr *)&orig, &olen, SOCK_CLOEXEC, &o);
+		} else {
+			fd = accept4(lfd, (struct sockaddr *)&orig, &olen, SOCK_CLOEXEC);
+		}
+		if (fd < 0)
+			continue;
+		/* A wrong answer must not pass for a fast one: the client counts 'X' replies as failures. */
+		reply[0] = !ppbpf || (info.state == PPBPF_STATE_DONE && info.src_port == 51000) ? 'r' : 'X';
+		if (!read_exact(fd, req, sizeof(req)) && req[0] == 'q' && req[REQ_LEN - 1] == 'q')
+			send(fd, reply, sizeof(reply), MSG_NOSIGNAL);
+		close(fd);
+	}
+}
+
+struct rate_worker {
+	pthread_t thread;
+	int port;
+	const unsigned char *hdr;
+	size_t hdr_len;
+	double until;
+	long done, failed;
+};
+
+static void *rate_main(void *arg)
+{
+	struct rate_worker *w = arg;
+	struct sockaddr_in a = loopback(w->port);
+	char msg[512], reply[REPLY_LEN];
+	size_t n = w->hdr_len + REQ_LEN;
+	struct linger lg = { 1, 0 };
+
+	memcpy(msg, w->hdr, w->hdr_len);
+	memset(msg + w->hdr_len, 'q', REQ_LEN);
+	while (now_s() < w->until) {
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		/* RST on close: no TIME_WAIT pile-up on the client side over a long run */
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		if (connect(fd, (struct sockaddr *)&a, sizeof(a)) || send(fd, msg, n, MSG_NOSIGNAL) != (ssize_t)n ||
+		    read_exact(fd, reply, sizeof(reply)) || reply[0] != 'r')
+			w->failed++;
+		else
+			w->done++;
+		close(fd);
+	}
+	return NULL;
+}
+
+static int run_rate(int port, const char *header, double seconds, int threads)
+{
+	static const struct ppbpf_build v2 = { .version = 2, .command = PPBPF_CMD_PROXY, .family = PPBPF_FAM_TCP4,
+					       .src_addr = { 192, 0, 2, 1 }, .dst_addr = { 198, 51, 100, 2 },
+					       .src_port = 51000, .dst_port = 443 };
+	struct ppbpf_build b = v2;
+	struct rate_worker w[64];
+	unsigned char hdr[256];
+	int hdr_len = 0;
+	struct rusage ru;
+	long done = 0, failed = 0;
+	double t0;
+
+	if (!strcmp(header, "v1"))
+		b.version = 1;
+	if (strcmp(header, "none"))
+		hdr_len = ppbpf_build(&b, hdr, sizeof(hdr));
+	if (threads < 1 || threads > 64 || hdr_len < 0)
+		return 2;
+	t0 = now_s();
+	for (int i = 0; i < threads; i++) {
+		w[i] = (struct rate_worker){ .port = port, .hdr = hdr, .hdr_len = (size_t)hdr_len, .until = t0 + seconds };
+		pthread_create(&w[i].thread, NULL, rate_main, &w[i]);
+	}
+	for (int i = 0; i < threads; i++) {
+		pthread_join(w[i].thread, NULL);
+		done += w[i].done;
+		failed += w[i].failed;
+	}
+	getrusage(RUSAGE_SELF, &ru);
+	printf("{\"connections\":%ld,\"failed\":%ld,\"seconds\":%.3f,\"per_second\":%.1f}\n", done, failed,
+	       now_s() - t0, (double)done / (now_s() - t0));
+	return failed > done / 100 ? 1 : 0;
+}
+
+/* Count bytes from one connection; print the rate. */
+static int run_sink(int port)
+{
+	int lfd = listen_port(port), fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	static char buf[1 << 20];
+	double t0 = 0;
+	long long total = 0;
+
+	for (;;) {
+		ssize_t r = recv(fd, buf, sizeof(buf), 0);
+
+		if (r <= 0)
+			break;
+		if (!total)
+			t0 = now_s();
+		total += r;
+	}
+	printf("{\"bytes\":%lld,\"seconds\":%.3f,\"gbit_per_second\":%.3f}\n", total, now_s() - t0,
+	       (double)total * 8 / (now_s() - t0) / 1e9);
+	return 0;
+}
+
+static int run_bulk(int port, long long bytes)
+{
+	struct sockaddr_in a = loopback(port);
+	static char buf[256 << 10];
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	memset(buf, 'x', sizeof(buf));
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+		perror("bench_net: failed to connect");
+		return 1;
+	}
+	while (bytes > 0) {
+		ssize_t w = send(fd, buf, bytes < (long long)sizeof(buf) ? (size_t)bytes : sizeof(buf), MSG_NOSIGNAL);
+
+		if (w <= 0)
+			return 1;
+		bytes -= w;
+	}
+	close(fd);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	signal(SIGPIPE, SIG_IGN);
+	if (argc == 4 && !strcmp(argv[1], "server"))
+		run_server(atoi(argv[2]), !strcmp(argv[3], "ppbpf"));
+	if (argc == 6 && !strcmp(argv[1], "rate"))
+		return run_rate(atoi(argv[2]), argv[3], atof(argv[4]), atoi(argv[5]));
+	if (argc == 3 && !strcmp(argv[1], "sink"))
+		return run_sink(atoi(argv[2]));
+	if (argc == 4 && !strcmp(argv[1], "bulk"))
+		return run_bulk(atoi(argv[2]), atoll(argv[3]));
+	fprintf(stderr, "usage: bench_net server PORT plain|ppbpf | rate PORT v2|v1|none SECONDS THREADS |\n"
+			"       sink PORT | bulk PORT BYTES\n");
+	return 2;
+}
