@@ -131,9 +131,9 @@ $(BPF_CHECK): tests/integration/bpf_parse_check.c $(UNIT_COMMON) $(LIBA) $(SKELS
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(UNIT_COMMON) $(LIBA) $(LIBBPF_LIBS)
 
-$(RECV_TEST): tests/integration/recv_test.c $(LIBA) $(HDRS) | $(OUTPUT)/tests
+$(RECV_TEST): tests/integration/recv_test.c $(LIBA) $(SKELS) $(HDRS) | $(OUTPUT)/tests
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LIBA) -lcmocka -lpthread
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LIBA) -lcmocka -lpthread $(LIBBPF_LIBS)
 
 unit: $(UNIT_BINS)
 	$(Q)for t in $(UNIT_BINS); do echo "== $$t"; $$t || exit 1; done

@@ -44,6 +44,15 @@ static __always_inline int is_v4_mapped(const __u32 *a)
 	return a[0] == 0 && a[1] == 0 && a[2] == bpf_htonl(0x0000ffff);
 }
 
+/* Is the port's bit set in a per-port bitmap? No helper call: array lookups are inlined. */
+static __always_inline int port_bit(void *bitmap, __u32 port)
+{
+	__u32 word = (port >> 6) & (65536 / 64 - 1);
+	__u64 *bits = bpf_map_lookup_elem(bitmap, &word);
+
+	return bits && (*bits >> (port & 63)) & 1;
+}
+
 /* Equal 16-byte addresses (BPF has no memcmp). */
 static __always_inline int same_addr(const __u8 *a, const __u8 *b)
 {
@@ -84,12 +93,58 @@ struct segment {
 	__u8 peer_addr[16]; /* IPv4 in the first 4 bytes */
 };
 
+/* The TCP header of skb read in place, when the IP and TCP headers are in its linear part. */
+static __always_inline int read_segment_direct(struct __sk_buff *skb, struct segment *s)
+{
+	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+	struct tcphdr *th;
+	__u32 ip_len;
+
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = data;
+
+		if ((void *)(ip + 1) > end || ip->protocol != IPPROTO_TCP)
+			return -1;
+		ip_len = ip->ihl * 4;
+		if (ip_len < sizeof(*ip))
+			return -1;
+		__builtin_memcpy(s->peer_addr, &ip->saddr, 4);
+	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = data;
+
+		if ((void *)(ip6 + 1) > end || ip6->nexthdr != IPPROTO_TCP)
+			return -1;
+		ip_len = sizeof(*ip6);
+		if (is_v4_mapped((const __u32 *)&ip6->saddr))
+			__builtin_memcpy(s->peer_addr, (const __u8 *)&ip6->saddr + 12, 4);
+		else
+			__builtin_memcpy(s->peer_addr, &ip6->saddr, 16);
+	} else {
+		return -1;
+	}
+	th = data + (ip_len & 63); /* the mask: a bound for the verifier, ihl is 4 bits */
+	if ((void *)(th + 1) > end)
+		return -1;
+	s->off = ip_len + th->doff * 4;
+	if (skb->len > s->off) {
+		s->len = skb->len - s->off;
+		s->seq = bpf_ntohl(th->seq) + th->syn;
+		s->peer_port = bpf_ntohs(th->source);
+		s->local_port = bpf_ntohs(th->dest);
+	}
+	return 0;
+}
+
 /* Decode the IPv4/IPv6 and TCP headers of skb. Returns 0, or -1 for anything else. */
 static __always_inline int read_segment(struct __sk_buff *skb, struct segment *s)
 {
 	struct tcphdr th;
 	__u32 ip_len;
 
+	__builtin_memset(s, 0, sizeof(*s));
+	/* Headers almost always sit in the linear part: read them there, without a helper call. */
+	if (!read_segment_direct(skb, s))
+		return 0;
 	__builtin_memset(s, 0, sizeof(*s));
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
 		struct iphdr ip;
@@ -153,9 +208,9 @@ static __always_inline int copy_payload(struct __sk_buff *skb, __u32 from, __u8 
 /* ---- judging a header ---------------------------------------------------------- */
 
 /* The first 8 TLV types kept for the socket, a summary for the table. */
-static __always_inline void tlv_types(const struct ppbpf_sk *rec, struct ppbpf_conn *c)
+static __always_inline void tlv_types(const struct ppbpf_sk_tlvs *t, __u32 end, struct ppbpf_conn *c)
 {
-	__u32 pos = 0, end = rec->info.tlv_stored;
+	__u32 pos = 0;
 
 #pragma unroll
 	for (int i = 0; i < 8; i++) {
@@ -163,8 +218,8 @@ static __always_inline void tlv_types(const struct ppbpf_sk *rec, struct ppbpf_c
 
 		if (pos + PPBPF_TLV_HDR_LEN > end || pos > PPBPF_TLV_MAX - PPBPF_TLV_HDR_LEN)
 			break;
-		c->tlv_types[i] = rec->tlvs[pos & (PPBPF_TLV_MAX - 1)];
-		len = (__u32)rec->tlvs[(pos + 1) & (PPBPF_TLV_MAX - 1)] << 8 | rec->tlvs[(pos + 2) & (PPBPF_TLV_MAX - 1)];
+		c->tlv_types[i] = t->bytes[pos & (PPBPF_TLV_MAX - 1)];
+		len = (__u32)t->bytes[(pos + 1) & (PPBPF_TLV_MAX - 1)] << 8 | t->bytes[(pos + 2) & (PPBPF_TLV_MAX - 1)];
 		pos += PPBPF_TLV_HDR_LEN + len;
 	}
 }
@@ -178,10 +233,12 @@ static __always_inline __u32 tlv_cap(void)
 	return cap > PPBPF_TLV_MAX ? PPBPF_TLV_MAX : cap;
 }
 
-/* Keep the header's TLVs (up to the cap) in the record. */
-static __always_inline void keep_tlvs(struct ppbpf_sk *rec, struct ppbpf_pending *pend, const struct ppbpf_hdr *h)
+/* Keep the header's TLVs (up to the cap) beside the record. Returns where, or NULL. */
+static __always_inline struct ppbpf_sk_tlvs *keep_tlvs(struct bpf_sock *sk, struct ppbpf_sk *rec,
+						      struct ppbpf_pending *pend, const struct ppbpf_hdr *h)
 {
 	__u32 n = h->tlv_len, cap = tlv_cap();
+	struct ppbpf_sk_tlvs *t;
 
 	rec->info.tlv_len = h->tlv_len;
 	if (n > cap) {
@@ -189,14 +246,22 @@ static __always_inline void keep_tlvs(struct ppbpf_sk *rec, struct ppbpf_pending
 		rec->info.flags |= PPBPF_INFO_TLV_TRUNCATED;
 		count(PPBPF_CNT_TLV_TRUNCATED);
 	}
+	if (!n)
+		return NULL;
+	t = bpf_sk_storage_get(&ppbpf_tlvs, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!t) {
+		count(PPBPF_CNT_NO_MEMORY);
+		return NULL;
+	}
 	n &= 2 * PPBPF_TLV_MAX - 1; /* a bound the verifier sees; n <= PPBPF_TLV_MAX already */
 	if (n > PPBPF_TLV_MAX)
 		n = PPBPF_TLV_MAX;
-	if (n && !bpf_probe_read_kernel(rec->tlvs, n, &pend->buf.data[h->tlv_off & (PPBPF_MAX_HEADER - 1)]))
+	if (n && !bpf_probe_read_kernel(t->bytes, n, &pend->buf.data[h->tlv_off & (PPBPF_MAX_HEADER - 1)]))
 		rec->info.tlv_stored = n;
+	return t;
 }
 
-static __always_inline void update_conn(__u64 cookie, const struct ppbpf_sk *rec)
+static __always_inline void update_conn(__u64 cookie, const struct ppbpf_sk *rec, const struct ppbpf_sk_tlvs *t)
 {
 	struct ppbpf_conn *c = bpf_map_lookup_elem(&conns, &cookie);
 
@@ -216,7 +281,8 @@ static __always_inline void update_conn(__u64 cookie, const struct ppbpf_sk *rec
 	__builtin_memcpy(c->src_addr, rec->info.src_addr, 16);
 	__builtin_memcpy(c->dst_addr, rec->info.dst_addr, 16);
 	c->n_tlvs = rec->tlv_count > 255 ? 255 : (__u8)rec->tlv_count;
-	tlv_types(rec, c);
+	if (t)
+		tlv_types(t, rec->info.tlv_stored, c);
 }
 
 static __always_inline void count_result(int rc, const struct ppbpf_hdr *h)
@@ -238,9 +304,14 @@ static __always_inline void count_result(int rc, const struct ppbpf_hdr *h)
 	}
 }
 
-/* Parse what the socket has so far; on a verdict, record it and free the buffer. */
-static __always_inline void advance(struct ppbpf_sk *rec, struct ppbpf_pending *pend, __u64 cookie)
+/*
+ * Parse the stream bytes in pend; on a verdict, record it. Returns 1 while
+ * the header is incomplete. The caller frees or keeps pend accordingly.
+ */
+static __always_inline int judge(struct bpf_sock *sk, struct ppbpf_sk *rec, struct ppbpf_pending *pend,
+				 __u64 cookie)
 {
+	struct ppbpf_sk_tlvs *tlvs = NULL;
 	struct ppbpf_hdr h;
 	int rc = ppbpf_parse_max(&pend->buf, pend->have, rec->max_header, &h);
 	__u8 state;
@@ -250,7 +321,7 @@ static __always_inline void advance(struct ppbpf_sk *rec, struct ppbpf_pending *
 		barrier();
 		WRITE_ONCE(rec->info.have, pend->have);
 		count(PPBPF_CNT_PENDING);
-		return;
+		return 1;
 	}
 	rec->info.need = 0;
 	rec->info.done_ns = bpf_ktime_get_ns();
@@ -263,7 +334,7 @@ static __always_inline void advance(struct ppbpf_sk *rec, struct ppbpf_pending *
 		rec->info.dst_port = h.dst_port;
 		__builtin_memcpy(rec->info.src_addr, h.src_addr, 16);
 		__builtin_memcpy(rec->info.dst_addr, h.dst_addr, 16);
-		keep_tlvs(rec, pend, &h);
+		tlvs = keep_tlvs(sk, rec, pend, &h);
 		rec->tlv_count = h.tlv_count;
 		state = PPBPF_STATE_DONE;
 	} else if (rc == PPBPF_E_NOT_PROXY && (rec->port_flags & PPBPF_PORT_OPTIONAL)) {
@@ -279,8 +350,22 @@ static __always_inline void advance(struct ppbpf_sk *rec, struct ppbpf_pending *
 	WRITE_ONCE(rec->info.have, pend->have);
 	if (state != PPBPF_STATE_PLAIN)
 		count_result(rc, &h);
-	update_conn(cookie, rec);
-	bpf_map_delete_elem(&pending, &cookie);
+	update_conn(cookie, rec, tlvs);
+	return 0;
+}
+
+/* An incomplete header: keep its bytes in a pending entry for the next segments. */
+static __always_inline void keep_pending(struct ppbpf_sk *rec, struct ppbpf_pending *bytes, __u64 cookie)
+{
+	if (bpf_map_update_elem(&pending, &cookie, bytes, BPF_ANY)) {
+		rec->info.error = PPBPF_E_NO_ROOM;
+		barrier();
+		WRITE_ONCE(rec->info.state, PPBPF_STATE_ERROR);
+		count(PPBPF_CNT_NO_MEMORY);
+		update_conn(cookie, rec, NULL);
+		return;
+	}
+	rec->stored = bytes->have;
 }
 
 /* ---- sockops: lifecycle ----------------------------------------------------------- */
@@ -309,11 +394,11 @@ static __always_inline void sockops_addrs(struct bpf_sock_ops *skops, __u8 *loca
 	}
 }
 
-/* Header bytes the listener took in for this connection, if any, into pend. */
-static __always_inline void take_handoff(struct bpf_sock_ops *skops, const struct ppbpf_conn *c,
-					 struct ppbpf_pending *pend)
+/* Header bytes the listener took in for this connection, if any: judge them now. */
+static __always_inline void take_handoff(struct bpf_sock_ops *skops, struct bpf_sock *sk,
+					 const struct ppbpf_conn *c, struct ppbpf_sk *rec, __u64 cookie)
 {
-	__u32 zero = 0, n;
+	__u32 zero = 0;
 	struct ppbpf_handoff *ho = bpf_map_lookup_elem(&handoff, &zero);
 
 	if (!ho || !ho->valid)
@@ -322,30 +407,23 @@ static __always_inline void take_handoff(struct bpf_sock_ops *skops, const struc
 	    !same_addr(ho->peer_addr, c->peer_addr))
 		return;
 	ho->valid = 0;
-	n = ho->len;
-	if (n > PPBPF_MAX_HEADER)
-		n = PPBPF_MAX_HEADER;
-	if (n && !bpf_probe_read_kernel(pend->buf.data, n, ho->data)) {
-		pend->have = n;
-		count(PPBPF_CNT_HANDOFF);
-	}
+	count(PPBPF_CNT_HANDOFF);
+	if (judge(sk, rec, &ho->bytes, cookie))
+		keep_pending(rec, &ho->bytes, cookie);
 }
 
-/* A trusted connection on a policy port: record, pending buffer, table entry. */
+/* A trusted connection on a policy port: its record and table entry. */
 static __always_inline void track(struct bpf_sock_ops *skops, const struct ppbpf_port_policy *pol,
 				  struct ppbpf_conn *c)
 {
 	__u64 cookie = bpf_get_socket_cookie(skops);
 	struct bpf_sock *sk = skops->sk;
-	struct ppbpf_pending *pend;
 	struct ppbpf_sk *rec;
-	__u32 zero = 0;
 
 	if (!sk)
 		return;
 	rec = bpf_sk_storage_get(&ppbpf_sks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	pend = bpf_map_lookup_elem(&pending_zero, &zero);
-	if (!rec || !pend) {
+	if (!rec) {
 		count(PPBPF_CNT_NO_MEMORY);
 		return;
 	}
@@ -363,20 +441,10 @@ static __always_inline void track(struct bpf_sock_ops *skops, const struct ppbpf
 	c->state = PPBPF_STATE_PENDING;
 	if (bpf_map_update_elem(&conns, &cookie, c, BPF_NOEXIST))
 		count(PPBPF_CNT_NO_MEMORY);
-	if (bpf_map_update_elem(&pending, &cookie, pend, BPF_NOEXIST) ||
-	    !(pend = bpf_map_lookup_elem(&pending, &cookie))) {
-		rec->info.state = PPBPF_STATE_ERROR;
-		rec->info.error = PPBPF_E_NO_ROOM;
-		count(PPBPF_CNT_NO_MEMORY);
-		update_conn(cookie, rec);
-		return;
-	}
 	count(PPBPF_CNT_TRACKED);
-	/* Watch for the close, to drop the table entry and any pending buffer. */
+	/* Watch for the close, to drop the table entry and any pending entry. */
 	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
-	take_handoff(skops, c, pend);
-	if (pend->have)
-		advance(rec, pend, cookie);
+	take_handoff(skops, sk, c, rec, cookie);
 }
 
 static __always_inline void on_passive_established(struct bpf_sock_ops *skops)
@@ -403,10 +471,13 @@ static __always_inline void on_passive_established(struct bpf_sock_ops *skops)
 static __always_inline void on_close(struct bpf_sock_ops *skops)
 {
 	__u64 cookie = bpf_get_socket_cookie(skops);
+	struct bpf_sock *sk = skops->sk;
+	struct ppbpf_sk *rec = sk ? bpf_sk_storage_get(&ppbpf_sks, sk, 0, 0) : NULL;
 
 	if (!bpf_map_delete_elem(&conns, &cookie))
 		count(PPBPF_CNT_CLOSED);
-	bpf_map_delete_elem(&pending, &cookie);
+	if (!rec || rec->stored) /* a header still incomplete at close */
+		bpf_map_delete_elem(&pending, &cookie);
 }
 
 SEC("sockops")
@@ -431,15 +502,13 @@ int ppbpf_sockops(struct bpf_sock_ops *skops)
  * ACK): the child socket will be created in this same softirq and will not
  * pass through this hook for it, so leave the bytes for sockops.
  */
-static __always_inline void on_listener_segment(struct __sk_buff *skb, struct bpf_sock *sk)
+static __always_inline void on_listener_segment(struct __sk_buff *skb)
 {
-	__u16 port = (__u16)sk->src_port;
 	struct ppbpf_handoff *ho;
 	struct segment s;
 	__u32 zero = 0, n;
 
-	if (!bpf_map_lookup_elem(&ports, &port))
-		return;
+	/* The port bit was checked on entry: this listener's port has a policy. */
 	if (read_segment(skb, &s) || !s.len)
 		return;
 	ho = bpf_map_lookup_elem(&handoff, &zero);
@@ -447,26 +516,38 @@ static __always_inline void on_listener_segment(struct __sk_buff *skb, struct bp
 		return;
 	n = s.len < PPBPF_MAX_HEADER ? s.len : PPBPF_MAX_HEADER;
 	ho->valid = 0;
-	if (copy_payload(skb, s.off, ho->data, 0, n))
+	if (copy_payload(skb, s.off, ho->bytes.buf.data, 0, n))
 		return;
 	ho->seq = s.seq;
-	ho->len = n;
+	ho->bytes.have = n;
 	ho->local_port = s.local_port;
 	ho->peer_port = s.peer_port;
 	__builtin_memcpy(ho->peer_addr, s.peer_addr, 16);
 	ho->valid = 1;
 }
 
-/* A segment of a tracked socket whose header is incomplete: take its new in-sequence bytes. */
-static __always_inline void on_stream_segment(struct __sk_buff *skb, struct ppbpf_sk *rec)
+/*
+ * A segment of a tracked socket whose header is incomplete: take its new
+ * in-sequence bytes. The first bytes are parsed in the per-CPU scratch: a
+ * header that came whole never needs a pending entry.
+ */
+static __always_inline void on_stream_segment(struct __sk_buff *skb, struct bpf_sock *sk, struct ppbpf_sk *rec)
 {
 	__u64 cookie = rec->info.cookie;
-	struct ppbpf_pending *pend = bpf_map_lookup_elem(&pending, &cookie);
-	__u32 next, skip, n;
+	struct ppbpf_pending *pend;
+	__u32 next, skip, n, zero = 0;
 	struct segment s;
 
-	if (!pend || read_segment(skb, &s) || !s.len)
+	if (read_segment(skb, &s) || !s.len)
 		return;
+	if (rec->stored)
+		pend = bpf_map_lookup_elem(&pending, &cookie);
+	else
+		pend = bpf_map_lookup_elem(&scratch, &zero);
+	if (!pend)
+		return;
+	if (!rec->stored)
+		pend->have = 0;
 	next = rec->rcv_start + pend->have;
 	skip = next - s.seq; /* new bytes start this far into the payload (mod 2^32) */
 	if ((__s32)skip < 0) {
@@ -484,16 +565,15 @@ static __always_inline void on_stream_segment(struct __sk_buff *skb, struct ppbp
 		return;
 	pend->have += n;
 	count(PPBPF_CNT_SEGMENTS);
-	advance(rec, pend, cookie);
-}
-
-/* Does this local port have a policy? No helper call: array lookups are inlined. */
-static __always_inline int port_has_policy(__u32 port)
-{
-	__u32 word = (port >> 6) & (65536 / 64 - 1);
-	__u64 *bits = bpf_map_lookup_elem(&port_bits, &word);
-
-	return bits && (*bits >> (port & 63)) & 1;
+	if (judge(sk, rec, pend, cookie)) {
+		if (!rec->stored)
+			keep_pending(rec, pend, cookie);
+		else
+			rec->stored = pend->have;
+	} else if (rec->stored) {
+		bpf_map_delete_elem(&pending, &cookie);
+		rec->stored = 0;
+	}
 }
 
 SEC("cgroup_skb/ingress")
@@ -503,18 +583,18 @@ int ppbpf_ingress(struct __sk_buff *skb)
 	struct ppbpf_sk *rec;
 
 	/* Untracked traffic leaves here: its local port has no policy. */
-	if (!sk || !port_has_policy(sk->src_port))
+	if (!sk || !port_bit(&port_bits, sk->src_port))
 		return 1;
 	sk = bpf_sk_fullsock(sk);
 	if (!sk || sk->protocol != IPPROTO_TCP)
 		return 1;
 	if (sk->state == BPF_TCP_LISTEN) {
-		on_listener_segment(skb, sk);
+		on_listener_segment(skb);
 		return 1;
 	}
 	rec = bpf_sk_storage_get(&ppbpf_sks, sk, 0, 0);
 	if (rec && rec->info.state == PPBPF_STATE_PENDING)
-		on_stream_segment(skb, rec);
+		on_stream_segment(skb, sk, rec);
 	return 1; /* annotate mode: every packet passes */
 }
 
@@ -592,12 +672,14 @@ int ppbpf_getsockopt(struct bpf_sockopt *ctx)
 			ctx->retval = -EINVAL;
 			return 1;
 		}
-		n = rec->info.tlv_stored;
+		struct ppbpf_sk_tlvs *t = bpf_sk_storage_get(&ppbpf_tlvs, sk, 0, 0);
+
+		n = t ? rec->info.tlv_stored : 0;
 		if (n > PPBPF_TLV_MAX)
 			n = PPBPF_TLV_MAX;
 		*(__u32 *)p = n;
 		if (n)
-			bpf_probe_read_kernel(p + 4, n, rec->tlvs);
+			bpf_probe_read_kernel(p + 4, n, t->bytes);
 		ctx->optlen = (int)(4 + n);
 		ctx->retval = 0;
 	} else {
@@ -611,7 +693,7 @@ static __always_inline struct ppbpf_sk *rewrite_source(struct bpf_sock *sk)
 {
 	struct ppbpf_sk *rec;
 
-	if (!sk)
+	if (!sk || !port_bit(&rewrite_bits, sk->src_port))
 		return NULL;
 	rec = bpf_sk_storage_get(&ppbpf_sks, sk, 0, 0);
 	if (!rec || READ_ONCE(rec->info.state) != PPBPF_STATE_DONE)

@@ -35,7 +35,13 @@ struct ppbpf_sk {
 	__u32 port_flags;       /* PPBPF_PORT_* at establishment */
 	__u32 max_header;       /* header size limit at establishment */
 	__u32 tlv_count;        /* top-level TLVs in the header */
-	__u8 tlvs[PPBPF_TLV_MAX]; /* the first info.tlv_stored TLV bytes */
+	__u32 stored;           /* bytes in the socket's pending entry; 0: it has none */
+	__u32 pad;
+};
+
+/* The first info.tlv_stored TLV bytes of a socket's header, only for headers with TLVs. */
+struct ppbpf_sk_tlvs {
+	__u8 bytes[PPBPF_TLV_MAX];
 };
 
 /* A tracked socket's stream bytes while its header is incomplete. */
@@ -49,12 +55,11 @@ struct ppbpf_pending {
 /* Header bytes a listener saw before the child socket existed, for sockops to pick up. */
 struct ppbpf_handoff {
 	__u32 valid;
-	__u32 seq;        /* sequence number of data[0] */
-	__u32 len;        /* bytes in data */
+	__u32 seq;        /* sequence number of the first byte */
 	__u16 local_port; /* host order */
 	__u16 peer_port;  /* host order */
 	__u8 peer_addr[16]; /* IPv4 in the first 4 bytes */
-	__u8 data[PPBPF_MAX_HEADER + PPBPF_COPY_CHUNK];
+	struct ppbpf_pending bytes; /* parsed in place, or inserted as the pending entry */
 };
 
 /* Per-socket record. */
@@ -65,6 +70,14 @@ struct {
 	__type(value, struct ppbpf_sk);
 } ppbpf_sks SEC(".maps");
 
+/* TLV bytes per socket, apart from the record so that headers without TLVs cost less. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct ppbpf_sk_tlvs);
+} ppbpf_tlvs SEC(".maps");
+
 /* Incomplete headers, by socket cookie; an entry lives until the header is judged. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -74,13 +87,17 @@ struct {
 	__type(value, struct ppbpf_pending);
 } pending SEC(".maps");
 
-/* A zeroed pending entry to insert from (map values cannot come from the stack). */
+/*
+ * Where ingress parses a header that arrives in one segment, without a
+ * pending entry; inserted as the entry when the header is incomplete. Per CPU
+ * is safe: the ingress hook runs in softirq, which does not nest.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct ppbpf_pending);
-} pending_zero SEC(".maps");
+} scratch SEC(".maps");
 
 /* Listener-to-sockops hand-off, per CPU: both run in the same softirq for one segment. */
 struct {
@@ -113,6 +130,14 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } port_bits SEC(".maps");
+
+/* One bit per local port with --rewrite-peer: getpeername leaves at once for the others. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 65536 / 64);
+	__type(key, __u32);
+	__type(value, __u64);
+} rewrite_bits SEC(".maps");
 
 /* Trusted IPv4 sources per port. */
 struct {

@@ -38,7 +38,9 @@ for r in $(seq "$ROUNDS"); do
 		userspace) port=$P_U hdr=v2 ;;
 		kernel) port=$P_K hdr=v2 ;;
 		esac
-		v=$(in_cgroup "$CG_U" "$B" rate "$port" "$hdr" "$SECS" "$THREADS" | jq .per_second)
+		out=$(in_cgroup "$CG_U" "$B" rate "$port" "$hdr" "$SECS" "$THREADS")
+		[ "$(jq .failed <<< "$out")" = 0 ] || fail "$mode: failed or wrong answers: $out"
+		v=$(jq .per_second <<< "$out")
 		rate[$mode]="${rate[$mode]:-} $v"
 		printf '  round %d %-10s %10.0f conn/s\n' "$r" "$mode" "$v"
 	done
@@ -46,42 +48,61 @@ done
 [ "$("$CLI" status --pin-dir "$PIN" --json | jq '.counters.v2 > 0 and .counters.error_v2 == 0')" = true ] ||
 	fail "the kernel side did not parse the benchmark's headers"
 
-declare -A bulk
+# One bulk transfer in a cgroup, sender and receiver on their own CPUs; prints "Gbit/s cpu_ns_per_byte".
+bulk_run() {
+	local cg=$1 port
+	port=$(free_port)
+	in_cgroup "$cg" taskset -c 0 "$B" sink "$port" > "$OUT/bench-sink.json" &
+	local sink=$!
+	for _ in $(seq 50); do ss -Htln "sport = :$port" | grep -q . && break; sleep 0.05; done
+	local send_cpu
+	send_cpu=$(in_cgroup "$cg" taskset -c 1 "$B" bulk "$port" "$BYTES" | jq .cpu_seconds)
+	wait $sink
+	jq -r --argjson s "$send_cpu" '"\(.gbit_per_second) \((.cpu_seconds + $s) * 1e9 / .bytes)"' "$OUT/bench-sink.json"
+}
+
+declare -A bulk cpu
 echo "bulk throughput, untracked port: $ROUNDS rounds x $((BYTES >> 20)) MiB, attached vs not alternated"
 for r in $(seq "$ROUNDS"); do
 	for where in detached attached; do
 		cg=$CG_U
 		[ $where = attached ] && cg=$CG_K
-		port=$(free_port)
-		in_cgroup "$cg" "$B" sink "$port" > "$OUT/bench-sink.json" &
-		sink=$!
-		for _ in $(seq 50); do ss -Htln "sport = :$port" | grep -q . && break; sleep 0.05; done
-		in_cgroup "$cg" "$B" bulk "$port" "$BYTES"
-		wait $sink
-		v=$(jq .gbit_per_second "$OUT/bench-sink.json")
-		bulk[$where]="${bulk[$where]:-} $v"
-		printf '  round %d %-9s %8.2f Gbit/s\n' "$r" "$where" "$v"
+		read -r g c < <(bulk_run "$cg")
+		bulk[$where]="${bulk[$where]:-} $g"
+		cpu[$where]="${cpu[$where]:-} $c"
+		printf '  round %d %-9s %8.2f Gbit/s  %.4f CPU ns/byte\n' "$r" "$where" "$g" "$c"
 	done
 done
 
 # median/min/max of a list of numbers, as JSON
 stats() { printf '%s\n' $1 | jq -s 'sort | {median: .[length / 2 | floor], min: .[0], max: .[-1], runs: .}'; }
+# median of the round-by-round ratios a[i] / b[i]: neighbours in time, so drift cancels
+ratio() { jq -n --argjson a "[$(echo $1 | tr ' ' ',')]" --argjson b "[$(echo $2 | tr ' ' ',')]" \
+	'[range($a | length) | $a[.] / $b[.]] | sort | .[length / 2 | floor]'; }
 jq -n --argjson plain "$(stats "${rate[plain]}")" --argjson user "$(stats "${rate[userspace]}")" \
 	--argjson kern "$(stats "${rate[kernel]}")" --argjson det "$(stats "${bulk[detached]}")" \
-	--argjson att "$(stats "${bulk[attached]}")" \
+	--argjson att "$(stats "${bulk[attached]}")" --argjson cdet "$(stats "${cpu[detached]}")" \
+	--argjson catt "$(stats "${cpu[attached]}")" \
+	--argjson ku "$(ratio "${rate[kernel]}" "${rate[userspace]}")" \
+	--argjson kp "$(ratio "${rate[kernel]}" "${rate[plain]}")" \
+	--argjson ad "$(ratio "${bulk[attached]}" "${bulk[detached]}")" \
+	--argjson cad "$(ratio "${cpu[detached]}" "${cpu[attached]}")" \
 	'{connection_rate: {plain: $plain, userspace: $user, kernel: $kern,
-	   kernel_vs_userspace: ($kern.median / $user.median), kernel_vs_plain: ($kern.median / $plain.median)},
-	  bulk_untracked: {detached: $det, attached: $att, attached_vs_detached: ($att.median / $det.median)}}' > "$RES"
+	   kernel_vs_userspace: $ku, kernel_vs_plain: $kp},
+	  bulk_untracked: {detached: $det, attached: $att, attached_vs_detached: $ad,
+	   cpu_ns_per_byte: {detached: $cdet, attached: $catt}, cpu_detached_vs_attached: $cad}}' > "$RES"
 
 jq -r '
-  "\nconnection rate (median conn/s, min-max)",
-  "  plain server, no header, nothing attached  \(.connection_rate.plain.median | floor)  (\(.connection_rate.plain.min | floor)-\(.connection_rate.plain.max | floor))",
+  def r3: . * 1000 | round / 1000;
+  "\nconnection rate (median conn/s, min-max); ratios are medians of per-round ratios",
+  "  plain server, no header, nothing attached   \(.connection_rate.plain.median | floor)  (\(.connection_rate.plain.min | floor)-\(.connection_rate.plain.max | floor))",
   "  ppbpf_accept, userspace parsing (fallback)  \(.connection_rate.userspace.median | floor)  (\(.connection_rate.userspace.min | floor)-\(.connection_rate.userspace.max | floor))",
   "  ppbpf_accept + ppbpf_get, kernel attached   \(.connection_rate.kernel.median | floor)  (\(.connection_rate.kernel.min | floor)-\(.connection_rate.kernel.max | floor))",
-  "  kernel / userspace = \(.connection_rate.kernel_vs_userspace * 1000 | round / 1000)   (target >= 1.0)",
-  "  kernel / plain     = \(.connection_rate.kernel_vs_plain * 1000 | round / 1000)   (target >= 0.95)",
+  "  kernel / userspace = \(.connection_rate.kernel_vs_userspace | r3)   (target >= 1.0)",
+  "  kernel / plain     = \(.connection_rate.kernel_vs_plain | r3)   (target >= 0.95)",
   "bulk throughput on an untracked port (median Gbit/s, min-max)",
   "  nothing attached  \(.bulk_untracked.detached.median)  (\(.bulk_untracked.detached.min)-\(.bulk_untracked.detached.max))",
   "  ppbpf attached    \(.bulk_untracked.attached.median)  (\(.bulk_untracked.attached.min)-\(.bulk_untracked.attached.max))",
-  "  attached / detached = \(.bulk_untracked.attached_vs_detached * 1000 | round / 1000)   (target >= 0.99)"' "$RES"
+  "  attached / detached = \(.bulk_untracked.attached_vs_detached | r3)   (target >= 0.99)",
+  "  CPU per byte, detached / attached = \(.bulk_untracked.cpu_detached_vs_attached | r3)   (1.0 = the hook costs nothing)"' "$RES"
 echo "results: $RES"

@@ -148,7 +148,6 @@ static int run_rate(int port, const char *header, double seconds, int threads)
 	struct rate_worker w[64];
 	unsigned char hdr[256];
 	int hdr_len = 0;
-	struct rusage ru;
 	long done = 0, failed = 0;
 	double t0;
 
@@ -168,10 +167,19 @@ static int run_rate(int port, const char *header, double seconds, int threads)
 		done += w[i].done;
 		failed += w[i].failed;
 	}
-	getrusage(RUSAGE_SELF, &ru);
 	printf("{\"connections\":%ld,\"failed\":%ld,\"seconds\":%.3f,\"per_second\":%.1f}\n", done, failed,
 	       now_s() - t0, (double)done / (now_s() - t0));
 	return failed > done / 100 ? 1 : 0;
+}
+
+/* User + system CPU time of this process. */
+static double cpu_seconds(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+	       ru.ru_stime.tv_usec / 1e6;
 }
 
 /* Count bytes from one connection; print the rate. */
@@ -191,8 +199,8 @@ static int run_sink(int port)
 			t0 = now_s();
 		total += r;
 	}
-	printf("{\"bytes\":%lld,\"seconds\":%.3f,\"gbit_per_second\":%.3f}\n", total, now_s() - t0,
-	       (double)total * 8 / (now_s() - t0) / 1e9);
+	printf("{\"bytes\":%lld,\"seconds\":%.3f,\"gbit_per_second\":%.3f,\"cpu_seconds\":%.4f}\n", total,
+	       now_s() - t0, (double)total * 8 / (now_s() - t0) / 1e9, cpu_seconds());
 	return 0;
 }
 
@@ -215,6 +223,7 @@ static int run_bulk(int port, long long bytes)
 		bytes -= w;
 	}
 	close(fd);
+	printf("{\"cpu_seconds\":%.4f}\n", cpu_seconds());
 	return 0;
 }
 

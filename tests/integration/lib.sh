@@ -8,6 +8,7 @@ CLI=$OUT/ppbpf
 PIDS=()
 CGROUPS=()
 PINS=()
+CLEANUP=() # more commands for cleanup, run before the cgroups go
 
 skip() {
 	echo "*** SKIPPED: $* ***"
@@ -66,13 +67,16 @@ cleanup() {
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
 	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
 	for pin in "${PINS[@]}"; do "$CLI" detach --pin-dir "$pin" >/dev/null 2>&1; done
+	for cmd in "${CLEANUP[@]}"; do eval "$cmd" >/dev/null 2>&1; done
 	local root
 	root=$(cgroup2_root)
 	for cg in "${CGROUPS[@]}"; do
 		[ -d "$cg" ] || continue
-		# anything of ours still inside goes back to the root before the cgroup is removed
-		while read -r p; do echo "$p" > "$root/cgroup.procs" 2>/dev/null; done < "$cg/cgroup.procs"
-		rmdir "$cg" 2>/dev/null || echo "warning: could not remove $cg"
+		# children first (a test may have made some); anything of ours inside goes back to the root
+		find "$cg" -depth -type d | while read -r dir; do
+			while read -r p; do echo "$p" > "$root/cgroup.procs" 2>/dev/null; done < "$dir/cgroup.procs"
+			rmdir "$dir" 2>/dev/null || echo "warning: could not remove $dir"
+		done
 	done
 	exit $rc
 }

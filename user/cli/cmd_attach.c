@@ -171,7 +171,7 @@ static bool attached_to(const char *pin_dir, const char *cgroup_path)
 int cmd_attach(int argc, char **argv)
 {
 	struct attach_args a = { .tlv_cap = -1, .pin_dir = PPBPF_PIN_DIR };
-	struct ppbpf_maps m = { -1, -1, -1, -1, -1, -1, -1, -1 };
+	struct ppbpf_maps m = { -1, -1, -1, -1, -1, -1, -1, -1, -1 };
 	char cgroup_path[4096];
 	bool fresh = false;
 	int rc;

@@ -23,7 +23,7 @@ static const char *const link_pins[SLOT_MAX] = {
 
 /* Pin names of the maps. */
 static const char *const map_pins[] = { "conns", "ports", "trust4", "trust6", "settings", "stats",
-					"pending", "sks", "handoff", "pending_zero", "port_bits" };
+					"pending", "sks", "tlvs", "handoff", "scratch", "port_bits", "rewrite_bits" };
 #define N_MAP_PINS (sizeof(map_pins) / sizeof(map_pins[0]))
 
 static bool verbose;
@@ -132,8 +132,8 @@ static int pin_maps(struct ppbpf_bpf *skel, const char *pin_dir)
 {
 	struct bpf_map *maps[N_MAP_PINS] = {
 		skel->maps.conns, skel->maps.ports,   skel->maps.trust4,  skel->maps.trust6,
-		skel->maps.settings, skel->maps.stats, skel->maps.pending, skel->maps.ppbpf_sks,
-		skel->maps.handoff, skel->maps.pending_zero, skel->maps.port_bits,
+		skel->maps.settings, skel->maps.stats, skel->maps.pending, skel->maps.ppbpf_sks, skel->maps.ppbpf_tlvs,
+		skel->maps.handoff, skel->maps.scratch, skel->maps.port_bits, skel->maps.rewrite_bits,
 	};
 	char p[4096];
 
@@ -257,7 +257,7 @@ static int open_pin(const char *pin_dir, const char *name)
 void loader_close_maps(struct ppbpf_maps *m)
 {
 	int *fds[] = { &m->conns, &m->ports, &m->trust4, &m->trust6, &m->settings, &m->stats, &m->pending,
-		       &m->port_bits };
+		       &m->port_bits, &m->rewrite_bits };
 
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
 		if (*fds[i] >= 0)
@@ -276,8 +276,9 @@ int loader_open_maps(const char *pin_dir, struct ppbpf_maps *m)
 	m->stats = open_pin(pin_dir, "stats");
 	m->pending = open_pin(pin_dir, "pending");
 	m->port_bits = open_pin(pin_dir, "port_bits");
+	m->rewrite_bits = open_pin(pin_dir, "rewrite_bits");
 	if (m->conns < 0 || m->ports < 0 || m->trust4 < 0 || m->trust6 < 0 || m->settings < 0 || m->stats < 0 ||
-	    m->pending < 0 || m->port_bits < 0) {
+	    m->pending < 0 || m->port_bits < 0 || m->rewrite_bits < 0) {
 		int rc = -errno;
 
 		loader_close_maps(m);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* Port policy and trusted sources in the pinned maps. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,6 +98,20 @@ static int add_trust(const struct ppbpf_maps *m, __u16 port, const struct cidr *
 	}
 }
 
+/* Set or clear a port's bit in a per-port bitmap map. */
+static int set_port_bit(int fd, __u16 port, bool on)
+{
+	__u32 word = port >> 6;
+	__u64 bits = 0;
+
+	bpf_map_lookup_elem(fd, &word, &bits);
+	if (on)
+		bits |= 1ull << (port & 63);
+	else
+		bits &= ~(1ull << (port & 63));
+	return bpf_map_update_elem(fd, &word, &bits, BPF_ANY) ? -errno : 0;
+}
+
 int policy_set_port(const struct ppbpf_maps *m, __u16 port, const struct ppbpf_port_policy *pol,
 		    const struct cidr *trust, int n_trust)
 {
@@ -116,15 +131,10 @@ int policy_set_port(const struct ppbpf_maps *m, __u16 port, const struct ppbpf_p
 	}
 	if (!rc && bpf_map_update_elem(m->ports, &port, pol, BPF_ANY))
 		rc = -errno;
-	if (!rc) { /* last: the ingress hook starts looking at the port once its bit is set */
-		__u32 word = port >> 6;
-		__u64 bits = 0;
-
-		bpf_map_lookup_elem(m->port_bits, &word, &bits);
-		bits |= 1ull << (port & 63);
-		if (bpf_map_update_elem(m->port_bits, &word, &bits, BPF_ANY))
-			rc = -errno;
-	}
+	if (!rc)
+		rc = set_port_bit(m->rewrite_bits, port, pol->flags & PPBPF_PORT_REWRITE_PEER);
+	if (!rc) /* last: the ingress hook starts looking at the port once its bit is set */
+		rc = set_port_bit(m->port_bits, port, true);
 	return rc;
 }
 

@@ -172,6 +172,14 @@ static int take_header(int fd, int timeout_ms, struct ppbpf_accept_opts *opts, s
 	}
 	if (info->state == PPBPF_STATE_PENDING) {
 		rc = ppbpf_wait(fd, timeout_ms, info);
+		if (rc == -ESTALE) { /* the peer is trusted (it is tracked): the same parser, here */
+			rc = parse_in_userspace(fd, deadline, info, opts);
+			if (!rc)
+				STAT_INC(userspace);
+			else
+				STAT_INC(rejected);
+			return rc;
+		}
 		if (rc) {
 			STAT_INC(timed_out);
 			return rc;

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 #include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <ppbpf/ppbpf.h>
 #include "internal.h"
@@ -105,15 +106,32 @@ int ppbpf__wait_bytes(int fd, unsigned int bytes, long deadline)
 	return (p.revents & (POLLHUP | POLLRDHUP)) && !(p.revents & POLLIN) ? -ECONNRESET : 0;
 }
 
+/* Bytes queued on the socket, or -1. */
+static int queued(int fd)
+{
+	int n;
+
+	return ioctl(fd, FIONREAD, &n) < 0 ? -1 : n;
+}
+
 int ppbpf_wait(int fd, int timeout_ms, struct ppbpf_info *out)
 {
 	long deadline = timeout_ms < 0 ? -1 : ppbpf__now_ms() + timeout_ms;
 	int rc;
 
 	for (;;) {
+		/*
+		 * Queue length first: bytes are queued only after the kernel side
+		 * has counted them in `have`. More queued than counted means it
+		 * missed some (a header split across reordered segments).
+		 */
+		int q = queued(fd);
+
 		rc = ppbpf_get(fd, out);
 		if (rc || out->state != PPBPF_STATE_PENDING)
 			return rc;
+		if (q > (int)out->have)
+			return -ESTALE;
 		rc = ppbpf__wait_bytes(fd, out->have + (out->need ? out->need : 1), deadline);
 		if (rc == -ECONNRESET) { /* the last bytes may have come with the FIN */
 			if (!ppbpf_get(fd, out) && out->state != PPBPF_STATE_PENDING)
