@@ -7,7 +7,8 @@
 #    userspace (nothing attached), and with the kernel side attached;
 #  - bulk loopback throughput with ppbpf attached to the sender's and the
 #    receiver's cgroup but no policy matching, against nothing attached: the
-#    ingress hook's cost on untracked traffic.
+#    ingress hook's cost on untracked traffic; with, as a control, an empty
+#    ingress program attached (what the cgroup hook itself costs).
 # Knobs: ROUNDS, BENCH_SECONDS (per rate run, default 3), BENCH_THREADS (4),
 # BENCH_BYTES (per bulk run, default 2 GiB).
 . "$(dirname "$0")/../tests/integration/lib.sh"
@@ -19,7 +20,12 @@ RES=$OUT/bench-net.json
 
 new_cgroup CG_K bench-kernel
 new_cgroup CG_U bench-plain
+new_cgroup CG_E bench-empty
 new_pin_dir PIN bench
+FLOOR=/sys/fs/bpf/ppbpf-test-$$-floor
+CLEANUP+=("bpftool cgroup detach '$CG_E' ingress pinned '$FLOOR'" "rm -f '$FLOOR'")
+bpftool prog load "$OUT/bpf/hook_floor.bpf.o" "$FLOOR" type cgroup/skb
+bpftool cgroup attach "$CG_E" ingress pinned "$FLOOR" multi
 P_K=$(free_port) P_U=$(free_port) P_PLAIN=$(free_port)
 "$CLI" attach --cgroup "$CG_K" --pin-dir "$PIN" --port "$P_K" --trust 127.0.0.1 >/dev/null 2>&1
 spawn_in_cgroup "$CG_K" "$B" server "$P_K" ppbpf
@@ -62,11 +68,14 @@ bulk_run() {
 }
 
 declare -A bulk cpu
-echo "bulk throughput, untracked port: $ROUNDS rounds x $((BYTES >> 20)) MiB, attached vs not alternated"
+echo "bulk throughput, untracked port: $ROUNDS rounds x $((BYTES >> 20)) MiB, configurations alternated"
 for r in $(seq "$ROUNDS"); do
-	for where in detached attached; do
-		cg=$CG_U
-		[ $where = attached ] && cg=$CG_K
+	for where in detached empty attached; do
+		case $where in
+		detached) cg=$CG_U ;;
+		empty) cg=$CG_E ;;
+		attached) cg=$CG_K ;;
+		esac
 		read -r g c < <(bulk_run "$cg")
 		bulk[$where]="${bulk[$where]:-} $g"
 		cpu[$where]="${cpu[$where]:-} $c"
@@ -82,15 +91,21 @@ ratio() { jq -n --argjson a "[$(echo $1 | tr ' ' ',')]" --argjson b "[$(echo $2 
 jq -n --argjson plain "$(stats "${rate[plain]}")" --argjson user "$(stats "${rate[userspace]}")" \
 	--argjson kern "$(stats "${rate[kernel]}")" --argjson det "$(stats "${bulk[detached]}")" \
 	--argjson att "$(stats "${bulk[attached]}")" --argjson cdet "$(stats "${cpu[detached]}")" \
-	--argjson catt "$(stats "${cpu[attached]}")" \
+	--argjson catt "$(stats "${cpu[attached]}")" --argjson emp "$(stats "${bulk[empty]}")" \
+	--argjson cemp "$(stats "${cpu[empty]}")" \
+	--argjson ed "$(ratio "${bulk[empty]}" "${bulk[detached]}")" \
+	--argjson cde "$(ratio "${cpu[detached]}" "${cpu[empty]}")" \
+	--argjson cea "$(ratio "${cpu[empty]}" "${cpu[attached]}")" \
 	--argjson ku "$(ratio "${rate[kernel]}" "${rate[userspace]}")" \
 	--argjson kp "$(ratio "${rate[kernel]}" "${rate[plain]}")" \
 	--argjson ad "$(ratio "${bulk[attached]}" "${bulk[detached]}")" \
 	--argjson cad "$(ratio "${cpu[detached]}" "${cpu[attached]}")" \
 	'{connection_rate: {plain: $plain, userspace: $user, kernel: $kern,
 	   kernel_vs_userspace: $ku, kernel_vs_plain: $kp},
-	  bulk_untracked: {detached: $det, attached: $att, attached_vs_detached: $ad,
-	   cpu_ns_per_byte: {detached: $cdet, attached: $catt}, cpu_detached_vs_attached: $cad}}' > "$RES"
+	  bulk_untracked: {detached: $det, empty_program: $emp, attached: $att, attached_vs_detached: $ad,
+	   empty_vs_detached: $ed,
+	   cpu_ns_per_byte: {detached: $cdet, empty_program: $cemp, attached: $catt},
+	   cpu_detached_vs_attached: $cad, cpu_detached_vs_empty: $cde, cpu_empty_vs_attached: $cea}}' > "$RES"
 
 jq -r '
   def r3: . * 1000 | round / 1000;
@@ -103,6 +118,8 @@ jq -r '
   "bulk throughput on an untracked port (median Gbit/s, min-max)",
   "  nothing attached  \(.bulk_untracked.detached.median)  (\(.bulk_untracked.detached.min)-\(.bulk_untracked.detached.max))",
   "  ppbpf attached    \(.bulk_untracked.attached.median)  (\(.bulk_untracked.attached.min)-\(.bulk_untracked.attached.max))",
+  "  empty program     \(.bulk_untracked.empty_program.median)  (\(.bulk_untracked.empty_program.min)-\(.bulk_untracked.empty_program.max))   (control: the cgroup hook itself)",
   "  attached / detached = \(.bulk_untracked.attached_vs_detached | r3)   (target >= 0.99)",
-  "  CPU per byte, detached / attached = \(.bulk_untracked.cpu_detached_vs_attached | r3)   (1.0 = the hook costs nothing)"' "$RES"
+  "  empty program / detached = \(.bulk_untracked.empty_vs_detached | r3)",
+  "  CPU per byte, detached / attached = \(.bulk_untracked.cpu_detached_vs_attached | r3);  detached / empty program = \(.bulk_untracked.cpu_detached_vs_empty | r3);  empty program / attached = \(.bulk_untracked.cpu_empty_vs_attached | r3)"' "$RES"
 echo "results: $RES"
