@@ -14,6 +14,7 @@
 #include <cmocka.h>
 #include <ppbpf/ppbpf.h>
 #include "guard.h"
+#include "ref_crc32c.h"
 #include "prng.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -21,19 +22,6 @@
 #define N_ROUND_TRIPS 20000
 
 static __u8 out[PPBPF_V2_MAX_LEN + 64];
-
-/* Bit-at-a-time CRC32C of p[0..n), the textbook definition (checked below). */
-static uint32_t ref_crc32c(const __u8 *p, size_t n)
-{
-	uint32_t crc = 0xFFFFFFFFu;
-
-	for (size_t i = 0; i < n; i++) {
-		crc ^= p[i];
-		for (int k = 0; k < 8; k++)
-			crc = (crc >> 1) ^ (0x82F63B78u & (0u - (crc & 1u)));
-	}
-	return ~crc;
-}
 
 /* CRC32C a header of n bytes should carry in its last 4 bytes (read as zeros). */
 static uint32_t ref_header_crc(const __u8 *hdr, size_t n)

@@ -11,20 +11,8 @@
 #include <cmocka.h>
 #include <ppbpf/ppbpf.h>
 #include "guard.h"
+#include "ref_crc32c.h"
 #include "prng.h"
-
-/* Bit-at-a-time CRC32C (reflected polynomial 0x82F63B78), the textbook definition. */
-static uint32_t ref_crc32c(const unsigned char *p, size_t n)
-{
-	uint32_t crc = 0xFFFFFFFFu;
-
-	for (size_t i = 0; i < n; i++) {
-		crc ^= p[i];
-		for (int k = 0; k < 8; k++)
-			crc = (crc >> 1) ^ (0x82F63B78u & (0u - (crc & 1u)));
-	}
-	return ~crc;
-}
 
 /* A known input: n bytes made by fill(i). */
 struct known {
