@@ -151,6 +151,15 @@ static void build_cases(void)
 	b = b6, b.flags = PPBPF_BUILD_CRC32C, add_case("v2 TCP6 TLVs over the cap + CRC32C", &b, many, 1);
 }
 
+/* The header case of this name. */
+static const struct hcase *find_case(const char *name)
+{
+	for (int i = 0; i < n_cases; i++)
+		if (!strcmp(cases[i].name, name))
+			return &cases[i];
+	abort();
+}
+
 /* ---- sockets ---------------------------------------------------------------------------- */
 
 enum transport { T_V4, T_V6, T_V4_ON_V6, T_MAX }; /* listener family, and client family on it */
@@ -520,22 +529,69 @@ static void test_header_after_accept(void **state)
 	}
 }
 
-/* Payloads of 0 bytes to 1 MiB in random splits, both ways of accepting. */
+/* Payloads of 0 bytes to 1 MiB in random splits, both ways of accepting, with and without deferred accept. */
 static void test_payload_sizes(void **state)
 {
 	static const size_t sizes[] = { 0, 1, 1000, 65536, 1u << 20 };
-	int port = cfg.port_req, lfd = make_listener(port, T_V4, 0);
+	int port = cfg.port_req;
 
 	(void)state;
-	for (int i = 0; i < n_cases; i++)
-		for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++)
-			for (int v = cfg.fallback; v < 2; v++) {
-				struct conn_test ct = { .hc = &cases[i], .t = T_V4, .d = D_SPLIT,
-							.v = v ? V_ACCEPT : V_RAW, .payload = sizes[s],
-							.seed = (unsigned long long)(i * 1000 + s * 10 + v) };
+	for (int defer = 0; defer < 2; defer++) {
+		int lfd = make_listener(port, T_V4, defer);
 
-				run_conn(lfd, port, &ct);
-			}
+		for (int i = 0; i < n_cases; i++)
+			for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++)
+				for (int v = cfg.fallback; v < 2; v++) {
+					struct conn_test ct = { .hc = &cases[i], .t = T_V4, .d = D_SPLIT,
+								.v = v ? V_ACCEPT : V_RAW, .defer = defer,
+								.payload = sizes[s],
+								.seed = (unsigned long long)(i * 1000 + s * 10 + v) };
+
+					run_conn(lfd, port, &ct);
+				}
+		close_listener(lfd);
+	}
+}
+
+/*
+ * A non-blocking listener: ppbpf_accept passes EAGAIN through when nothing is
+ * queued, and returns a queued connection with its header consumed, even
+ * when the header comes 50 ms after the handshake (it waits for it).
+ */
+static void test_nonblocking_listener(void **state)
+{
+	const struct hcase *hc = find_case("v2 TCP6 ALPN AUTHORITY");
+	int lfd = make_listener(cfg.port_req, T_V4, 0);
+	struct ppbpf_info info;
+	struct ppbpf_accept_opts o = { .info = &info };
+
+	(void)state;
+	assert_int_equal(fcntl(lfd, F_SETFL, fcntl(lfd, F_GETFL) | O_NONBLOCK), 0);
+	errno = 0;
+	assert_int_equal(ppbpf_accept_opts(lfd, NULL, NULL, SOCK_NONBLOCK, &o), -1);
+	assert_int_equal(errno, EAGAIN);
+	for (int late = 0; late < 2; late++) {
+		struct client c = { .port = cfg.port_req, .t = T_V4, .d = D_ONE, .delay_ms = late ? 50 : 0,
+				    .data = send_buf, .hdr_len = (size_t)hc->len, .len = (size_t)hc->len + 5 };
+		struct pollfd p = { .fd = lfd, .events = POLLIN };
+		int fd;
+		size_t n;
+
+		memcpy(send_buf, hc->bytes, (size_t)hc->len);
+		memcpy(send_buf + hc->len, "hello", 5);
+		client_start(&c);
+		assert_int_equal(poll(&p, 1, 3000), 1); /* a connection is queued */
+		fd = ppbpf_accept_opts(lfd, NULL, NULL, SOCK_NONBLOCK, &o);
+		if (fd < 0)
+			fail_msg("non-blocking ppbpf_accept%s: %s", late ? ", header late" : "", strerror(errno));
+		check_info("non-blocking listener", &info, &hc->want);
+		assert_true(fcntl(fd, F_GETFL) & O_NONBLOCK); /* the flag asked for is kept */
+		n = read_all(fd, recv_buf, BUF_CAP);
+		assert_int_equal(n, 5);
+		assert_memory_equal(recv_buf, "hello", 5);
+		close(fd);
+		client_join(&c);
+	}
 	close_listener(lfd);
 }
 
@@ -593,14 +649,6 @@ static void accept_addr(int lfd, int *fd, char *txt, size_t cap)
 		inet_ntop(AF_INET6, &in6->sin6_addr, a, sizeof(a));
 		snprintf(txt, cap, "[%s]:%u", a, ntohs(in6->sin6_port));
 	}
-}
-
-static const struct hcase *find_case(const char *name)
-{
-	for (int i = 0; i < n_cases; i++)
-		if (!strcmp(cases[i].name, name))
-			return &cases[i];
-	abort();
 }
 
 /* accept() and getpeername() of one connection on the rewrite port must say `want` ("real" for no rewrite). */
@@ -1068,6 +1116,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_header_after_accept, teardown_listeners),
 		cmocka_unit_test_teardown(test_payload_sizes, teardown_listeners),
 		cmocka_unit_test_teardown(test_thousand_in_a_row, teardown_listeners),
+		cmocka_unit_test_teardown(test_nonblocking_listener, teardown_listeners),
 		cmocka_unit_test_teardown(test_invalid_headers, teardown_listeners),
 		cmocka_unit_test_teardown(test_rewrite_peer, teardown_listeners),
 		cmocka_unit_test_teardown(test_no_rewrite_without_flag, teardown_listeners),
@@ -1083,6 +1132,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_header_after_accept, teardown_listeners),
 		cmocka_unit_test_teardown(test_payload_sizes, teardown_listeners),
 		cmocka_unit_test_teardown(test_thousand_in_a_row, teardown_listeners),
+		cmocka_unit_test_teardown(test_nonblocking_listener, teardown_listeners),
 		cmocka_unit_test_teardown(test_invalid_headers, teardown_listeners),
 		cmocka_unit_test_teardown(test_not_attached, teardown_listeners),
 	};
