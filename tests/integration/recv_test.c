@@ -409,6 +409,8 @@ struct conn_test {
 };
 
 static __u8 *send_buf, *recv_buf;
+/* Connections whose header the kernel side missed bytes of (reported at the end). */
+static int stale_headers;
 #define BUF_CAP (2u << 20)
 
 /* One connection end to end; fails the test on any difference. */
@@ -459,6 +461,25 @@ static void run_conn(int lfd, int port, const struct conn_test *ct)
 		if (at_once && (ct->defer || !ct->quick) && info.state != PPBPF_STATE_DONE)
 			fail_msg("%s: the header had arrived, but accept() returned with state %d", what, info.state);
 		rc = ppbpf_wait(fd, 3000, &info);
+		/*
+		 * ESTALE: the kernel side missed header bytes. Two tiny segments of one
+		 * connection can reach the ingress hook out of order (it runs before the
+		 * socket lock; on loopback a sender moving between CPUs does it). Only
+		 * for headers sent in pieces; then the header must parse in userspace.
+		 */
+		if (rc == -ESTALE && ct->d != D_ONE) {
+			struct ppbpf_hdr h;
+
+			stale_headers++;
+			n = read_all(fd, recv_buf, BUF_CAP);
+			if (n != c.len || memcmp(recv_buf, send_buf, n))
+				fail_msg("%s: the stream is not what was sent (%zu of %zu bytes)", what, n, c.len);
+			if (ppbpf_parse(recv_buf, (__u32)n, &h) != ct->hc->len)
+				fail_msg("%s: ESTALE, and the header does not parse in userspace", what);
+			close(fd);
+			client_join(&c);
+			return;
+		}
 		if (rc)
 			fail_msg("%s: ppbpf_wait: %s", what, strerror(-rc));
 		check_info(what, &info, &ct->hc->want);
@@ -1166,5 +1187,11 @@ int main(int argc, char **argv)
 		return cmocka_run_group_tests_name("receive path, reordered segments", reorder_tests, NULL, NULL);
 	if (cfg.fallback)
 		return cmocka_run_group_tests_name("receive path, userspace fallback", fallback_tests, NULL, NULL);
-	return cmocka_run_group_tests_name("receive path, kernel", kernel_tests, NULL, NULL);
+	{
+		int rc = cmocka_run_group_tests_name("receive path, kernel", kernel_tests, NULL, NULL);
+
+		printf("headers sent in pieces whose bytes the kernel side saw out of order (ESTALE): %d\n",
+		       stale_headers);
+		return rc;
+	}
 }
