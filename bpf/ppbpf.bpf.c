@@ -44,6 +44,25 @@ static __always_inline int is_v4_mapped(const __u32 *a)
 	return a[0] == 0 && a[1] == 0 && a[2] == bpf_htonl(0x0000ffff);
 }
 
+/*
+ * An address as every map keeps it: IPv4 (also an IPv4 peer of a dual-stack
+ * socket, v4-mapped) in the first 4 bytes, else 16 bytes. out must be zeroed.
+ * Returns 1 for IPv4.
+ */
+static __always_inline int norm_addr(__u32 family, __u32 ip4, const __u32 *ip6, __u8 *out)
+{
+	if (family == AF_INET) {
+		__builtin_memcpy(out, &ip4, 4);
+		return 1;
+	}
+	if (is_v4_mapped(ip6)) {
+		__builtin_memcpy(out, &ip6[3], 4);
+		return 1;
+	}
+	__builtin_memcpy(out, ip6, 16);
+	return 0;
+}
+
 /* Is the port's bit set in a per-port bitmap? No helper call: array lookups are inlined. */
 static __always_inline int port_bit(void *bitmap, __u32 port)
 {
@@ -108,17 +127,14 @@ static __always_inline int read_segment_direct(struct __sk_buff *skb, struct seg
 		ip_len = ip->ihl * 4;
 		if (ip_len < sizeof(*ip))
 			return -1;
-		__builtin_memcpy(s->peer_addr, &ip->saddr, 4);
+		norm_addr(AF_INET, ip->saddr, NULL, s->peer_addr);
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6 = data;
 
 		if ((void *)(ip6 + 1) > end || ip6->nexthdr != IPPROTO_TCP)
 			return -1;
 		ip_len = sizeof(*ip6);
-		if (is_v4_mapped((const __u32 *)&ip6->saddr))
-			__builtin_memcpy(s->peer_addr, (const __u8 *)&ip6->saddr + 12, 4);
-		else
-			__builtin_memcpy(s->peer_addr, &ip6->saddr, 16);
+		norm_addr(AF_INET6, 0, (const __u32 *)&ip6->saddr, s->peer_addr);
 	} else {
 		return -1;
 	}
@@ -152,7 +168,7 @@ static __always_inline int read_segment(struct __sk_buff *skb, struct segment *s
 		if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)) || ip.protocol != IPPROTO_TCP)
 			return -1;
 		ip_len = ip.ihl * 4;
-		__builtin_memcpy(s->peer_addr, &ip.saddr, 4);
+		norm_addr(AF_INET, ip.saddr, NULL, s->peer_addr);
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr ip6;
 
@@ -160,10 +176,7 @@ static __always_inline int read_segment(struct __sk_buff *skb, struct segment *s
 		if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)) || ip6.nexthdr != IPPROTO_TCP)
 			return -1;
 		ip_len = sizeof(ip6);
-		if (is_v4_mapped((const __u32 *)&ip6.saddr))
-			__builtin_memcpy(s->peer_addr, (const __u8 *)&ip6.saddr + 12, 4);
-		else
-			__builtin_memcpy(s->peer_addr, &ip6.saddr, 16);
+		norm_addr(AF_INET6, 0, (const __u32 *)&ip6.saddr, s->peer_addr);
 	} else {
 		return -1;
 	}
@@ -370,28 +383,14 @@ static __always_inline void keep_pending(struct ppbpf_sk *rec, struct ppbpf_pend
 
 /* ---- sockops: lifecycle ----------------------------------------------------------- */
 
-/* The socket's own and its peer's address, IPv4 (also v4-mapped) in the first 4 bytes. */
-static __always_inline void sockops_addrs(struct bpf_sock_ops *skops, __u8 *local, __u8 *peer, int *v4)
+/* The socket's own and its peer's address (see norm_addr); both outputs zeroed. Returns 1 for IPv4. */
+static __always_inline int sockops_addrs(struct bpf_sock_ops *skops, __u8 *local, __u8 *peer)
 {
 	__u32 l[4] = { skops->local_ip6[0], skops->local_ip6[1], skops->local_ip6[2], skops->local_ip6[3] };
 	__u32 r[4] = { skops->remote_ip6[0], skops->remote_ip6[1], skops->remote_ip6[2], skops->remote_ip6[3] };
 
-	if (skops->family == AF_INET) {
-		__u32 l4 = skops->local_ip4, r4 = skops->remote_ip4;
-
-		__builtin_memcpy(local, &l4, 4);
-		__builtin_memcpy(peer, &r4, 4);
-		*v4 = 1;
-		return;
-	}
-	__builtin_memcpy(local, l, 16);
-	*v4 = is_v4_mapped(r);
-	if (*v4) { /* an IPv4 client of a dual-stack socket */
-		__builtin_memcpy(peer, &r[3], 4);
-		__builtin_memcpy(local, &l[3], 4);
-	} else {
-		__builtin_memcpy(peer, r, 16);
-	}
+	norm_addr(skops->family, skops->local_ip4, l, local);
+	return norm_addr(skops->family, skops->remote_ip4, r, peer);
 }
 
 /* Header bytes the listener took in for this connection, if any: judge them now. */
@@ -456,7 +455,7 @@ static __always_inline void on_passive_established(struct bpf_sock_ops *skops)
 
 	if (!pol)
 		return;
-	sockops_addrs(skops, c.local_addr, c.peer_addr, &v4);
+	v4 = sockops_addrs(skops, c.local_addr, c.peer_addr);
 	if (!trusted(port, v4, c.peer_addr)) {
 		count(PPBPF_CNT_UNTRUSTED);
 		return;
@@ -611,21 +610,13 @@ static __always_inline int will_be_tracked(struct bpf_sock *sk)
 	__u16 port = (__u16)sk->src_port;
 	__u32 r[4] = { sk->dst_ip6[0], sk->dst_ip6[1], sk->dst_ip6[2], sk->dst_ip6[3] };
 	__u8 peer[16] = {};
-	int v4 = sk->family == AF_INET || is_v4_mapped(r);
+	int v4;
 
 	if (sk->state != BPF_TCP_ESTABLISHED && sk->state != BPF_TCP_SYN_RECV)
 		return 0;
 	if (!bpf_map_lookup_elem(&ports, &port))
 		return 0;
-	if (sk->family == AF_INET) {
-		__u32 a = sk->dst_ip4;
-
-		__builtin_memcpy(peer, &a, 4);
-	} else if (v4) {
-		__builtin_memcpy(peer, &r[3], 4);
-	} else {
-		__builtin_memcpy(peer, r, 16);
-	}
+	v4 = norm_addr(sk->family, sk->dst_ip4, r, peer);
 	return trusted(port, v4, peer);
 }
 

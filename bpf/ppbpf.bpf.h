@@ -26,7 +26,6 @@
 #define EAGAIN 11
 #define EINVAL 22
 #define ENOPROTOOPT 92
-#define TCP_FLAG_SYN 0x02
 
 /* What sockops keeps per tracked socket (SK_STORAGE). */
 struct ppbpf_sk {
