@@ -46,7 +46,7 @@ enum ppbpf_state {
 	PPBPF_STATE_NONE = 0,    /* never reported by the query: untracked sockets give ENODATA */
 	PPBPF_STATE_PENDING = 1, /* header not complete yet */
 	PPBPF_STATE_DONE = 2,    /* header parsed; fields valid */
-	PPBPF_STATE_ERROR = 3,   /* header invalid; error says why */
+	PPBPF_STATE_ERROR = 3,   /* rejected (invalid header, timeout, ...): error says why; being reset */
 	PPBPF_STATE_PLAIN = 4,   /* no header where one is optional: a plain connection */
 };
 
@@ -102,13 +102,21 @@ struct ppbpf_conn {
 };
 
 /* struct ppbpf_port_policy.flags */
-#define PPBPF_PORT_REWRITE_PEER 0x1 /* getpeername4/6 return the original source */
-#define PPBPF_PORT_OPTIONAL 0x2     /* trusted peers may send no header: a plain connection */
+#define PPBPF_PORT_REWRITE_PEER 0x1     /* getpeername4/6 return the original source */
+#define PPBPF_PORT_OPTIONAL 0x2         /* trusted peers may send no header: a plain connection */
+#define PPBPF_PORT_REJECT_UNTRUSTED 0x4 /* untrusted peers are reset (else: left plain) */
+#define PPBPF_PORT_NO_V1 0x8            /* v1 headers are refused */
+#define PPBPF_PORT_NO_V2 0x10           /* v2 headers are refused */
+
+/* Default header timeout, ms: the spec's advice, and HAProxy's habit. */
+#define PPBPF_TIMEOUT_DEFAULT_MS 3000
 
 /* Policy for one local port (key: the port, host order, __u16). */
 struct ppbpf_port_policy {
 	__u32 flags;      /* PPBPF_PORT_* */
 	__u32 max_header; /* largest header accepted, bytes */
+	__u32 timeout_ms; /* a header still incomplete this long after the handshake is reset; 0: never */
+	__u32 pad;
 };
 
 /* Trusted sources, per port: an LPM key over the port and then the address. */
@@ -128,8 +136,26 @@ struct ppbpf_trust6_key {
 /* Bits of a trust key before the address: the port. */
 #define PPBPF_TRUST_PORT_BITS 16
 
-/* Kernel-side failures, reported in ppbpf_info.error like parser statuses. */
-#define PPBPF_E_NO_ROOM (-32) /* no room to track the connection (a map was full) */
+/* Kernel-side rejections, reported in ppbpf_info.error like parser statuses. */
+#define PPBPF_E_NO_ROOM (-32)   /* no room to track the connection (a map was full) */
+#define PPBPF_E_VERSION (-33)   /* a valid header of a version the port refuses */
+#define PPBPF_E_TIMEOUT (-34)   /* the header was not complete within the port's timeout */
+#define PPBPF_E_UNTRUSTED (-35) /* an untrusted peer on a port that rejects them */
+
+/* A rejected connection, sent on the RINGBUF "events" to `ppbpf run`. */
+struct ppbpf_event {
+	__u64 ts_ns;          /* CLOCK_MONOTONIC of the rejection */
+	__u64 cookie;         /* socket cookie */
+	__s32 error;          /* why: a parser status or a PPBPF_E_* above */
+	__u32 have;           /* stream bytes seen before the verdict */
+	__u8 af;              /* AF_INET or AF_INET6: the socket's own family */
+	__u8 pad;
+	__u16 local_port;     /* host order */
+	__u16 peer_port;
+	__u16 pad2;
+	__u8 local_addr[16];  /* network order (IPv4: first 4) */
+	__u8 peer_addr[16];
+};
 
 /* Settings for the whole attachment (ARRAY map "settings", one entry). */
 struct ppbpf_config {
@@ -160,6 +186,16 @@ enum ppbpf_counter {
 	PPBPF_CNT_QUERIES,      /* PPBPF_INFO / PPBPF_TLVS answered */
 	PPBPF_CNT_NO_MEMORY,    /* records or table entries that could not be created */
 	PPBPF_CNT_CLOSED,       /* tracked connections closed */
+	PPBPF_CNT_REJECTED,     /* connections rejected, every reason */
+	PPBPF_CNT_REJ_UNTRUSTED, /* rejected: untrusted peer on a port that rejects them */
+	PPBPF_CNT_REJ_VERSION,  /* rejected: header version refused by the port */
+	PPBPF_CNT_REJ_TIMEOUT,  /* rejected: header incomplete at the timeout */
+	PPBPF_CNT_REJ_NO_ROOM,  /* rejected: the connection or pending table was full */
+	PPBPF_CNT_HELD,         /* segments held back (dropped, to be resent) while a header is incomplete */
+	PPBPF_CNT_DROPPED,      /* segments of rejected connections dropped */
+	PPBPF_CNT_RESETS,       /* rejected connections reset by the sweep */
+	PPBPF_CNT_EVENTS_LOST,  /* rejection events lost: the ring buffer was full */
+	PPBPF_CNT_TIMEOUT_PLAIN, /* optional ports: nothing sent within the timeout, left plain */
 	PPBPF_CNT_MAX,
 };
 

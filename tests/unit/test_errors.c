@@ -102,12 +102,32 @@ static void test_success_is_ok(void **state)
 /* Beyond PPBPF_E_LAST: no name, and the sentence "unknown status". */
 static void test_out_of_range(void **state)
 {
-	static const int bad[] = { PPBPF_E_LAST - 1, PPBPF_E_LAST - 2, -100, -65536, INT_MIN + 1, INT_MIN };
+	static const int bad[] = { PPBPF_E_LAST - 1, PPBPF_E_LAST - 2, PPBPF_E_NO_ROOM + 1, PPBPF_E_UNTRUSTED - 1,
+				   -100, -65536, INT_MIN + 1, INT_MIN };
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		assert_null(ppbpf_errname(bad[i]));
 		assert_string_equal(ppbpf_strerror(bad[i]), "unknown status");
+	}
+}
+
+/* The kernel side's rejection codes: stable names, distinct from each other and from the parser's. */
+static void test_kernel_codes(void **state)
+{
+	static const struct { int code; const char *name; } codes[] = {
+		{ PPBPF_E_NO_ROOM, "no_room" },
+		{ PPBPF_E_VERSION, "version_refused" },
+		{ PPBPF_E_TIMEOUT, "timeout" },
+		{ PPBPF_E_UNTRUSTED, "untrusted" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+		assert_string_equal(ppbpf_errname(codes[i].code), codes[i].name);
+		assert_string_not_equal(ppbpf_strerror(codes[i].code), "unknown status");
+		for (int s = 0; s >= PPBPF_E_LAST; s--)
+			assert_string_not_equal(ppbpf_errname(s), codes[i].name);
 	}
 }
 
@@ -120,6 +140,7 @@ int main(void)
 		cmocka_unit_test(test_documented_name),
 		cmocka_unit_test(test_success_is_ok),
 		cmocka_unit_test(test_out_of_range),
+		cmocka_unit_test(test_kernel_codes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -31,13 +31,18 @@ static const struct status_text status_texts[] = {
 	[-PPBPF_E_SSL] = { "ssl_malformed", "v2: SSL TLV shorter than 5 bytes or with a truncated sub-TLV" },
 };
 
-/* Failures of the kernel side, reported in ppbpf_info.error beside parser statuses. */
-static const struct status_text no_room = { "no_room", "no room to track the connection (a kernel map was full)" };
+/* Rejections by the kernel side, reported in ppbpf_info.error beside parser statuses. */
+static const struct status_text kernel_texts[] = {
+	[-PPBPF_E_NO_ROOM - 32] = { "no_room", "no room to track the connection (a kernel map was full)" },
+	[-PPBPF_E_VERSION - 32] = { "version_refused", "a header version the port does not accept" },
+	[-PPBPF_E_TIMEOUT - 32] = { "timeout", "the header was not complete within the port's timeout" },
+	[-PPBPF_E_UNTRUSTED - 32] = { "untrusted", "an untrusted peer on a port that rejects them" },
+};
 
 static const struct status_text *status_lookup(int status)
 {
-	if (status == PPBPF_E_NO_ROOM)
-		return &no_room;
+	if (status <= PPBPF_E_NO_ROOM && status >= PPBPF_E_UNTRUSTED)
+		return &kernel_texts[-status - 32];
 	if (status > 0)
 		status = 0; /* a header length */
 	if (status < PPBPF_E_LAST)
