@@ -9,12 +9,13 @@ BPFTOOL ?= bpftool
 ARCH := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
 
 VERSION := 0.1.0
+SYSTEMD_UNIT_DIR ?= /etc/systemd/system
 SOVERSION := 0
 
 WARN := -Wall -Wextra -Werror
 CFLAGS ?= -O2 -g
 CFLAGS += $(WARN) -std=gnu11 -Iinclude -I$(OUTPUT) -D_GNU_SOURCE
-BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) $(WARN) -Wno-unused-function \
+BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) $(WARN) -Wno-unused-function \
 	-Iinclude -I$(OUTPUT)
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
@@ -50,6 +51,7 @@ DEMO_SERVER := $(OUTPUT)/ppbpf-demo-server
 DEMO_CLIENT := $(OUTPUT)/ppbpf-demo-client
 BPF_CHECK := $(OUTPUT)/tests/bpf_parse_check
 RECV_TEST := $(OUTPUT)/tests/recv_test
+TRUST_TEST := $(OUTPUT)/tests/trust_test
 BENCH := $(OUTPUT)/bench_codec
 BENCH_NET := $(OUTPUT)/bench_net
 FUZZ := $(OUTPUT)/fuzz_parse
@@ -135,6 +137,10 @@ $(RECV_TEST): tests/integration/recv_test.c $(LIBA) $(SKELS) $(HDRS) | $(OUTPUT)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LIBA) -lcmocka -lpthread $(LIBBPF_LIBS)
 
+$(TRUST_TEST): tests/integration/trust_test.c $(UNIT_COMMON) $(LIBA) $(HDRS) | $(OUTPUT)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(UNIT_COMMON) $(LIBA) -lpthread
+
 unit: $(UNIT_BINS)
 	$(Q)for t in $(UNIT_BINS); do echo "== $$t"; $$t || exit 1; done
 
@@ -149,8 +155,9 @@ cli-test: $(CLI)
 	$(Q)tests/integration/cli.sh $(CLI)
 
 # Real sockets in test cgroups (root): the receive path, then real HAProxy in front.
-integration: all $(RECV_TEST)
+integration: all $(RECV_TEST) $(TRUST_TEST)
 	$(Q)tests/integration/kernel.sh
+	$(Q)tests/integration/trust.sh
 	$(Q)tests/integration/haproxy.sh
 
 # ---- fuzzing ---------------------------------------------------------------------
@@ -195,6 +202,8 @@ install: all
 	ln -sf libppbpf.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libppbpf.so.$(SOVERSION)
 	ln -sf libppbpf.so.$(SOVERSION) $(DESTDIR)$(PREFIX)/lib/libppbpf.so
 	install -m 0644 include/ppbpf/*.h $(DESTDIR)$(PREFIX)/include/ppbpf/
+	install -d $(DESTDIR)$(SYSTEMD_UNIT_DIR)
+	sed 's|@PREFIX@|$(PREFIX)|g' scripts/ppbpf.service > $(DESTDIR)$(SYSTEMD_UNIT_DIR)/ppbpf.service
 
 demo:
 	$(Q)scripts/demo.sh

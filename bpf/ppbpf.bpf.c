@@ -110,6 +110,7 @@ struct segment {
 	__u16 peer_port;   /* host order */
 	__u16 local_port;  /* host order */
 	__u8 peer_addr[16]; /* IPv4 in the first 4 bytes */
+	__u8 v4;           /* peer_addr is IPv4 */
 };
 
 /* The TCP header of skb read in place, when the IP and TCP headers are in its linear part. */
@@ -127,14 +128,14 @@ static __always_inline int read_segment_direct(struct __sk_buff *skb, struct seg
 		ip_len = ip->ihl * 4;
 		if (ip_len < sizeof(*ip))
 			return -1;
-		norm_addr(AF_INET, ip->saddr, NULL, s->peer_addr);
+		s->v4 = norm_addr(AF_INET, ip->saddr, NULL, s->peer_addr);
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6 = data;
 
 		if ((void *)(ip6 + 1) > end || ip6->nexthdr != IPPROTO_TCP)
 			return -1;
 		ip_len = sizeof(*ip6);
-		norm_addr(AF_INET6, 0, (const __u32 *)&ip6->saddr, s->peer_addr);
+		s->v4 = norm_addr(AF_INET6, 0, (const __u32 *)&ip6->saddr, s->peer_addr);
 	} else {
 		return -1;
 	}
@@ -168,7 +169,7 @@ static __always_inline int read_segment(struct __sk_buff *skb, struct segment *s
 		if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)) || ip.protocol != IPPROTO_TCP)
 			return -1;
 		ip_len = ip.ihl * 4;
-		norm_addr(AF_INET, ip.saddr, NULL, s->peer_addr);
+		s->v4 = norm_addr(AF_INET, ip.saddr, NULL, s->peer_addr);
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr ip6;
 
@@ -176,7 +177,7 @@ static __always_inline int read_segment(struct __sk_buff *skb, struct segment *s
 		if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)) || ip6.nexthdr != IPPROTO_TCP)
 			return -1;
 		ip_len = sizeof(ip6);
-		norm_addr(AF_INET6, 0, (const __u32 *)&ip6.saddr, s->peer_addr);
+		s->v4 = norm_addr(AF_INET6, 0, (const __u32 *)&ip6.saddr, s->peer_addr);
 	} else {
 		return -1;
 	}
@@ -312,70 +313,155 @@ static __always_inline void count_result(int rc, const struct ppbpf_hdr *h)
 		count(PPBPF_CNT_ERR_TOO_LARGE);
 	} else if (rc <= PPBPF_E_V1_TOO_LONG && rc >= PPBPF_E_V1_PORT) {
 		count(PPBPF_CNT_ERR_V1);
-	} else {
+	} else if (rc >= PPBPF_E_LAST) {
 		count(PPBPF_CNT_ERR_V2);
 	}
 }
 
+/* The counter of a kernel-side rejection reason (parser errors have theirs in count_result). */
+static __always_inline void count_rejection(int error)
+{
+	count(PPBPF_CNT_REJECTED);
+	if (error == PPBPF_E_UNTRUSTED)
+		count(PPBPF_CNT_REJ_UNTRUSTED);
+	else if (error == PPBPF_E_VERSION)
+		count(PPBPF_CNT_REJ_VERSION);
+	else if (error == PPBPF_E_TIMEOUT)
+		count(PPBPF_CNT_REJ_TIMEOUT);
+	else if (error == PPBPF_E_NO_ROOM)
+		count(PPBPF_CNT_REJ_NO_ROOM);
+}
+
 /*
- * Parse the stream bytes in pend; on a verdict, record it. Returns 1 while
- * the header is incomplete. The caller frees or keeps pend accordingly.
+ * Take the right to give the socket its verdict. Ingress (softirq, no socket
+ * lock) and the sweep (a timeout) may both try at once; one verdict wins.
  */
-static __always_inline int judge(struct bpf_sock *sk, struct ppbpf_sk *rec, struct ppbpf_pending *pend,
-				 __u64 cookie)
+static __always_inline int claim_verdict(struct ppbpf_sk *rec)
+{
+	return __sync_val_compare_and_swap(&rec->decided, 0, 1) == 0;
+}
+
+/* Tell `ppbpf run` about a rejection; it logs it and the sweep resets the socket. */
+static __always_inline void send_event(const struct ppbpf_sk *rec, int error)
+{
+	struct ppbpf_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+	if (!e) {
+		count(PPBPF_CNT_EVENTS_LOST);
+		return;
+	}
+	e->ts_ns = bpf_ktime_get_ns();
+	e->cookie = rec->info.cookie;
+	e->error = error;
+	e->have = rec->info.have;
+	e->af = rec->af;
+	e->pad = 0;
+	e->pad2 = 0;
+	e->local_port = rec->local_port;
+	e->peer_port = rec->peer_port;
+	__builtin_memcpy(e->local_addr, rec->local_addr, 16);
+	__builtin_memcpy(e->peer_addr, rec->peer_addr, 16);
+	bpf_ringbuf_submit(e, 0);
+}
+
+/*
+ * Reject a tracked socket (the caller holds its verdict): from now on ingress
+ * drops every byte it is sent, so the application never reads one, and the
+ * sweep of `ppbpf run` resets it.
+ */
+static __always_inline void reject(struct ppbpf_sk *rec, int error)
+{
+	rec->info.error = error;
+	rec->info.need = 0;
+	rec->info.done_ns = bpf_ktime_get_ns();
+	barrier();
+	WRITE_ONCE(rec->info.state, PPBPF_STATE_ERROR);
+	count_rejection(error);
+	update_conn(rec->info.cookie, rec, NULL);
+	send_event(rec, error);
+}
+
+/* A parse result under the port's policy: a version it refuses is an error. */
+static __always_inline int apply_policy(int rc, const struct ppbpf_hdr *h, __u32 port_flags)
+{
+	if (rc > 0 && (port_flags & (h->version == 1 ? PPBPF_PORT_NO_V1 : PPBPF_PORT_NO_V2)))
+		return PPBPF_E_VERSION;
+	return rc;
+}
+
+/* The largest header a port accepts. */
+static __always_inline __u32 max_header_of(const struct ppbpf_port_policy *pol)
+{
+	return pol->max_header && pol->max_header < PPBPF_MAX_HEADER ? pol->max_header : PPBPF_MAX_HEADER;
+}
+
+/*
+ * Record the verdict on the stream bytes in pend: rc is the parse result under
+ * the port's policy. Returns 1 while the header is incomplete. The caller
+ * frees or keeps pend accordingly.
+ */
+static __always_inline int record_verdict(struct bpf_sock *sk, struct ppbpf_sk *rec, struct ppbpf_pending *pend,
+					  int rc, const struct ppbpf_hdr *h)
 {
 	struct ppbpf_sk_tlvs *tlvs = NULL;
-	struct ppbpf_hdr h;
-	int rc = ppbpf_parse_max(&pend->buf, pend->have, rec->max_header, &h);
-	__u8 state;
 
 	if (rc == PPBPF_E_INCOMPLETE) {
-		WRITE_ONCE(rec->info.need, h.need);
+		WRITE_ONCE(rec->info.need, h->need);
 		barrier();
 		WRITE_ONCE(rec->info.have, pend->have);
 		count(PPBPF_CNT_PENDING);
 		return 1;
 	}
+	if (!claim_verdict(rec))
+		return 0; /* the sweep timed it out meanwhile */
+	count_result(rc, h);
+	if (rc <= 0 && !(rc == PPBPF_E_NOT_PROXY && (rec->port_flags & PPBPF_PORT_OPTIONAL))) {
+		WRITE_ONCE(rec->info.have, pend->have);
+		reject(rec, rc);
+		return 0;
+	}
 	rec->info.need = 0;
 	rec->info.done_ns = bpf_ktime_get_ns();
 	if (rc > 0) {
-		rec->info.version = h.version;
-		rec->info.command = h.command;
-		rec->info.family = h.family;
-		rec->info.header_len = h.header_len;
-		rec->info.src_port = h.src_port;
-		rec->info.dst_port = h.dst_port;
-		__builtin_memcpy(rec->info.src_addr, h.src_addr, 16);
-		__builtin_memcpy(rec->info.dst_addr, h.dst_addr, 16);
-		tlvs = keep_tlvs(sk, rec, pend, &h);
-		rec->tlv_count = h.tlv_count;
-		state = PPBPF_STATE_DONE;
-	} else if (rc == PPBPF_E_NOT_PROXY && (rec->port_flags & PPBPF_PORT_OPTIONAL)) {
-		state = PPBPF_STATE_PLAIN;
-		count(PPBPF_CNT_PLAIN);
+		rec->info.version = h->version;
+		rec->info.command = h->command;
+		rec->info.family = h->family;
+		rec->info.header_len = h->header_len;
+		rec->info.src_port = h->src_port;
+		rec->info.dst_port = h->dst_port;
+		__builtin_memcpy(rec->info.src_addr, h->src_addr, 16);
+		__builtin_memcpy(rec->info.dst_addr, h->dst_addr, 16);
+		tlvs = keep_tlvs(sk, rec, pend, h);
+		rec->tlv_count = h->tlv_count;
 	} else {
-		rec->info.error = rc;
-		state = PPBPF_STATE_ERROR;
+		count(PPBPF_CNT_PLAIN);
 	}
 	barrier();
-	WRITE_ONCE(rec->info.state, state);
+	WRITE_ONCE(rec->info.state, rc > 0 ? PPBPF_STATE_DONE : PPBPF_STATE_PLAIN);
 	barrier();
 	WRITE_ONCE(rec->info.have, pend->have);
-	if (state != PPBPF_STATE_PLAIN)
-		count_result(rc, &h);
-	update_conn(cookie, rec, tlvs);
+	update_conn(rec->info.cookie, rec, tlvs);
 	return 0;
 }
 
-/* An incomplete header: keep its bytes in a pending entry for the next segments. */
-static __always_inline void keep_pending(struct ppbpf_sk *rec, struct ppbpf_pending *bytes, __u64 cookie)
+/* Parse the stream bytes in pend and record the verdict (see record_verdict). */
+static __always_inline int judge(struct bpf_sock *sk, struct ppbpf_sk *rec, struct ppbpf_pending *pend)
 {
+	struct ppbpf_hdr h;
+	int rc = ppbpf_parse_max(&pend->buf, pend->have, rec->max_header, &h);
+
+	return record_verdict(sk, rec, pend, apply_policy(rc, &h, rec->port_flags), &h);
+}
+
+/* An incomplete header: keep its bytes in a pending entry for the next segments. */
+static __always_inline void keep_pending(struct ppbpf_sk *rec, struct ppbpf_pending *bytes)
+{
+	__u64 cookie = rec->info.cookie;
+
 	if (bpf_map_update_elem(&pending, &cookie, bytes, BPF_ANY)) {
-		rec->info.error = PPBPF_E_NO_ROOM;
-		barrier();
-		WRITE_ONCE(rec->info.state, PPBPF_STATE_ERROR);
 		count(PPBPF_CNT_NO_MEMORY);
-		update_conn(cookie, rec, NULL);
+		if (claim_verdict(rec))
+			reject(rec, PPBPF_E_NO_ROOM); /* fail closed */
 		return;
 	}
 	rec->stored = bytes->have;
@@ -393,27 +479,67 @@ static __always_inline int sockops_addrs(struct bpf_sock_ops *skops, __u8 *local
 	return norm_addr(skops->family, skops->remote_ip4, r, peer);
 }
 
-/* Header bytes the listener took in for this connection, if any: judge them now. */
+/* Header bytes the listener took in (and judged) for this connection, if any: record them now. */
 static __always_inline void take_handoff(struct bpf_sock_ops *skops, struct bpf_sock *sk,
-					 const struct ppbpf_conn *c, struct ppbpf_sk *rec, __u64 cookie)
+					 const struct ppbpf_conn *c, struct ppbpf_sk *rec)
 {
 	__u32 zero = 0;
 	struct ppbpf_handoff *ho = bpf_map_lookup_elem(&handoff, &zero);
 
 	if (!ho || !ho->valid)
 		return;
-	if (ho->seq != skops->rcv_nxt || ho->peer_port != c->peer_port || ho->local_port != c->local_port ||
+	if (ho->e.seq != skops->rcv_nxt || ho->peer_port != c->peer_port || ho->local_port != c->local_port ||
 	    !same_addr(ho->peer_addr, c->peer_addr))
 		return;
 	ho->valid = 0;
 	count(PPBPF_CNT_HANDOFF);
-	if (judge(sk, rec, &ho->bytes, cookie))
-		keep_pending(rec, &ho->bytes, cookie);
+	if (ho->early) {
+		struct ppbpf_early_key key = { .peer_port = c->peer_port, .local_port = c->local_port };
+		struct ppbpf_early *e;
+
+		__builtin_memcpy(key.peer_addr, c->peer_addr, 16);
+		e = bpf_map_lookup_elem(&early, &key);
+		if (e) {
+			record_verdict(sk, rec, &e->bytes, ho->rc, &ho->hdr);
+			bpf_map_delete_elem(&early, &key);
+		}
+		return;
+	}
+	if (record_verdict(sk, rec, &ho->e.bytes, ho->rc, &ho->hdr))
+		keep_pending(rec, &ho->e.bytes);
 }
 
-/* A trusted connection on a policy port: its record and table entry. */
+/* The record of a socket sockops tracks, with its policy and endpoints. */
+static __always_inline void init_record(struct ppbpf_sk *rec, struct bpf_sock_ops *skops,
+					const struct ppbpf_port_policy *pol, const struct ppbpf_conn *c,
+					__u64 cookie)
+{
+	rec->info.abi = PPBPF_ABI_VERSION;
+	rec->info.size = sizeof(rec->info);
+	rec->info.cookie = cookie;
+	rec->info.established_ns = c->established_ns;
+	rec->info.state = PPBPF_STATE_PENDING;
+	rec->info.need = PPBPF_MIN_LEN;
+	rec->rcv_start = skops->rcv_nxt;
+	rec->port_flags = pol->flags;
+	rec->max_header = max_header_of(pol);
+	rec->timeout_ms = pol->timeout_ms;
+	rec->af = c->af;
+	rec->local_port = c->local_port;
+	rec->peer_port = c->peer_port;
+	__builtin_memcpy(rec->local_addr, c->local_addr, 16);
+	__builtin_memcpy(rec->peer_addr, c->peer_addr, 16);
+	if (pol->flags & PPBPF_PORT_REWRITE_PEER)
+		rec->info.flags |= PPBPF_INFO_REWRITE_PEER;
+}
+
+/*
+ * A connection on a policy port that is trusted, or untrusted where the port
+ * rejects those: its record and table entry. A full table rejects it (fail
+ * closed): it is never left untracked, and no entry is evicted.
+ */
 static __always_inline void track(struct bpf_sock_ops *skops, const struct ppbpf_port_policy *pol,
-				  struct ppbpf_conn *c)
+				  struct ppbpf_conn *c, int untrusted)
 {
 	__u64 cookie = bpf_get_socket_cookie(skops);
 	struct bpf_sock *sk = skops->sk;
@@ -426,24 +552,22 @@ static __always_inline void track(struct bpf_sock_ops *skops, const struct ppbpf
 		count(PPBPF_CNT_NO_MEMORY);
 		return;
 	}
-	rec->info.abi = PPBPF_ABI_VERSION;
-	rec->info.size = sizeof(rec->info);
-	rec->info.cookie = cookie;
-	rec->info.established_ns = c->established_ns;
-	rec->info.state = PPBPF_STATE_PENDING;
-	rec->info.need = PPBPF_MIN_LEN;
-	rec->rcv_start = skops->rcv_nxt;
-	rec->port_flags = pol->flags;
-	rec->max_header = pol->max_header && pol->max_header < PPBPF_MAX_HEADER ? pol->max_header : PPBPF_MAX_HEADER;
-	if (pol->flags & PPBPF_PORT_REWRITE_PEER)
-		rec->info.flags |= PPBPF_INFO_REWRITE_PEER;
-	c->state = PPBPF_STATE_PENDING;
-	if (bpf_map_update_elem(&conns, &cookie, c, BPF_NOEXIST))
-		count(PPBPF_CNT_NO_MEMORY);
-	count(PPBPF_CNT_TRACKED);
+	init_record(rec, skops, pol, c, cookie);
 	/* Watch for the close, to drop the table entry and any pending entry. */
 	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
-	take_handoff(skops, sk, c, rec, cookie);
+	c->state = PPBPF_STATE_PENDING;
+	if (bpf_map_update_elem(&conns, &cookie, c, BPF_NOEXIST)) {
+		claim_verdict(rec);
+		reject(rec, PPBPF_E_NO_ROOM);
+		return;
+	}
+	if (untrusted) {
+		claim_verdict(rec);
+		reject(rec, PPBPF_E_UNTRUSTED);
+		return;
+	}
+	count(PPBPF_CNT_TRACKED);
+	take_handoff(skops, sk, c, rec);
 }
 
 static __always_inline void on_passive_established(struct bpf_sock_ops *skops)
@@ -451,12 +575,13 @@ static __always_inline void on_passive_established(struct bpf_sock_ops *skops)
 	__u16 port = (__u16)skops->local_port;
 	struct ppbpf_port_policy *pol = bpf_map_lookup_elem(&ports, &port);
 	struct ppbpf_conn c = {};
-	int v4;
+	int v4, untrusted;
 
 	if (!pol)
 		return;
 	v4 = sockops_addrs(skops, c.local_addr, c.peer_addr);
-	if (!trusted(port, v4, c.peer_addr)) {
+	untrusted = !trusted(port, v4, c.peer_addr);
+	if (untrusted && !(pol->flags & PPBPF_PORT_REJECT_UNTRUSTED)) {
 		count(PPBPF_CNT_UNTRUSTED);
 		return;
 	}
@@ -464,7 +589,7 @@ static __always_inline void on_passive_established(struct bpf_sock_ops *skops)
 	c.af = (__u8)skops->family;
 	c.local_port = port;
 	c.peer_port = bpf_ntohl(skops->remote_port) & 0xffff; /* the port sits in the upper half */
-	track(skops, pol, &c);
+	track(skops, pol, &c, untrusted);
 }
 
 static __always_inline void on_close(struct bpf_sock_ops *skops)
@@ -494,43 +619,106 @@ int ppbpf_sockops(struct bpf_sock_ops *skops)
 	return 1;
 }
 
-/* ---- ingress: the parser ------------------------------------------------------------- */
+/* ---- ingress: the parser and the gate ---------------------------------------------- */
+
+/* Verdicts of the ingress hook. */
+#define PASS 1
+#define DROP 0 /* TCP has not acknowledged the segment: the peer sends it again */
 
 /*
  * A listener saw payload (TCP_DEFER_ACCEPT, or data on the handshake's last
- * ACK): the child socket will be created in this same softirq and will not
- * pass through this hook for it, so leave the bytes for sockops.
+ * ACK): the child socket will be created in this same softirq, and its data
+ * queued, without passing through this hook again. So the header is judged
+ * here, and sockops picks up the result. Only a complete, acceptable header
+ * (or none, on an optional port) lets the segment through. Anything else
+ * (an invalid or incomplete header, an untrusted peer where the port rejects
+ * them) is dropped before any socket exists: no child is made, and the
+ * peer's resends meet the same answer until the handshake expires.
  */
-static __always_inline void on_listener_segment(struct __sk_buff *skb)
+static __always_inline int on_listener_segment(struct __sk_buff *skb)
 {
+	struct ppbpf_early_key key = {};
+	struct ppbpf_port_policy *pol;
+	struct ppbpf_pending *buf;
 	struct ppbpf_handoff *ho;
+	struct ppbpf_early *e;
 	struct segment s;
-	__u32 zero = 0, n;
+	__u32 zero = 0, start, skip, n;
+	int rc;
 
-	/* The port bit was checked on entry: this listener's port has a policy. */
 	if (read_segment(skb, &s) || !s.len)
-		return;
+		return PASS;
+	pol = bpf_map_lookup_elem(&ports, &s.local_port);
+	if (!pol)
+		return PASS;
+	if (!trusted(s.local_port, s.v4, s.peer_addr))
+		return pol->flags & PPBPF_PORT_REJECT_UNTRUSTED ? DROP : PASS;
 	ho = bpf_map_lookup_elem(&handoff, &zero);
 	if (!ho)
-		return;
-	n = s.len < PPBPF_MAX_HEADER ? s.len : PPBPF_MAX_HEADER;
+		return DROP;
 	ho->valid = 0;
-	if (copy_payload(skb, s.off, ho->bytes.buf.data, 0, n))
-		return;
-	ho->seq = s.seq;
-	ho->bytes.have = n;
+	__builtin_memcpy(key.peer_addr, s.peer_addr, 16);
+	key.peer_port = s.peer_port;
+	key.local_port = s.local_port;
+	/* The rest of a header whose first bytes came (and were held) before, or a new one. */
+	e = bpf_map_lookup_elem(&early, &key);
+	if (e) {
+		buf = &e->bytes;
+		start = e->seq;
+	} else {
+		buf = &ho->e.bytes;
+		start = s.seq;
+		buf->have = 0;
+	}
+	skip = start + buf->have - s.seq;
+	if ((__s32)skip < 0 || skip >= s.len || buf->have >= PPBPF_MAX_HEADER) {
+		count(PPBPF_CNT_HELD); /* a gap before it, or nothing new: resent later, or already held */
+		return DROP;
+	}
+	n = s.len - skip;
+	if (n > PPBPF_MAX_HEADER - buf->have)
+		n = PPBPF_MAX_HEADER - buf->have;
+	if (copy_payload(skb, s.off + skip, buf->buf.data, buf->have, n))
+		return DROP;
+	buf->have += n;
+	rc = ppbpf_parse_max(&buf->buf, buf->have, max_header_of(pol), &ho->hdr);
+	rc = apply_policy(rc, &ho->hdr, pol->flags);
+	if (rc == PPBPF_E_INCOMPLETE) {
+		/* The first piece: keep it (a 4 KiB copy, only for split headers on deferred listeners). */
+		if (!e) {
+			ho->e.seq = start;
+			bpf_map_update_elem(&early, &key, &ho->e, BPF_ANY);
+		}
+		count(PPBPF_CNT_HELD);
+		return DROP;
+	}
+	if (rc <= 0 && !(rc == PPBPF_E_NOT_PROXY && (pol->flags & PPBPF_PORT_OPTIONAL))) {
+		if (e)
+			bpf_map_delete_elem(&early, &key);
+		count(PPBPF_CNT_DROPPED);
+		return DROP;
+	}
+	ho->rc = rc;
+	ho->early = e != NULL;
+	ho->e.seq = start;
 	ho->local_port = s.local_port;
 	ho->peer_port = s.peer_port;
 	__builtin_memcpy(ho->peer_addr, s.peer_addr, 16);
 	ho->valid = 1;
+	return PASS; /* the child is made now; if earlier bytes were held, it queues this out of order */
 }
 
 /*
  * A segment of a tracked socket whose header is incomplete: take its new
- * in-sequence bytes. The first bytes are parsed in the per-CPU scratch: a
- * header that came whole never needs a pending entry.
+ * in-sequence bytes and judge them. Until there is a verdict, every segment
+ * that carries header bytes is dropped (held back), first sending or resent:
+ * the application cannot read a byte of a header that may yet be rejected.
+ * TCP resends what was held; once the header is accepted it all passes
+ * (the segment that completes it first, out of order, and its SACK makes
+ * the sender resend the rest at once). The first bytes are parsed in the per-CPU scratch: a header that came
+ * whole never needs a pending entry.
  */
-static __always_inline void on_stream_segment(struct __sk_buff *skb, struct bpf_sock *sk, struct ppbpf_sk *rec)
+static __always_inline int on_stream_segment(struct __sk_buff *skb, struct bpf_sock *sk, struct ppbpf_sk *rec)
 {
 	__u64 cookie = rec->info.cookie;
 	struct ppbpf_pending *pend;
@@ -538,41 +726,59 @@ static __always_inline void on_stream_segment(struct __sk_buff *skb, struct bpf_
 	struct segment s;
 
 	if (read_segment(skb, &s) || !s.len)
-		return;
+		return PASS; /* an ACK or a FIN: no stream bytes */
 	if (rec->stored)
 		pend = bpf_map_lookup_elem(&pending, &cookie);
 	else
 		pend = bpf_map_lookup_elem(&scratch, &zero);
 	if (!pend)
-		return;
+		return DROP;
 	if (!rec->stored)
 		pend->have = 0;
 	next = rec->rcv_start + pend->have;
 	skip = next - s.seq; /* new bytes start this far into the payload (mod 2^32) */
 	if ((__s32)skip < 0) {
+		/* Ahead of a gap: dropped too, unacknowledged (not SACKed), so it is resent after the gap fills. */
 		count(PPBPF_CNT_OUT_OF_ORDER);
-		return;
+		count(PPBPF_CNT_HELD);
+		return DROP;
 	}
 	if (skip >= s.len || pend->have >= PPBPF_MAX_HEADER) {
 		count(PPBPF_CNT_RETRANSMIT);
-		return;
+		count(PPBPF_CNT_HELD);
+		return DROP;
 	}
 	n = s.len - skip;
 	if (n > PPBPF_MAX_HEADER - pend->have)
 		n = PPBPF_MAX_HEADER - pend->have;
 	if (copy_payload(skb, s.off + skip, pend->buf.data, pend->have, n))
-		return;
+		return DROP;
 	pend->have += n;
 	count(PPBPF_CNT_SEGMENTS);
-	if (judge(sk, rec, pend, cookie)) {
+	if (judge(sk, rec, pend)) {
 		if (!rec->stored)
-			keep_pending(rec, pend, cookie);
+			keep_pending(rec, pend);
 		else
 			rec->stored = pend->have;
-	} else if (rec->stored) {
+		count(PPBPF_CNT_HELD);
+		return DROP;
+	}
+	if (rec->stored) {
 		bpf_map_delete_elem(&pending, &cookie);
 		rec->stored = 0;
 	}
+	return READ_ONCE(rec->info.state) == PPBPF_STATE_ERROR ? DROP : PASS;
+}
+
+/* A rejected socket, until the sweep resets it: none of its bytes reach the application. */
+static __always_inline int on_rejected_segment(struct __sk_buff *skb)
+{
+	struct segment s;
+
+	if (read_segment(skb, &s) || !s.len)
+		return PASS;
+	count(PPBPF_CNT_DROPPED);
+	return DROP;
 }
 
 SEC("cgroup_skb/ingress")
@@ -580,21 +786,25 @@ int ppbpf_ingress(struct __sk_buff *skb)
 {
 	struct bpf_sock *sk = skb->sk;
 	struct ppbpf_sk *rec;
+	__u8 state;
 
 	/* Untracked traffic leaves here: its local port has no policy. */
 	if (!sk || !port_bit(&port_bits, sk->src_port))
-		return 1;
+		return PASS;
 	sk = bpf_sk_fullsock(sk);
 	if (!sk || sk->protocol != IPPROTO_TCP)
-		return 1;
-	if (sk->state == BPF_TCP_LISTEN) {
-		on_listener_segment(skb);
-		return 1;
-	}
+		return PASS;
+	if (sk->state == BPF_TCP_LISTEN)
+		return on_listener_segment(skb);
 	rec = bpf_sk_storage_get(&ppbpf_sks, sk, 0, 0);
-	if (rec && rec->info.state == PPBPF_STATE_PENDING)
-		on_stream_segment(skb, sk, rec);
-	return 1; /* annotate mode: every packet passes */
+	if (!rec)
+		return PASS;
+	state = READ_ONCE(rec->info.state);
+	if (state == PPBPF_STATE_PENDING)
+		return on_stream_segment(skb, sk, rec);
+	if (state == PPBPF_STATE_ERROR)
+		return on_rejected_segment(skb);
+	return PASS;
 }
 
 /* ---- the query ABI ----------------------------------------------------------------------- */
@@ -609,13 +819,17 @@ static __always_inline int will_be_tracked(struct bpf_sock *sk)
 {
 	__u16 port = (__u16)sk->src_port;
 	__u32 r[4] = { sk->dst_ip6[0], sk->dst_ip6[1], sk->dst_ip6[2], sk->dst_ip6[3] };
+	struct ppbpf_port_policy *pol;
 	__u8 peer[16] = {};
 	int v4;
 
 	if (sk->state != BPF_TCP_ESTABLISHED && sk->state != BPF_TCP_SYN_RECV)
 		return 0;
-	if (!bpf_map_lookup_elem(&ports, &port))
+	pol = bpf_map_lookup_elem(&ports, &port);
+	if (!pol)
 		return 0;
+	if (pol->flags & PPBPF_PORT_REJECT_UNTRUSTED)
+		return 1;
 	v4 = norm_addr(sk->family, sk->dst_ip4, r, peer);
 	return trusted(port, v4, peer);
 }
@@ -735,4 +949,73 @@ int ppbpf_getpeername6(struct bpf_sock_addr *ctx)
 	ctx->user_port = bpf_htons(rec->info.src_port);
 	count(PPBPF_CNT_REWRITES);
 	return 1;
+}
+
+/* ---- the sweep: resets and timeouts ------------------------------------------------------ */
+
+/* A kfunc (Linux 6.5+) for TCP/UDP socket iterators: abort the socket, sending an RST. */
+extern int bpf_sock_destroy(struct sock_common *sk) __ksym;
+
+/* The header timeout of the socket's port: the live policy, else the one at establishment. */
+static __always_inline __u64 timeout_ns(const struct ppbpf_sk *rec)
+{
+	__u16 port = rec->local_port;
+	struct ppbpf_port_policy *pol = bpf_map_lookup_elem(&ports, &port);
+
+	return (__u64)(pol ? pol->timeout_ms : rec->timeout_ms) * NSEC_PER_MSEC;
+}
+
+/* A header still incomplete at its deadline is rejected; on an optional port, silence is plain. */
+static __always_inline void check_deadline(struct ppbpf_sk *rec, __u64 now)
+{
+	__u64 limit = timeout_ns(rec);
+
+	if (!limit || now - rec->info.established_ns < limit || !claim_verdict(rec))
+		return;
+	if ((rec->port_flags & PPBPF_PORT_OPTIONAL) && READ_ONCE(rec->info.have) == 0) {
+		rec->info.need = 0;
+		rec->info.done_ns = now;
+		barrier();
+		WRITE_ONCE(rec->info.state, PPBPF_STATE_PLAIN);
+		count(PPBPF_CNT_TIMEOUT_PLAIN);
+		update_conn(rec->info.cookie, rec, NULL);
+		return;
+	}
+	reject(rec, PPBPF_E_TIMEOUT);
+}
+
+/*
+ * Run by reading the pinned iterator (`ppbpf run` does, after each event and
+ * every --sweep-ms): for each TCP socket of the reader's network namespace
+ * with a record, time out late headers and reset rejected sockets. Prints
+ * "<cookie> <error>" per socket reset.
+ */
+SEC("iter/tcp")
+int ppbpf_sweep(struct bpf_iter__tcp *ctx)
+{
+	struct sock_common *skc = ctx->sk_common;
+	struct tcp_sock *tp;
+	struct ppbpf_sk *rec;
+	int state;
+
+	if (!skc)
+		return 0;
+	tp = bpf_skc_to_tcp_sock(skc);
+	if (!tp)
+		return 0; /* a request or time-wait socket: never tracked */
+	rec = bpf_sk_storage_get(&ppbpf_sks, tp, 0, 0);
+	if (!rec)
+		return 0;
+	if (READ_ONCE(rec->info.state) == PPBPF_STATE_PENDING)
+		check_deadline(rec, bpf_ktime_get_ns());
+	if (READ_ONCE(rec->info.state) != PPBPF_STATE_ERROR)
+		return 0;
+	state = skc->skc_state;
+	if (state != TCP_ESTABLISHED && state != TCP_CLOSE_WAIT)
+		return 0; /* already closing or closed */
+	if (bpf_sock_destroy(skc))
+		return 0;
+	count(PPBPF_CNT_RESETS);
+	BPF_SEQ_PRINTF(ctx->meta->seq, "%llu %d\n", rec->info.cookie, rec->info.error);
+	return 0;
 }

@@ -26,6 +26,9 @@
 #define EAGAIN 11
 #define EINVAL 22
 #define ENOPROTOOPT 92
+#define TCP_ESTABLISHED 1
+#define TCP_CLOSE_WAIT 8
+#define NSEC_PER_MSEC 1000000ULL
 
 /* What sockops keeps per tracked socket (SK_STORAGE). */
 struct ppbpf_sk {
@@ -35,7 +38,15 @@ struct ppbpf_sk {
 	__u32 max_header;       /* header size limit at establishment */
 	__u32 tlv_count;        /* top-level TLVs in the header */
 	__u32 stored;           /* bytes in the socket's pending entry; 0: it has none */
-	__u32 pad;
+	__u32 timeout_ms;       /* header timeout at establishment (the sweep prefers the live policy) */
+	__u32 decided;          /* 1 once a verdict was claimed (claim_verdict) */
+	__u32 pad2;
+	__u16 local_port;       /* the socket's own endpoints, for rejection events */
+	__u16 peer_port;
+	__u8 af;
+	__u8 pad[3];
+	__u8 local_addr[16];
+	__u8 peer_addr[16];
 };
 
 /* The first info.tlv_stored TLV bytes of a socket's header, only for headers with TLVs. */
@@ -51,15 +62,45 @@ struct ppbpf_pending {
 	__u8 slack[PPBPF_COPY_CHUNK]; /* a chunk copied at a masked offset stays inside */
 };
 
+/* A connection not yet accepted by the kernel (no child socket yet), by its peer and local port. */
+struct ppbpf_early_key {
+	__u8 peer_addr[16]; /* IPv4 in the first 4 bytes */
+	__u16 peer_port;    /* host order */
+	__u16 local_port;
+};
+
+/* Header bytes a listener took in over several segments (deferred accept and a split header). */
+struct ppbpf_early {
+	__u32 seq; /* sequence number of the first byte */
+	__u32 pad;
+	struct ppbpf_pending bytes;
+};
+
 /* Header bytes a listener saw before the child socket existed, for sockops to pick up. */
 struct ppbpf_handoff {
 	__u32 valid;
-	__u32 seq;        /* sequence number of the first byte */
 	__u16 local_port; /* host order */
 	__u16 peer_port;  /* host order */
 	__u8 peer_addr[16]; /* IPv4 in the first 4 bytes */
-	struct ppbpf_pending bytes; /* parsed in place, or inserted as the pending entry */
+	__s32 rc;         /* the parse result under the port's policy */
+	__u32 early;      /* 1: the bytes are in the `early` entry of this connection, not below */
+	struct ppbpf_hdr hdr; /* the parsed header */
+	struct ppbpf_early e; /* where the bytes start and the bytes; inserted into `early` if incomplete */
 };
+
+/* Split headers that reach a listener, until complete; LRU: a peer that never finishes is evicted. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 256);
+	__type(key, struct ppbpf_early_key);
+	__type(value, struct ppbpf_early);
+} early SEC(".maps");
+
+/* Rejections for `ppbpf run` to log (it resets the sockets from a socket iterator). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+} events SEC(".maps");
 
 /* Per-socket record. */
 struct {
