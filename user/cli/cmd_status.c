@@ -58,8 +58,21 @@ static const char *const counter_names[PPBPF_CNT_MAX] = {
 	[PPBPF_CNT_RETRANSMIT] = "retransmits",    [PPBPF_CNT_HANDOFF] = "listener_handoffs",
 	[PPBPF_CNT_TLV_TRUNCATED] = "tlv_truncated", [PPBPF_CNT_REWRITES] = "peer_rewrites",
 	[PPBPF_CNT_QUERIES] = "queries",           [PPBPF_CNT_NO_MEMORY] = "no_memory",
-	[PPBPF_CNT_CLOSED] = "closed",
+	[PPBPF_CNT_CLOSED] = "closed",             [PPBPF_CNT_REJECTED] = "rejected",
+	[PPBPF_CNT_REJ_UNTRUSTED] = "rejected_untrusted", [PPBPF_CNT_REJ_VERSION] = "rejected_version",
+	[PPBPF_CNT_REJ_TIMEOUT] = "rejected_timeout", [PPBPF_CNT_REJ_NO_ROOM] = "rejected_table_full",
+	[PPBPF_CNT_HELD] = "held_segments",        [PPBPF_CNT_DROPPED] = "dropped_segments",
+	[PPBPF_CNT_RESETS] = "resets",             [PPBPF_CNT_EVENTS_LOST] = "events_lost",
+	[PPBPF_CNT_TIMEOUT_PLAIN] = "timeout_plain",
 };
+
+/* "1,2", "1" or "2": the header versions a port accepts. */
+static const char *versions_of(__u32 flags)
+{
+	if (flags & PPBPF_PORT_NO_V1)
+		return flags & PPBPF_PORT_NO_V2 ? "none" : "2";
+	return flags & PPBPF_PORT_NO_V2 ? "1" : "1,2";
+}
 
 static const char *const state_names[] = { "none", "pending", "done", "error", "plain" };
 
@@ -160,9 +173,11 @@ static void print_status_text(const char *cgroup, const char *pin_dir, const str
 		int nt = policy_trust_of(m, ports[i], trust, 64);
 
 		bpf_map_lookup_elem(m->ports, &ports[i], &pol);
-		printf("  %-5u%s%s max-header %u trust", ports[i],
-		       pol.flags & PPBPF_PORT_REWRITE_PEER ? " rewrite-peer" : "",
-		       pol.flags & PPBPF_PORT_OPTIONAL ? " optional" : "", pol.max_header ? pol.max_header : 4096);
+		printf("  %-5u mode %s untrusted %s versions %s timeout %ums max-header %u%s trust", ports[i],
+		       pol.flags & PPBPF_PORT_OPTIONAL ? "optional" : "required",
+		       pol.flags & PPBPF_PORT_REJECT_UNTRUSTED ? "reject" : "plain", versions_of(pol.flags),
+		       pol.timeout_ms, pol.max_header ? pol.max_header : 4096,
+		       pol.flags & PPBPF_PORT_REWRITE_PEER ? " rewrite-peer" : "");
 		for (int t = 0; t < nt; t++) {
 			char txt[64];
 
@@ -174,7 +189,7 @@ static void print_status_text(const char *cgroup, const char *pin_dir, const str
 	printf("tlv cap: %u bytes\nconnections: %ld in the table, %ld with a pending header\ncounters:\n", tlv_cap,
 	       conns, pending);
 	for (int k = 0; k < PPBPF_CNT_MAX; k++)
-		printf("  %-18s %llu\n", counter_names[k], (unsigned long long)cnt[k]);
+		printf("  %-19s %llu\n", counter_names[k], (unsigned long long)cnt[k]);
 }
 
 static void print_status_json(const char *cgroup, const char *pin_dir, const struct link_desc *links,
@@ -215,6 +230,10 @@ static void print_status_json(const char *cgroup, const char *pin_dir, const str
 		json_key(&j, "optional");
 		json_bool(&j, pol.flags & PPBPF_PORT_OPTIONAL);
 		json_kv_int(&j, "max_header", pol.max_header ? pol.max_header : 4096);
+		json_kv_str(&j, "mode", pol.flags & PPBPF_PORT_OPTIONAL ? "optional" : "required");
+		json_kv_str(&j, "untrusted", pol.flags & PPBPF_PORT_REJECT_UNTRUSTED ? "reject" : "plain");
+		json_kv_str(&j, "versions", versions_of(pol.flags));
+		json_kv_int(&j, "timeout_ms", pol.timeout_ms);
 		json_key(&j, "trust");
 		json_arr_begin(&j);
 		for (int t = 0; t < nt; t++) {

@@ -23,7 +23,8 @@ static const char *const link_pins[SLOT_MAX] = {
 
 /* Pin names of the maps. */
 static const char *const map_pins[] = { "conns", "ports", "trust4", "trust6", "settings", "stats",
-					"pending", "sks", "tlvs", "handoff", "scratch", "port_bits", "rewrite_bits" };
+					"pending", "sks", "tlvs", "handoff", "scratch", "port_bits", "rewrite_bits",
+					"events", "early" };
 #define N_MAP_PINS (sizeof(map_pins) / sizeof(map_pins[0]))
 
 static bool verbose;
@@ -134,6 +135,7 @@ static int pin_maps(struct ppbpf_bpf *skel, const char *pin_dir)
 		skel->maps.conns, skel->maps.ports,   skel->maps.trust4,  skel->maps.trust6,
 		skel->maps.settings, skel->maps.stats, skel->maps.pending, skel->maps.ppbpf_sks, skel->maps.ppbpf_tlvs,
 		skel->maps.handoff, skel->maps.scratch, skel->maps.port_bits, skel->maps.rewrite_bits,
+		skel->maps.events, skel->maps.early,
 	};
 	char p[4096];
 
@@ -146,6 +148,25 @@ static int pin_maps(struct ppbpf_bpf *skel, const char *pin_dir)
 		}
 	}
 	return 0;
+}
+
+/* The sweep iterator, pinned: reading the pin runs one sweep (`ppbpf run` does, and so can `cat`). */
+static int pin_sweep(struct ppbpf_bpf *skel, const char *pin_dir)
+{
+	struct bpf_link *link = bpf_program__attach_iter(skel->progs.ppbpf_sweep, NULL);
+	char p[4096];
+	int rc;
+
+	if (!link) {
+		rc = -errno;
+		fprintf(stderr, "failed to create the sweep iterator: %s\n", strerror(errno));
+		return rc;
+	}
+	rc = pin_path(p, sizeof(p), pin_dir, PPBPF_SWEEP_PIN);
+	if (!rc && (rc = bpf_link__pin(link, p)))
+		fprintf(stderr, "failed to pin %s: %s\n", p, strerror(-rc));
+	bpf_link__destroy(link);
+	return rc;
 }
 
 static int write_default_settings(struct ppbpf_bpf *skel)
@@ -191,6 +212,8 @@ int loader_attach(const char *cgroup_path, const char *pin_dir, __u32 table_size
 	rc = write_default_settings(skel);
 	if (!rc)
 		rc = pin_maps(skel, pin_dir);
+	if (!rc)
+		rc = pin_sweep(skel, pin_dir);
 	for (int s = 0; !rc && s < SLOT_MAX; s++) {
 		links[s] = bpf_program__attach_cgroup(slot_prog(skel, s), cg);
 		if (!links[s]) {
@@ -240,9 +263,47 @@ int loader_detach(const char *pin_dir)
 		if (!pin_path(p, sizeof(p), pin_dir, map_pins[i]) && unlink(p) == 0)
 			removed++;
 	}
+	/* An iterator link has nothing to detach: removing the pin frees it. */
+	if (!pin_path(p, sizeof(p), pin_dir, PPBPF_SWEEP_PIN) && unlink(p) == 0)
+		removed++;
 	if (rmdir(pin_dir) && errno != ENOENT)
 		fprintf(stderr, "failed to remove %s: %s\n", pin_dir, strerror(errno));
 	return rc ? rc : removed;
+}
+
+static int open_pin(const char *pin_dir, const char *name);
+
+int loader_sweep(const char *pin_dir, char *out, size_t cap)
+{
+	int link = open_pin(pin_dir, PPBPF_SWEEP_PIN), it, rc = 0;
+	size_t used = 0;
+
+	if (link < 0)
+		return -errno;
+	it = bpf_iter_create(link);
+	close(link);
+	if (it < 0)
+		return -errno;
+	for (;;) {
+		char spill[256];
+		ssize_t n = read(it, used + 1 < cap ? out + used : spill,
+				 used + 1 < cap ? cap - used - 1 : sizeof(spill));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = -errno;
+			break;
+		}
+		if (n == 0)
+			break;
+		if (used + 1 < cap)
+			used += (size_t)n;
+	}
+	close(it);
+	if (cap)
+		out[used] = '\0';
+	return rc;
 }
 
 static int open_pin(const char *pin_dir, const char *name)
@@ -257,7 +318,7 @@ static int open_pin(const char *pin_dir, const char *name)
 void loader_close_maps(struct ppbpf_maps *m)
 {
 	int *fds[] = { &m->conns, &m->ports, &m->trust4, &m->trust6, &m->settings, &m->stats, &m->pending,
-		       &m->port_bits, &m->rewrite_bits };
+		       &m->port_bits, &m->rewrite_bits, &m->events };
 
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
 		if (*fds[i] >= 0)
@@ -277,8 +338,9 @@ int loader_open_maps(const char *pin_dir, struct ppbpf_maps *m)
 	m->pending = open_pin(pin_dir, "pending");
 	m->port_bits = open_pin(pin_dir, "port_bits");
 	m->rewrite_bits = open_pin(pin_dir, "rewrite_bits");
+	m->events = open_pin(pin_dir, "events");
 	if (m->conns < 0 || m->ports < 0 || m->trust4 < 0 || m->trust6 < 0 || m->settings < 0 || m->stats < 0 ||
-	    m->pending < 0 || m->port_bits < 0 || m->rewrite_bits < 0) {
+	    m->pending < 0 || m->port_bits < 0 || m->rewrite_bits < 0 || m->events < 0) {
 		int rc = -errno;
 
 		loader_close_maps(m);

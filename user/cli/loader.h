@@ -15,8 +15,11 @@ enum ppbpf_prog_slot { SLOT_SOCKOPS, SLOT_INGRESS, SLOT_GETSOCKOPT, SLOT_GETPEER
 
 /* File descriptors of the pinned maps a command works with (-1 when not open). */
 struct ppbpf_maps {
-	int conns, ports, trust4, trust6, settings, stats, pending, port_bits, rewrite_bits;
+	int conns, ports, trust4, trust6, settings, stats, pending, port_bits, rewrite_bits, events;
 };
+
+/* Pin name of the sweep iterator link. */
+#define PPBPF_SWEEP_PIN "sweep"
 
 /* Print libbpf's messages (-v) or only its warnings. */
 void loader_verbose(bool on);
@@ -37,6 +40,8 @@ int loader_detach(const char *pin_dir);
 /* Open the pinned maps. 0 or -errno (and nothing open). */
 int loader_open_maps(const char *pin_dir, struct ppbpf_maps *m);
 void loader_close_maps(struct ppbpf_maps *m);
+/* Run one sweep (time out late headers, reset rejected sockets); its output, "<cookie> <error>" lines, in out. 0 or -errno. */
+int loader_sweep(const char *pin_dir, char *out, size_t cap);
 
 /* What a pinned link is attached to. */
 struct link_desc {

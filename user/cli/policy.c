@@ -50,37 +50,6 @@ void cidr_format(const struct cidr *c, char *out, size_t cap)
 	snprintf(out, cap, "%s/%d", txt, c->bits);
 }
 
-/* Delete every trust key of port from one trie. */
-static int clear_trust(int fd, __u16 port, size_t key_size)
-{
-	unsigned char key[sizeof(struct ppbpf_trust6_key)], next[sizeof(struct ppbpf_trust6_key)];
-	unsigned char doomed[64][sizeof(struct ppbpf_trust6_key)];
-	int n, more = 1;
-
-	/* Collect a batch, delete it, start over: deleting while walking a trie skips keys. */
-	while (more) {
-		void *prev = NULL;
-
-		n = 0;
-		more = 0;
-		while (!bpf_map_get_next_key(fd, prev, next)) {
-			memcpy(key, next, key_size);
-			prev = key;
-			if (((struct ppbpf_trust4_key *)key)->port != htons(port))
-				continue;
-			if (n == 64) {
-				more = 1;
-				break;
-			}
-			memcpy(doomed[n++], key, key_size);
-		}
-		for (int i = 0; i < n; i++)
-			if (bpf_map_delete_elem(fd, doomed[i]) && errno != ENOENT)
-				return -errno;
-	}
-	return 0;
-}
-
 static int add_trust(const struct ppbpf_maps *m, __u16 port, const struct cidr *c)
 {
 	__u8 one = 1;
@@ -96,6 +65,57 @@ static int add_trust(const struct ppbpf_maps *m, __u16 port, const struct cidr *
 		memcpy(k.addr, c->addr, 16);
 		return bpf_map_update_elem(m->trust6, &k, &one, BPF_ANY) ? -errno : 0;
 	}
+}
+
+/* Is this trust key one of the port's new sources? */
+static bool key_listed(const void *key, int af, const struct cidr *trust, int n_trust)
+{
+	const struct ppbpf_trust6_key *k6 = key;
+	const struct ppbpf_trust4_key *k4 = key;
+	__u32 bits = (af == AF_INET ? k4->prefixlen : k6->prefixlen) - PPBPF_TRUST_PORT_BITS;
+	const __u8 *addr = af == AF_INET ? k4->addr : k6->addr;
+
+	for (int i = 0; i < n_trust; i++)
+		if (trust[i].af == af && (__u32)trust[i].bits == bits &&
+		    !memcmp(trust[i].addr, addr, af == AF_INET ? 4 : 16))
+			return true;
+	return false;
+}
+
+/*
+ * Delete the trust keys of port that are not in the new list. New keys are
+ * added before this runs, so a live change never passes through "nobody is
+ * trusted" (which a port that rejects untrusted peers would act on).
+ */
+static int prune_trust(int fd, int af, __u16 port, const struct cidr *trust, int n_trust)
+{
+	size_t key_size = af == AF_INET ? sizeof(struct ppbpf_trust4_key) : sizeof(struct ppbpf_trust6_key);
+	unsigned char key[sizeof(struct ppbpf_trust6_key)], next[sizeof(struct ppbpf_trust6_key)];
+	unsigned char doomed[64][sizeof(struct ppbpf_trust6_key)];
+	int n, more = 1;
+
+	/* Collect a batch, delete it, start over: deleting while walking a trie skips keys. */
+	while (more) {
+		void *prev = NULL;
+
+		n = 0;
+		more = 0;
+		while (!bpf_map_get_next_key(fd, prev, next)) {
+			memcpy(key, next, key_size);
+			prev = key;
+			if (((struct ppbpf_trust4_key *)key)->port != htons(port) || key_listed(key, af, trust, n_trust))
+				continue;
+			if (n == 64) {
+				more = 1;
+				break;
+			}
+			memcpy(doomed[n++], key, key_size);
+		}
+		for (int i = 0; i < n; i++)
+			if (bpf_map_delete_elem(fd, doomed[i]) && errno != ENOENT)
+				return -errno;
+	}
+	return 0;
 }
 
 /* Set or clear a port's bit in a per-port bitmap map. */
@@ -115,20 +135,20 @@ static int set_port_bit(int fd, __u16 port, bool on)
 int policy_set_port(const struct ppbpf_maps *m, __u16 port, const struct ppbpf_port_policy *pol,
 		    const struct cidr *trust, int n_trust)
 {
-	static const struct cidr any4 = { .af = AF_INET }, any6 = { .af = AF_INET6 };
-	int rc;
+	static const struct cidr any[2] = { { .af = AF_INET }, { .af = AF_INET6 } };
+	int rc = 0;
 
+	if (!n_trust) { /* no list: any source */
+		trust = any;
+		n_trust = 2;
+	}
 	/* Trust first: a new port must not be live before its sources are known. */
-	rc = clear_trust(m->trust4, port, sizeof(struct ppbpf_trust4_key));
-	if (!rc)
-		rc = clear_trust(m->trust6, port, sizeof(struct ppbpf_trust6_key));
 	for (int i = 0; !rc && i < n_trust; i++)
 		rc = add_trust(m, port, &trust[i]);
-	if (!rc && !n_trust) {
-		rc = add_trust(m, port, &any4);
-		if (!rc)
-			rc = add_trust(m, port, &any6);
-	}
+	if (!rc)
+		rc = prune_trust(m->trust4, AF_INET, port, trust, n_trust);
+	if (!rc)
+		rc = prune_trust(m->trust6, AF_INET6, port, trust, n_trust);
 	if (!rc && bpf_map_update_elem(m->ports, &port, pol, BPF_ANY))
 		rc = -errno;
 	if (!rc)
