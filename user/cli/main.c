@@ -10,6 +10,7 @@
 
 static const struct cli_cmd commands[] = {
 	{ "attach", cmd_attach, "load and attach to a cgroup; set the policy of ports" },
+	{ "run", cmd_run, "the daemon: attach, log rejections, reset them, enforce timeouts" },
 	{ "detach", cmd_detach, "detach and remove every program, link, pin and map" },
 	{ "status", cmd_status, "what is attached where, the policy, the counters" },
 	{ "list", cmd_list, "tracked connections and their original endpoints" },

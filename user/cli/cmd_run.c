@@ -1,0 +1,287 @@
+// SPDX-License-Identifier: MIT
+/*
+ * `ppbpf run`: the foreground daemon. It attaches (or picks up what is
+ * pinned), applies the policy, logs rejections from the ring buffer, and
+ * runs the sweep iterator, which resets rejected sockets and times out late
+ * headers, after each batch of events and every --sweep-ms.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <ppbpf/ppbpf.h>
+#include "cli.h"
+#include "loader.h"
+#include "options.h"
+
+/* syslog priorities as journald reads them from a "<N>" prefix on stderr. */
+#define LOG_ERR "<3>"
+#define LOG_WARNING "<4>"
+#define LOG_INFO "<6>"
+
+static const char run_help[] =
+	"Usage: ppbpf run [--config FILE] [--keep] [--sweep-ms MS] [--log-rate N]\n"
+	"                 [policy options, as for attach]\n"
+	"\n"
+	"Run in the foreground, for systemd. Attach (or pick up the programs already\n"
+	"pinned in --pin-dir, with their live connections), apply the policy, then:\n"
+	"log each rejection (untrusted peer, malformed header, refused version, header\n"
+	"too large, missing or late, full table) as one line on stderr, rate-limited;\n"
+	"reset rejected connections (an RST to the peer, ECONNABORTED to the\n"
+	"application); and reset headers still incomplete at the port's --timeout.\n"
+	"SIGHUP re-reads the config file. SIGTERM or SIGINT exits: the programs are\n"
+	"detached, unless --keep is given, in which case they stay pinned and a new\n"
+	"`ppbpf run` carries on with every live connection.\n"
+	"\n"
+	"Daemon options:\n"
+	"      --config FILE        policy from a file: one option per word, without the\n"
+	"                           dashes; each line with a port is a policy group;\n"
+	"                           '#' starts a comment. Re-read on SIGHUP\n"
+	"      --keep               on exit, leave the programs attached and pinned\n"
+	"      --sweep-ms MS        how often to look for late headers (default 100)\n"
+	"      --log-rate N         rejection lines per second at most (default 10; 0: none)\n"
+	"\n"
+	POLICY_OPTIONS_HELP
+	"\n"
+	"Config file example (/etc/ppbpf.conf):\n"
+	"  cgroup system.slice\n"
+	"  port 443 trust 10.0.0.0/8,2001:db8::/32 untrusted reject versions 2\n"
+	"  port 8080 trust 192.0.2.10 mode optional timeout 1000 rewrite-peer\n"
+	"\n"
+	"Examples:\n"
+	"  ppbpf run --config /etc/ppbpf.conf --keep\n"
+	"  ppbpf run --cgroup system.slice/app.service --port 8080 --trust 10.0.0.0/8 \\\n"
+	"      --untrusted reject\n";
+
+static volatile sig_atomic_t stop_signal, reload_signal;
+
+static void on_signal(int sig)
+{
+	if (sig == SIGHUP)
+		reload_signal = 1;
+	else
+		stop_signal = sig;
+}
+
+/* Lines allowed per second, with a burst of as many; what is suppressed is counted. */
+struct rate_limit {
+	unsigned int per_sec;
+	double tokens;
+	long last_ms;
+	unsigned long suppressed;
+};
+
+static long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+static bool rate_allow(struct rate_limit *r)
+{
+	long now = now_ms();
+
+	r->tokens += (double)(now - r->last_ms) * r->per_sec / 1000.0;
+	if (r->tokens > r->per_sec)
+		r->tokens = r->per_sec;
+	r->last_ms = now;
+	if (r->per_sec && r->tokens >= 1.0) {
+		r->tokens -= 1.0;
+		if (r->suppressed) {
+			fprintf(stderr, LOG_WARNING "ppbpf: %lu rejection lines suppressed (--log-rate %u)\n",
+				r->suppressed, r->per_sec);
+			r->suppressed = 0;
+		}
+		return true;
+	}
+	r->suppressed++;
+	return false;
+}
+
+/* "addr:port", or "[v6]:port". */
+static void format_endpoint(int af, const __u8 *addr, __u16 port, char *out, size_t cap)
+{
+	char txt[PPBPF_ADDRSTRLEN];
+
+	ppbpf_format_ip(af == 10 ? AF_INET6 : AF_INET, addr, txt, sizeof(txt));
+	snprintf(out, cap, af == 10 && !strchr(txt, '.') ? "[%s]:%u" : "%s:%u", txt, port);
+}
+
+struct run_state {
+	struct rate_limit rl;
+	unsigned long events;
+};
+
+static int on_event(void *ctx, void *data, size_t size)
+{
+	struct run_state *st = ctx;
+	const struct ppbpf_event *e = data;
+	char peer[80], local[80];
+	const char *name;
+
+	if (size < sizeof(*e))
+		return 0;
+	st->events++;
+	if (!rate_allow(&st->rl))
+		return 0;
+	/* An IPv4 peer of a dual-stack socket is kept as IPv4 (first 4 bytes, the rest zero). */
+	format_endpoint(e->af == 10 && !memcmp(e->peer_addr + 4, (const __u8[12]){ 0 }, 12) ? 2 : e->af,
+			e->peer_addr, e->peer_port, peer, sizeof(peer));
+	format_endpoint(e->af == 10 && !memcmp(e->local_addr + 4, (const __u8[12]){ 0 }, 12) ? 2 : e->af,
+			e->local_addr, e->local_port, local, sizeof(local));
+	name = ppbpf_errname(e->error);
+	fprintf(stderr, LOG_WARNING "ppbpf: rejected peer=%s local=%s reason=%s bytes=%u cookie=%llu: %s\n", peer,
+		local, name ? name : "unknown", e->have, (unsigned long long)e->cookie, ppbpf_strerror(e->error));
+	return 0;
+}
+
+/* One sweep; returns the number of sockets reset, or -errno. */
+static int sweep(const char *pin_dir, bool verbose)
+{
+	static char out[1 << 16];
+	int rc = loader_sweep(pin_dir, out, sizeof(out)), resets = 0;
+
+	if (rc)
+		return rc;
+	for (char *line = out; *line;) {
+		char *nl = strchr(line, '\n');
+
+		resets++;
+		if (verbose)
+			fprintf(stderr, LOG_INFO "ppbpf: reset %.*s\n", nl ? (int)(nl - line) : (int)strlen(line), line);
+		if (!nl)
+			break;
+		line = nl + 1;
+	}
+	return resets;
+}
+
+/* The options, from the command line and then the config file. */
+static int load_options(int argc, char **argv, struct attach_args *a)
+{
+	int rc;
+
+	options_init(a, "run");
+	rc = options_parse(argc, argv, a, "run", run_help);
+	if (!rc && a->config)
+		rc = options_read_config(a->config, a);
+	if (rc)
+		return rc;
+	for (int g = 0; g < a->n_groups; g++)
+		if (!a->groups[g].n_ports)
+			return usage_error("run", "a policy without --port (or a config line without 'port')");
+	return 0;
+}
+
+static void install_signals(void)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+/* SIGHUP: the config file again, applied live. */
+static void reload(int argc, char **argv, struct attach_args *a)
+{
+	static struct attach_args fresh_args;
+	bool fresh;
+
+	if (load_options(argc, argv, &fresh_args)) {
+		fprintf(stderr, LOG_ERR "ppbpf: reload failed: the config is invalid; the old policy stays\n");
+		return;
+	}
+	if (strcmp(fresh_args.pin_dir, a->pin_dir)) {
+		fprintf(stderr, LOG_ERR "ppbpf: reload: --pin-dir cannot change while running\n");
+		return;
+	}
+	if (options_apply(&fresh_args, "run", &fresh))
+		return;
+	*a = fresh_args;
+	fprintf(stderr, LOG_INFO "ppbpf: policy reloaded\n");
+}
+
+static int serve(int argc, char **argv, struct attach_args *a, struct ring_buffer *rb)
+{
+	long next_sweep = 0;
+
+	while (!stop_signal) {
+		long now = now_ms();
+		int n, wait = next_sweep > now ? (int)(next_sweep - now) : 0;
+
+		if (reload_signal) {
+			reload_signal = 0;
+			reload(argc, argv, a);
+		}
+		n = ring_buffer__poll(rb, wait);
+		if (n < 0 && n != -EINTR) {
+			fprintf(stderr, LOG_ERR "ppbpf: failed to read events: %s\n", strerror(-n));
+			return EXIT_FAIL;
+		}
+		if (n > 0 || now_ms() >= next_sweep) {
+			int r = sweep(a->pin_dir, a->verbose);
+
+			if (r < 0 && !stop_signal) {
+				fprintf(stderr, LOG_ERR "ppbpf: failed to run the sweep: %s\n", strerror(-r));
+				return EXIT_FAIL;
+			}
+			next_sweep = now_ms() + a->sweep_ms;
+		}
+	}
+	return EXIT_OK;
+}
+
+int cmd_run(int argc, char **argv)
+{
+	static struct attach_args a; /* large: the trust lists */
+	static struct run_state st;
+	struct ring_buffer *rb = NULL;
+	struct ppbpf_maps m;
+	bool fresh;
+	int rc;
+
+	rc = load_options(argc, argv, &a);
+	if (rc)
+		return rc;
+	loader_verbose(a.verbose);
+	rc = options_apply(&a, "run", &fresh);
+	if (rc)
+		return rc;
+	rc = loader_open_maps(a.pin_dir, &m);
+	if (rc) {
+		fprintf(stderr, LOG_ERR "ppbpf run: failed to open the maps in %s: %s\n", a.pin_dir, strerror(-rc));
+		return EXIT_FAIL;
+	}
+	st.rl = (struct rate_limit){ .per_sec = a.log_rate, .tokens = a.log_rate, .last_ms = now_ms() };
+	rb = ring_buffer__new(m.events, on_event, &st, NULL);
+	if (!rb) {
+		fprintf(stderr, LOG_ERR "ppbpf run: failed to open the event ring buffer: %s\n", strerror(errno));
+		rc = EXIT_FAIL;
+		goto cleanup;
+	}
+	install_signals();
+	fprintf(stderr, LOG_INFO "ppbpf: running (%s %s; pid %d)\n", fresh ? "attached, pins in" : "picked up",
+		a.pin_dir, (int)getpid());
+	rc = serve(argc, argv, &a, rb);
+cleanup:
+	ring_buffer__free(rb);
+	loader_close_maps(&m);
+	if (a.keep) {
+		fprintf(stderr, LOG_INFO "ppbpf: exiting; the programs stay pinned in %s (--keep)\n", a.pin_dir);
+	} else {
+		int removed = loader_detach(a.pin_dir);
+
+		fprintf(stderr, LOG_INFO "ppbpf: exiting; detached (%d pins removed)\n", removed < 0 ? 0 : removed);
+	}
+	return rc;
+}
