@@ -188,7 +188,9 @@ struct ppbpf_accept_opts {
  * same parser, consume exactly the header, within the timeout.
  *
  * A connection whose header is invalid, or not complete within the
- * timeout, is closed and the next one is accepted: it is never returned.
+ * timeout, or that the kernel side rejected (state ERROR: untrusted peer on
+ * a rejecting port, refused version, full table), is closed with an RST
+ * and the next one is accepted: it is never returned.
  *
  * Non-blocking listeners: accept4() returning EAGAIN is passed through
  * (-1, errno EAGAIN). A connection that was accepted but whose header is

@@ -204,6 +204,15 @@ static int take_header(int fd, int timeout_ms, struct ppbpf_accept_opts *opts, s
 	}
 }
 
+/* Close a connection that is not handed out with an RST, so the peer learns it was refused. */
+static void reset_close(int fd)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(fd);
+}
+
 int ppbpf_accept_opts(int listen_fd, struct sockaddr *orig, socklen_t *len, int flags,
 		      struct ppbpf_accept_opts *opts)
 {
@@ -220,7 +229,7 @@ int ppbpf_accept_opts(int listen_fd, struct sockaddr *orig, socklen_t *len, int 
 		if (opts)
 			opts->tlvs_len = 0;
 		if (take_header(fd, timeout, opts, &info)) {
-			close(fd); /* never handed out: the application sees no byte of it */
+			reset_close(fd); /* never handed out: the application sees no byte of it */
 			continue;
 		}
 		if (opts && opts->info)
