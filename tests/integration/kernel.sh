@@ -38,7 +38,9 @@ bpftool prog load "$OUT/bpf/drop_once.bpf.o" "$DROP/prog" type xdp pinmaps "$DRO
 nsenter --net="/run/netns/$NS" bpftool net attach xdpgeneric pinned "$DROP/prog" dev lo
 PPBPF_TEST_DROPPER=$DROP nsenter --net="/run/netns/$NS" bash -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$CG" \
 	"$OUT/tests/recv_test" reorder "${args[@]}" || fail "reordered segments"
-"$CLI" status --pin-dir "$PIN" --json | jq -c '.counters | {out_of_order, segments}'
+held=$("$CLI" status --pin-dir "$PIN" --json | jq -c '.counters | {out_of_order, retransmits, held_segments}')
+echo "$held"
+[ "$(echo "$held" | jq .out_of_order)" -gt 0 ] || fail "no segment arrived out of order: the loss was not exercised"
 
 echo "== receive path, nothing attached ($CG_PLAIN): userspace fallback"
 in_cgroup "$CG_PLAIN" "$OUT/tests/recv_test" fallback "${args[@]}"
