@@ -569,6 +569,45 @@ expect_ok "v1 TCP6 '::' and first of equal zero runs compressed" \
 	'.src_addr == "::" and .dst_addr == "2001:db8::1:0:0:1"' \
 	parse_bytes 'PROXY TCP6 0:0:0:0:0:0:0:0 2001:db8:0:0:1:0:0:1 1 2\r\n'
 
+# ---- 7. policy options and the daemon (usage only: nothing is loaded) -----------------------------
+echo "# policy options and ppbpf run"
+
+expect_help "ppbpf attach --help" pp attach --help
+expect_help "ppbpf run --help" pp run --help
+expect_help "ppbpf detach --help" pp detach --help
+check "attach and run --help document every policy option" \
+	'for o in --trust --untrusted --mode --versions --timeout --max-header --rewrite-peer --table-size; do
+	   pp attach --help | grep -q -- "$o" && pp run --help | grep -q -- "$o" || exit 1; done'
+check "run --help documents --config, --keep, SIGHUP and SIGTERM" \
+	'pp run --help | grep -q -- --config && pp run --help | grep -q -- --keep &&
+	 pp run --help | grep -q SIGHUP && pp run --help | grep -q SIGTERM'
+expect_usage "attach: --port is required" pp attach --trust 127.0.0.1
+expect_usage "attach: --untrusted must be plain or reject" pp attach --port 1 --untrusted drop
+expect_usage "attach: --mode must be required or optional" pp attach --port 1 --mode sometimes
+expect_usage "attach: --versions must be 1, 2 or 1,2" pp attach --port 1 --versions 3
+expect_usage "attach: --timeout beyond an hour" pp attach --port 1 --timeout 3600001
+expect_usage "attach: --max-header below the smallest header" pp attach --port 1 --max-header 14
+expect_usage "attach: --trust not a CIDR" pp attach --port 1 --trust 10.0.0.0/33
+expect_usage "attach: run-only option --keep" pp attach --port 1 --keep
+expect_usage "run: --sweep-ms below 10" pp run --port 1 --sweep-ms 5
+expect_usage "run: no port anywhere" pp run --keep
+printf 'port 1 trust 127.0.0.1\nport 2 untrusted maybe\n' > "$TMP/bad.conf"
+expect_usage "run: a config line with a bad value" pp run --config "$TMP/bad.conf"
+check "run: the config error names the file and line" \
+	'out=$(pp run --config "$TMP/bad.conf" 2>&1 || true); grep -q "bad.conf, line 2" <<<"$out"'
+printf 'trust 127.0.0.1\n' > "$TMP/noport.conf"
+expect_usage "run: a config policy line without a port" pp run --config "$TMP/noport.conf"
+check "run: a missing config file is a failure (1)" \
+	'pp run --config "$TMP/none.conf" 2>/dev/null; [ $? = 1 ]'
+if command -v systemd-analyze >/dev/null; then
+	check "the systemd unit installs and passes systemd-analyze verify" \
+		'make -s -C "$(dirname "$0")/../.." install PREFIX="$TMP/usr" SYSTEMD_UNIT_DIR="$TMP/unit" >/dev/null &&
+		 out=$(systemd-analyze verify "$TMP/unit/ppbpf.service" 2>&1) && [ -z "$out" ] &&
+		 grep -q "^ExecStart=$TMP/usr/bin/ppbpf run --config /etc/ppbpf.conf --keep$" "$TMP/unit/ppbpf.service"'
+else
+	fail "the systemd unit installs and passes systemd-analyze verify" "systemd-analyze is not installed"
+fi
+
 # ---- summary ----------------------------------------------------------------------------------
 echo
 echo "cli.sh: $((PASSED + FAILED)) checks, $PASSED passed, $FAILED failed"

@@ -72,10 +72,15 @@ cleanup() {
 	root=$(cgroup2_root)
 	for cg in "${CGROUPS[@]}"; do
 		[ -d "$cg" ] || continue
-		# children first (a test may have made some); anything of ours inside goes back to the root
+		# children first (a test may have made some). Whatever still runs inside was
+		# started by this test (a failed step's server or clients): end it, then remove.
 		find "$cg" -depth -type d | while read -r dir; do
-			while read -r p; do echo "$p" > "$root/cgroup.procs" 2>/dev/null; done < "$dir/cgroup.procs"
-			rmdir "$dir" 2>/dev/null || echo "warning: could not remove $dir"
+			while read -r p; do kill "$p" 2>/dev/null; done < "$dir/cgroup.procs"
+			for _ in $(seq 50); do
+				rmdir "$dir" 2>/dev/null && break
+				sleep 0.1
+			done
+			[ ! -d "$dir" ] || echo "warning: could not remove $dir"
 		done
 	done
 	exit $rc
