@@ -124,9 +124,17 @@ static void add_built(struct bench_case *c, const char *name, const struct ppbpf
 	c->kind = DO_PARSE;
 }
 
+/* The rows as JSON too, for scripts/bench.sh (file named by BENCH_CODEC_JSON). */
+static FILE *json;
+
 static void print_row(const char *name, size_t len, struct stats s, double base)
 {
+	static int rows;
+
 	printf("%-44s %5zu %9.2f %8.2f %8.2f %8.2f\n", name, len, s.median, s.min, s.max, s.median / base);
+	if (json)
+		fprintf(json, "%s{\"case\":\"%s\",\"bytes\":%zu,\"median_ns\":%.3f,\"min_ns\":%.3f,\"max_ns\":%.3f,"
+			      "\"vs_memcmp\":%.3f}", rows++ ? "," : "[", name, len, s.median, s.min, s.max, s.median / base);
 }
 
 int main(void)
@@ -164,6 +172,8 @@ int main(void)
 	struct stats base;
 
 	memcpy(sig.buf, PPBPF_V2_SIG, 12);
+	if (getenv("BENCH_CODEC_JSON"))
+		json = fopen(getenv("BENCH_CODEC_JSON"), "w");
 	base = measure(&sig);
 	printf("ppbpf codec benchmark: %d rounds x %d iterations, median per operation\n", ROUNDS, ITERS);
 	printf("CRC32C: %s\n\n", ppbpf_crc32c_have_hw() ? "SSE4.2 instruction" : "portable table");
@@ -192,5 +202,9 @@ int main(void)
 		for (int k = 0; k < 1000; k++)
 			SINK(ppbpf_parse(cases[i].buf, (__u32)cases[i].len, &h));
 	printf("\nheap allocations during %d parses: %lu\n", n * 1000, n_mallocs - mallocs);
+	if (json) {
+		fputs("]\n", json);
+		fclose(json);
+	}
 	return n_mallocs != mallocs;
 }

@@ -5,12 +5,16 @@
  *
  *   bench_net server PORT MODE       MODE: plain (accept4) or ppbpf (ppbpf_accept
  *                                    + ppbpf_get; kernel or userspace fallback)
- *   bench_net rate PORT HEADER SECONDS THREADS
+ *   bench_net rate PORT HEADER SECONDS THREADS [http]
  *                                    connections per second: connect, send the
  *                                    header (v2|v1|none) and a 100-byte request,
- *                                    read the 100-byte reply, close
- *   bench_net sink PORT              bulk receiver: counts bytes, prints Gbit/s
- *   bench_net bulk PORT BYTES        bulk sender
+ *                                    read the 100-byte reply, close; with p50 and
+ *                                    p99 time to the reply's first byte. http: the
+ *                                    request is a 100-byte HTTP/1.0 GET and the
+ *                                    reply is read to EOF (nginx)
+ *   bench_net sink PORT [ppbpf]      bulk receiver: counts bytes, prints Gbit/s;
+ *                                    ppbpf: accepted with ppbpf_accept (header consumed)
+ *   bench_net bulk PORT BYTES [v2]   bulk sender; v2: a PROXY v2 header first
  *
  * Results are printed as one JSON object on stdout.
  */
@@ -104,52 +108,100 @@ __attribute__((noreturn)) static void run_server(int port, int ppbpf)
 	}
 }
 
+/* Latency samples kept per client thread (enough for a few seconds at full rate). */
+#define MAX_SAMPLES (1 << 18)
+
 struct rate_worker {
 	pthread_t thread;
-	int port;
+	int port, http;
 	const unsigned char *hdr;
 	size_t hdr_len;
 	double until;
 	long done, failed;
+	float *us; /* time to the reply's first byte, microseconds */
+	long n_us;
 };
+
+/* Read the reply: REPLY_LEN bytes starting with 'r', or (http) a 200 answer up to EOF. */
+static int read_reply(int fd, int http, double *first_byte)
+{
+	char buf[1024];
+	ssize_t r = recv(fd, buf, http ? sizeof(buf) : REPLY_LEN, 0);
+	size_t got;
+
+	*first_byte = now_s();
+	if (r <= 0)
+		return -1;
+	got = (size_t)r;
+	if (http) {
+		if (got < 12 || memcmp(buf, "HTTP/1.1 200", 12))
+			return -1;
+		while ((r = recv(fd, buf, sizeof(buf), 0)) > 0)
+			;
+		return r < 0 ? -1 : 0;
+	}
+	if (buf[0] != 'r')
+		return -1;
+	return got == REPLY_LEN ? 0 : read_exact(fd, buf + got, REPLY_LEN - got);
+}
 
 static void *rate_main(void *arg)
 {
 	struct rate_worker *w = arg;
 	struct sockaddr_in a = loopback(w->port);
-	char msg[512], reply[REPLY_LEN];
+	char msg[512];
 	size_t n = w->hdr_len + REQ_LEN;
 	struct linger lg = { 1, 0 };
 
 	memcpy(msg, w->hdr, w->hdr_len);
-	memset(msg + w->hdr_len, 'q', REQ_LEN);
+	if (w->http) { /* GET / HTTP/1.0, padded with a header to exactly REQ_LEN bytes */
+		char *r = msg + w->hdr_len;
+		int k = snprintf(r, REQ_LEN + 1, "GET / HTTP/1.0\r\nX-Pad: ");
+
+		memset(r + k, 'q', REQ_LEN - (size_t)k - 4);
+		memcpy(r + REQ_LEN - 4, "\r\n\r\n", 4);
+	} else {
+		memset(msg + w->hdr_len, 'q', REQ_LEN);
+	}
 	while (now_s() < w->until) {
 		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+		double t0 = now_s(), t1;
 
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		/* RST on close: no TIME_WAIT pile-up on the client side over a long run */
 		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 		if (connect(fd, (struct sockaddr *)&a, sizeof(a)) || send(fd, msg, n, MSG_NOSIGNAL) != (ssize_t)n ||
-		    read_exact(fd, reply, sizeof(reply)) || reply[0] != 'r')
+		    read_reply(fd, w->http, &t1)) {
 			w->failed++;
-		else
+		} else {
 			w->done++;
+			if (w->n_us < MAX_SAMPLES)
+				w->us[w->n_us++] = (float)((t1 - t0) * 1e6);
+		}
 		close(fd);
 	}
 	return NULL;
 }
 
-static int run_rate(int port, const char *header, double seconds, int threads)
+static int cmp_float(const void *a, const void *b)
+{
+	float x = *(const float *)a, y = *(const float *)b;
+
+	return (x > y) - (x < y);
+}
+
+static int run_rate(int port, const char *header, double seconds, int threads, int http)
 {
 	static const struct ppbpf_build v2 = { .version = 2, .command = PPBPF_CMD_PROXY, .family = PPBPF_FAM_TCP4,
 					       .src_addr = { 192, 0, 2, 1 }, .dst_addr = { 198, 51, 100, 2 },
 					       .src_port = 51000, .dst_port = 443 };
 	struct ppbpf_build b = v2;
-	struct rate_worker w[64];
+	static struct rate_worker w[64];
 	unsigned char hdr[256];
 	int hdr_len = 0;
-	long done = 0, failed = 0;
-	double t0;
+	long done = 0, failed = 0, n_us = 0;
+	float *all;
+	double t0, elapsed;
 
 	if (!strcmp(header, "v1"))
 		b.version = 1;
@@ -159,16 +211,30 @@ static int run_rate(int port, const char *header, double seconds, int threads)
 		return 2;
 	t0 = now_s();
 	for (int i = 0; i < threads; i++) {
-		w[i] = (struct rate_worker){ .port = port, .hdr = hdr, .hdr_len = (size_t)hdr_len, .until = t0 + seconds };
+		w[i] = (struct rate_worker){ .port = port, .http = http, .hdr = hdr, .hdr_len = (size_t)hdr_len,
+					     .until = t0 + seconds, .us = malloc(MAX_SAMPLES * sizeof(float)) };
 		pthread_create(&w[i].thread, NULL, rate_main, &w[i]);
 	}
 	for (int i = 0; i < threads; i++) {
 		pthread_join(w[i].thread, NULL);
 		done += w[i].done;
 		failed += w[i].failed;
+		n_us += w[i].n_us;
 	}
-	printf("{\"connections\":%ld,\"failed\":%ld,\"seconds\":%.3f,\"per_second\":%.1f}\n", done, failed,
-	       now_s() - t0, (double)done / (now_s() - t0));
+	elapsed = now_s() - t0;
+	all = malloc((size_t)(n_us ? n_us : 1) * sizeof(float));
+	n_us = 0;
+	for (int i = 0; i < threads; i++) {
+		memcpy(all + n_us, w[i].us, (size_t)w[i].n_us * sizeof(float));
+		n_us += w[i].n_us;
+		free(w[i].us);
+	}
+	qsort(all, (size_t)n_us, sizeof(float), cmp_float);
+	printf("{\"connections\":%ld,\"failed\":%ld,\"seconds\":%.3f,\"per_second\":%.1f,"
+	       "\"p50_us\":%.2f,\"p99_us\":%.2f}\n",
+	       done, failed, elapsed, (double)done / elapsed, n_us ? all[n_us / 2] : 0.0,
+	       n_us ? all[n_us * 99 / 100] : 0.0);
+	free(all);
 	return failed > done / 100 ? 1 : 0;
 }
 
@@ -182,10 +248,11 @@ static double cpu_seconds(void)
 	       ru.ru_stime.tv_usec / 1e6;
 }
 
-/* Count bytes from one connection; print the rate. */
-static int run_sink(int port)
+/* Count bytes from one connection; print the rate. ppbpf: accept it with ppbpf_accept (the header is consumed). */
+static int run_sink(int port, int ppbpf)
 {
-	int lfd = listen_port(port), fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	int lfd = listen_port(port), fd = ppbpf ? ppbpf_accept(lfd, NULL, NULL, SOCK_CLOEXEC)
+						 : accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 	static char buf[1 << 20];
 	double t0 = 0;
 	long long total = 0;
@@ -204,17 +271,24 @@ static int run_sink(int port)
 	return 0;
 }
 
-static int run_bulk(int port, long long bytes)
+static int run_bulk(int port, long long bytes, int header)
 {
+	static const struct ppbpf_build v2 = { .version = 2, .command = PPBPF_CMD_PROXY, .family = PPBPF_FAM_TCP4,
+					       .src_addr = { 192, 0, 2, 1 }, .dst_addr = { 198, 51, 100, 2 },
+					       .src_port = 51000, .dst_port = 443 };
 	struct sockaddr_in a = loopback(port);
 	static char buf[256 << 10];
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	unsigned char hdr[64];
+	int hl = header ? ppbpf_build(&v2, hdr, sizeof(hdr)) : 0;
 
 	memset(buf, 'x', sizeof(buf));
 	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
 		perror("bench_net: failed to connect");
 		return 1;
 	}
+	if (hl > 0 && send(fd, hdr, (size_t)hl, MSG_NOSIGNAL) != hl)
+		return 1;
 	while (bytes > 0) {
 		ssize_t w = send(fd, buf, bytes < (long long)sizeof(buf) ? (size_t)bytes : sizeof(buf), MSG_NOSIGNAL);
 
@@ -232,13 +306,13 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (argc == 4 && !strcmp(argv[1], "server"))
 		run_server(atoi(argv[2]), !strcmp(argv[3], "ppbpf"));
-	if (argc == 6 && !strcmp(argv[1], "rate"))
-		return run_rate(atoi(argv[2]), argv[3], atof(argv[4]), atoi(argv[5]));
-	if (argc == 3 && !strcmp(argv[1], "sink"))
-		return run_sink(atoi(argv[2]));
-	if (argc == 4 && !strcmp(argv[1], "bulk"))
-		return run_bulk(atoi(argv[2]), atoll(argv[3]));
-	fprintf(stderr, "usage: bench_net server PORT plain|ppbpf | rate PORT v2|v1|none SECONDS THREADS |\n"
-			"       sink PORT | bulk PORT BYTES\n");
+	if ((argc == 6 || argc == 7) && !strcmp(argv[1], "rate"))
+		return run_rate(atoi(argv[2]), argv[3], atof(argv[4]), atoi(argv[5]), argc == 7 && !strcmp(argv[6], "http"));
+	if ((argc == 3 || argc == 4) && !strcmp(argv[1], "sink"))
+		return run_sink(atoi(argv[2]), argc == 4 && !strcmp(argv[3], "ppbpf"));
+	if ((argc == 4 || argc == 5) && !strcmp(argv[1], "bulk"))
+		return run_bulk(atoi(argv[2]), atoll(argv[3]), argc == 5 && !strcmp(argv[4], "v2"));
+	fprintf(stderr, "usage: bench_net server PORT plain|ppbpf | rate PORT v2|v1|none SECONDS THREADS [http] |\n"
+			"       sink PORT [ppbpf] | bulk PORT BYTES [v2]\n");
 	return 2;
 }
