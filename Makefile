@@ -10,6 +10,7 @@ ARCH := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
 
 VERSION := 0.1.0
 SYSTEMD_UNIT_DIR ?= /etc/systemd/system
+QUICK ?= 0
 SOVERSION := 0
 
 WARN := -Wall -Wextra -Werror
@@ -189,10 +190,12 @@ $(BENCH_NET): tests/bench/bench_net.c $(LIBA) $(HDRS) | $(OUTPUT)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LIBA) -lpthread
 
+# QUICK=1: under 2 minutes. Results: .output/bench-results.json, .output/bench-ratios.svg/.png.
 bench: deps
+	$(Q)scripts/deps.sh bench
 	$(Q)$(MAKE) all $(BENCH) $(BENCH_NET)
-	$(Q)$(BENCH)
-	$(Q)scripts/bench.sh
+	$(Q)BENCH_CODEC_JSON=$(OUTPUT)/bench-codec.json $(BENCH)
+	$(Q)QUICK=$(QUICK) scripts/bench.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/ppbpf

@@ -1,22 +1,47 @@
 #!/usr/bin/env bash
-# Network benchmarks of `make bench` (after the codec benchmark). All figures
-# come from one run, configurations alternated round by round, medians of
-# ROUNDS (default 5) with min and max:
-#  - connection rate (connect, header, 100-byte request, 100-byte reply, close)
-#    for a plain server without header, the same ppbpf_accept server parsing in
-#    userspace (nothing attached), and with the kernel side attached;
-#  - bulk loopback throughput with ppbpf attached to the sender's and the
-#    receiver's cgroup but no policy matching, against nothing attached: the
-#    ingress hook's cost on untracked traffic; with, as a control, an empty
-#    ingress program attached (what the cgroup hook itself costs).
-# Knobs: ROUNDS, BENCH_SECONDS (per rate run, default 3), BENCH_THREADS (4),
-# BENCH_BYTES (per bulk run, default 2 GiB).
+# The network half of `make bench`: ppbpf side by side with the alternatives,
+# in one run, on loopback. Configurations are alternated round by round and
+# every ratio is the median of per-round ratios against (i) (neighbours in
+# time, so drift cancels), with its min and max over ROUNDS (>= 5) rounds.
+#
+#  (i)    plain: a server without header, nothing attached (the limit)
+#  (ii)   kernel: ppbpf_accept + ppbpf_get, ppbpf attached (annotate mode)
+#  (iii)  transparent: not measured, the mode does not exist yet
+#  (iv)   userspace: the same server parsing in userspace (libppbpf fallback)
+#  (v)    nginx with `listen ... proxy_protocol` against nginx without it
+#  (vi)   haproxy: HAProxy `accept-proxy` forwarding to the plain server
+#  (d)    hook tax: the plain server in the attached cgroup, on a port with no policy
+#
+# Scenarios: connection rate at 1 and 64 concurrent clients (connect, header,
+# 100-byte request, 100-byte reply, close) with p50/p99 time to first byte;
+# bulk throughput of one long connection; CPU per connection and per byte
+# from /proc/stat (perf has no hardware counters here; see `perf stat -e
+# instructions true`). Writes $OUT/bench-results.json and a plot of the
+# ratios ($OUT/bench-ratios.svg, and .png when gnuplot can).
+#
+# Knobs: QUICK=1 (under 2 minutes), ROUNDS (default 5, at least 5),
+# BENCH_SECONDS (per rate run), BENCH_BYTES (per bulk run).
 . "$(dirname "$0")/../tests/integration/lib.sh"
 need_root "the network benchmarks"
 set -eo pipefail
-ROUNDS=${ROUNDS:-5} SECS=${BENCH_SECONDS:-3} THREADS=${BENCH_THREADS:-4} BYTES=${BENCH_BYTES:-2147483648}
+for tool in nginx haproxy gnuplot jq taskset; do
+	command -v "$tool" >/dev/null || skip "$tool is not installed (scripts/deps.sh bench installs it)"
+done
+QUICK=${QUICK:-0}
+if [ "$QUICK" = 1 ]; then
+	SECS=${BENCH_SECONDS:-0.4} BYTES=${BENCH_BYTES:-268435456}
+else
+	SECS=${BENCH_SECONDS:-2} BYTES=${BENCH_BYTES:-1073741824}
+fi
+ROUNDS=${ROUNDS:-5}
+[ "$ROUNDS" -ge 5 ] || fail "ROUNDS must be at least 5"
 B=$OUT/bench_net
-RES=$OUT/bench-net.json
+RES=$OUT/bench-results.json
+SAMPLES=$OUT/bench-samples.jsonl
+PLOT=$OUT/bench-ratios
+TMP=$(mktemp -d /tmp/ppbpf-bench.XXXXXX)
+CLEANUP+=("rm -rf '$TMP'")
+: > "$SAMPLES"
 
 new_cgroup CG_K bench-kernel
 new_cgroup CG_U bench-plain
@@ -26,100 +51,217 @@ FLOOR=/sys/fs/bpf/ppbpf-test-$$-floor
 CLEANUP+=("bpftool cgroup detach '$CG_E' ingress pinned '$FLOOR'" "rm -f '$FLOOR'")
 bpftool prog load "$OUT/bpf/hook_floor.bpf.o" "$FLOOR" type cgroup/skb
 bpftool cgroup attach "$CG_E" ingress pinned "$FLOOR" multi
-P_K=$(free_port) P_U=$(free_port) P_PLAIN=$(free_port)
-"$CLI" attach --cgroup "$CG_K" --pin-dir "$PIN" --port "$P_K" --trust 127.0.0.1 >/dev/null 2>&1
+
+P_PLAIN=$(free_port) P_K=$(free_port) P_U=$(free_port) P_T=$(free_port) P_HA=$(free_port)
+P_NGX=$(free_port) P_NGXPP=$(free_port) P_BK=$(free_port) P_HAB=$(free_port) P_HSINK=$(free_port)
+"$CLI" attach --cgroup "$CG_K" --pin-dir "$PIN" --port "$P_K,$P_BK" --trust 127.0.0.1 >/dev/null 2>&1
+
+spawn_in_cgroup "$CG_U" "$B" server "$P_PLAIN" plain
 spawn_in_cgroup "$CG_K" "$B" server "$P_K" ppbpf
 spawn_in_cgroup "$CG_U" "$B" server "$P_U" ppbpf
-spawn_in_cgroup "$CG_U" "$B" server "$P_PLAIN" plain
-for p in "$P_K" "$P_U" "$P_PLAIN"; do
-	for _ in $(seq 50); do ss -Htln "sport = :$p" | grep -q . && break; sleep 0.1; done
+spawn_in_cgroup "$CG_K" "$B" server "$P_T" plain
+
+# One process each, like the single-threaded bench servers.
+REPLY=$(printf 'r%.0s' $(seq 100))
+cat > "$TMP/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $TMP/nginx.pid;
+error_log $TMP/nginx.err warn;
+events { worker_connections 4096; }
+http {
+	access_log off;
+	server { listen 127.0.0.1:$P_NGX; location / { return 200 "$REPLY"; } }
+	server { listen 127.0.0.1:$P_NGXPP proxy_protocol; location / { return 200 "$REPLY"; } }
+}
+EOF
+spawn_in_cgroup "$CG_U" nginx -c "$TMP/nginx.conf" -p "$TMP" -e "$TMP/nginx.err"
+cat > "$TMP/haproxy.cfg" <<EOF
+global
+	nbthread 1
+	maxconn 8000
+defaults
+	mode tcp
+	timeout connect 5s
+	timeout client 30s
+	timeout server 30s
+frontend rate
+	bind 127.0.0.1:$P_HA accept-proxy
+	default_backend plain
+backend plain
+	server plain 127.0.0.1:$P_PLAIN
+frontend bulk
+	bind 127.0.0.1:$P_HAB accept-proxy
+	default_backend sink
+backend sink
+	server sink 127.0.0.1:$P_HSINK
+EOF
+spawn_in_cgroup "$CG_U" haproxy -f "$TMP/haproxy.cfg" -db
+for p in "$P_PLAIN" "$P_K" "$P_U" "$P_T" "$P_NGX" "$P_NGXPP" "$P_HA"; do
+	for _ in $(seq 100); do ss -Htln "sport = :$p" | grep -q . && break; sleep 0.05; done
+	ss -Htln "sport = :$p" | grep -q . || fail "nothing listens on $p"
 done
 
-declare -A rate
-echo "connection rate: $ROUNDS rounds x ${SECS}s, $THREADS client threads, configurations alternated"
-for r in $(seq "$ROUNDS"); do
-	for mode in plain userspace kernel; do
-		case $mode in
-		plain) port=$P_PLAIN hdr=none ;;
-		userspace) port=$P_U hdr=v2 ;;
-		kernel) port=$P_K hdr=v2 ;;
-		esac
-		out=$(in_cgroup "$CG_U" "$B" rate "$port" "$hdr" "$SECS" "$THREADS")
-		[ "$(jq .failed <<< "$out")" = 0 ] || fail "$mode: failed or wrong answers: $out"
-		v=$(jq .per_second <<< "$out")
-		rate[$mode]="${rate[$mode]:-} $v"
-		printf '  round %d %-10s %10.0f conn/s\n' "$r" "$mode" "$v"
-	done
-done
-[ "$("$CLI" status --pin-dir "$PIN" --json | jq '.counters.v2 > 0 and .counters.error_v2 == 0')" = true ] ||
-	fail "the kernel side did not parse the benchmark's headers"
+# Busy CPU time of the whole machine, in USER_HZ ticks (user+nice+system+irq+softirq+steal).
+busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
 
-# One bulk transfer in a cgroup, sender and receiver on their own CPUs; prints "Gbit/s cpu_ns_per_byte".
-bulk_run() {
-	local cg=$1 port
-	port=$(free_port)
-	in_cgroup "$cg" taskset -c 0 "$B" sink "$port" > "$OUT/bench-sink.json" &
-	local sink=$!
-	for _ in $(seq 50); do ss -Htln "sport = :$port" | grep -q . && break; sleep 0.05; done
-	local send_cpu
-	send_cpu=$(in_cgroup "$cg" taskset -c 1 "$B" bulk "$port" "$BYTES" | jq .cpu_seconds)
-	wait $sink
-	jq -r --argjson s "$send_cpu" '"\(.gbit_per_second) \((.cpu_seconds + $s) * 1e9 / .bytes)"' "$OUT/bench-sink.json"
+# rate_run MODE CONC ROUND: one connection-rate run, appended to the samples.
+rate_run() {
+	local mode=$1 conc=$2 round=$3 port hdr=v2 http="" out t0 t1
+	case $mode in
+	plain) port=$P_PLAIN hdr=none ;;
+	kernel) port=$P_K ;;
+	userspace) port=$P_U ;;
+	hooktax) port=$P_T hdr=none ;;
+	haproxy) port=$P_HA ;;
+	nginx) port=$P_NGX hdr=none http=http ;;
+	nginx_pp) port=$P_NGXPP http=http ;;
+	esac
+	t0=$(busy_ticks)
+	out=$(in_cgroup "$CG_U" "$B" rate "$port" "$hdr" "$SECS" "$conc" $http) || fail "$mode: $out"
+	t1=$(busy_ticks)
+	[ "$(jq .failed <<< "$out")" = 0 ] || fail "$mode at $conc: failed or wrong answers: $out"
+	jq -c --arg m "$mode" --argjson c "$conc" --argjson r "$round" --argjson cpu "$(((t1 - t0) * TICK_US))" \
+		'{kind: "rate", mode: $m, conc: $c, round: $r, per_second, p50_us, p99_us,
+		  cpu_us_per_conn: ($cpu / .connections)}' <<< "$out" >> "$SAMPLES"
+	jq -r --arg m "$mode" --argjson c "$conc" --argjson r "$round" \
+		'"  round \($r)  c=\($c)  \($m | .+ "          " | .[0:10]) \(.per_second | floor) conn/s  p50 \(.p50_us) us  p99 \(.p99_us) us"' <<< "$out"
 }
 
-declare -A bulk cpu
-echo "bulk throughput, untracked port: $ROUNDS rounds x $((BYTES >> 20)) MiB, configurations alternated"
-for r in $(seq "$ROUNDS"); do
-	for where in detached empty attached; do
-		case $where in
-		detached) cg=$CG_U ;;
-		empty) cg=$CG_E ;;
-		attached) cg=$CG_K ;;
-		esac
-		read -r g c < <(bulk_run "$cg")
-		bulk[$where]="${bulk[$where]:-} $g"
-		cpu[$where]="${cpu[$where]:-} $c"
-		printf '  round %d %-9s %8.2f Gbit/s  %.4f CPU ns/byte\n' "$r" "$where" "$g" "$c"
+# bulk_run MODE ROUND: one bulk transfer, sender and receiver on their own CPUs.
+bulk_run() {
+	local mode=$1 round=$2 cg=$CG_U port sink_arg="" send_arg="" target t0 t1 sink
+	port=$(free_port)
+	target=$port
+	case $mode in
+	plain) ;;
+	empty) cg=$CG_E ;;
+	attached) cg=$CG_K ;;
+	kernel) cg=$CG_K port=$P_BK target=$P_BK sink_arg=ppbpf send_arg=v2 ;;
+	haproxy) port=$P_HSINK target=$P_HAB send_arg=v2 ;;
+	esac
+	in_cgroup "$cg" taskset -c 0 "$B" sink "$port" $sink_arg > "$TMP/sink.json" &
+	sink=$!
+	for _ in $(seq 100); do ss -Htln "sport = :$port" | grep -q . && break; sleep 0.02; done
+	t0=$(busy_ticks)
+	in_cgroup "$cg" taskset -c 1 "$B" bulk "$target" "$BYTES" $send_arg > /dev/null
+	wait $sink
+	t1=$(busy_ticks)
+	jq -c --arg m "$mode" --argjson r "$round" --argjson cpu "$(((t1 - t0) * TICK_US))" \
+		'{kind: "bulk", mode: $m, round: $r, gbit: .gbit_per_second, cpu_ns_per_byte: ($cpu * 1000 / .bytes)}' \
+		"$TMP/sink.json" >> "$SAMPLES"
+	jq -r --arg m "$mode" --argjson r "$round" '"  round \($r)  \($m | .+ "          " | .[0:10]) \(.gbit_per_second) Gbit/s"' \
+		"$TMP/sink.json"
+}
+
+RATE_MODES="plain kernel userspace hooktax haproxy nginx nginx_pp"
+BULK_MODES="plain kernel haproxy attached empty"
+echo "connection rate: $ROUNDS rounds x ${SECS}s per configuration, 1 and 64 concurrent clients"
+for conc in 1 64; do
+	for r in $(seq "$ROUNDS"); do
+		for mode in $RATE_MODES; do rate_run "$mode" "$conc" "$r"; done
 	done
 done
+echo "bulk throughput: $ROUNDS rounds x $((BYTES >> 20)) MiB per configuration"
+for r in $(seq "$ROUNDS"); do
+	for mode in $BULK_MODES; do bulk_run "$mode" "$r"; done
+done
+[ "$("$CLI" status --pin-dir "$PIN" --json | jq '.counters.v2 > 0 and .counters.rejected == 0')" = true ] ||
+	fail "the kernel side did not parse the benchmark's headers cleanly"
 
-# median/min/max of a list of numbers, as JSON
-stats() { printf '%s\n' $1 | jq -s 'sort | {median: .[length / 2 | floor], min: .[0], max: .[-1], runs: .}'; }
-# median of the round-by-round ratios a[i] / b[i]: neighbours in time, so drift cancels
-ratio() { jq -n --argjson a "[$(echo $1 | tr ' ' ',')]" --argjson b "[$(echo $2 | tr ' ' ',')]" \
-	'[range($a | length) | $a[.] / $b[.]] | sort | .[length / 2 | floor]'; }
-jq -n --argjson plain "$(stats "${rate[plain]}")" --argjson user "$(stats "${rate[userspace]}")" \
-	--argjson kern "$(stats "${rate[kernel]}")" --argjson det "$(stats "${bulk[detached]}")" \
-	--argjson att "$(stats "${bulk[attached]}")" --argjson cdet "$(stats "${cpu[detached]}")" \
-	--argjson catt "$(stats "${cpu[attached]}")" --argjson emp "$(stats "${bulk[empty]}")" \
-	--argjson cemp "$(stats "${cpu[empty]}")" \
-	--argjson ed "$(ratio "${bulk[empty]}" "${bulk[detached]}")" \
-	--argjson cde "$(ratio "${cpu[detached]}" "${cpu[empty]}")" \
-	--argjson cea "$(ratio "${cpu[empty]}" "${cpu[attached]}")" \
-	--argjson ku "$(ratio "${rate[kernel]}" "${rate[userspace]}")" \
-	--argjson kp "$(ratio "${rate[kernel]}" "${rate[plain]}")" \
-	--argjson ad "$(ratio "${bulk[attached]}" "${bulk[detached]}")" \
-	--argjson cad "$(ratio "${cpu[detached]}" "${cpu[attached]}")" \
-	'{connection_rate: {plain: $plain, userspace: $user, kernel: $kern,
-	   kernel_vs_userspace: $ku, kernel_vs_plain: $kp},
-	  bulk_untracked: {detached: $det, empty_program: $emp, attached: $att, attached_vs_detached: $ad,
-	   empty_vs_detached: $ed,
-	   cpu_ns_per_byte: {detached: $cdet, empty_program: $cemp, attached: $catt},
-	   cpu_detached_vs_attached: $cad, cpu_detached_vs_empty: $cde, cpu_empty_vs_attached: $cea}}' > "$RES"
+CODEC=$TMP/codec.json
+[ -s "$OUT/bench-codec.json" ] && cp "$OUT/bench-codec.json" "$CODEC" || echo '[]' > "$CODEC"
+jq -s --argjson quick "$QUICK" --argjson rounds "$ROUNDS" --arg secs "$SECS" --argjson bytes "$BYTES" \
+	--slurpfile codec "$CODEC" --arg kernel "$(uname -r)" --argjson cpus "$(nproc)" '
+  def stats: sort | {median: .[length / 2 | floor], min: .[0], max: .[-1], runs: .};
+  def ratio($xs; $base): [range($xs | length) | $xs[.] / $base[.]] | stats;
+  def series($kind; $conc; $mode; $f):
+    [.[] | select(.kind == $kind and .mode == $mode and ($conc == null or .conc == $conc))] | sort_by(.round) | map(.[$f]);
+  . as $all |
+  def rate_block($conc):
+    ($all | series("rate"; $conc; "plain"; "per_second")) as $base |
+    reduce ("plain", "kernel", "userspace", "hooktax", "haproxy", "nginx", "nginx_pp") as $m ({};
+      .[$m] = {per_second: ($all | series("rate"; $conc; $m; "per_second") | stats),
+               p50_us: ($all | series("rate"; $conc; $m; "p50_us") | stats),
+               p99_us: ($all | series("rate"; $conc; $m; "p99_us") | stats),
+               cpu_us_per_conn: ($all | series("rate"; $conc; $m; "cpu_us_per_conn") | stats),
+               vs_plain: ratio($all | series("rate"; $conc; $m; "per_second"); $base)})
+    | .nginx_pp.vs_nginx = ratio($all | series("rate"; $conc; "nginx_pp"; "per_second");
+                                 $all | series("rate"; $conc; "nginx"; "per_second"))
+    | .kernel.vs_userspace = ratio($all | series("rate"; $conc; "kernel"; "per_second");
+                                   $all | series("rate"; $conc; "userspace"; "per_second"))
+    | .kernel.vs_haproxy = ratio($all | series("rate"; $conc; "kernel"; "per_second");
+                                 $all | series("rate"; $conc; "haproxy"; "per_second"));
+  def added_p99($conc; $m): ($all | series("rate"; $conc; $m; "p99_us")) as $x |
+    ($all | series("rate"; $conc; "plain"; "p99_us")) as $b | [range($x | length) | $x[.] - $b[.]] | stats;
+  ($all | series("bulk"; null; "plain"; "gbit")) as $bbase |
+  {quick: ($quick == 1), rounds: $rounds, rate_seconds: ($secs | tonumber), bulk_bytes: $bytes,
+   machine: {kernel: $kernel, cpus: $cpus, cpu_counter: "/proc/stat busy time (perf has no hardware counters here)"},
+   transparent: "(iii) not measured: transparent mode is not implemented yet",
+   connection_rate: {c1: rate_block(1), c64: rate_block(64)},
+   latency_added_p99_us: {kernel: added_p99(1; "kernel"), haproxy: added_p99(1; "haproxy")},
+   bulk: (reduce ("plain", "kernel", "haproxy", "attached", "empty") as $m ({};
+     .[$m] = {gbit: ($all | series("bulk"; null; $m; "gbit") | stats),
+              cpu_ns_per_byte: ($all | series("bulk"; null; $m; "cpu_ns_per_byte") | stats),
+              vs_plain: ratio($all | series("bulk"; null; $m; "gbit"); $bbase)})),
+   codec: $codec[0]}
+' "$SAMPLES" > "$RES"
 
+# The table, with the targets of issue 5.
 jq -r '
   def r3: . * 1000 | round / 1000;
-  "\nconnection rate (median conn/s, min-max); ratios are medians of per-round ratios",
-  "  plain server, no header, nothing attached   \(.connection_rate.plain.median | floor)  (\(.connection_rate.plain.min | floor)-\(.connection_rate.plain.max | floor))",
-  "  ppbpf_accept, userspace parsing (fallback)  \(.connection_rate.userspace.median | floor)  (\(.connection_rate.userspace.min | floor)-\(.connection_rate.userspace.max | floor))",
-  "  ppbpf_accept + ppbpf_get, kernel attached   \(.connection_rate.kernel.median | floor)  (\(.connection_rate.kernel.min | floor)-\(.connection_rate.kernel.max | floor))",
-  "  kernel / userspace = \(.connection_rate.kernel_vs_userspace | r3)   (target >= 1.0)",
-  "  kernel / plain     = \(.connection_rate.kernel_vs_plain | r3)   (target >= 0.95)",
-  "bulk throughput on an untracked port (median Gbit/s, min-max)",
-  "  nothing attached  \(.bulk_untracked.detached.median)  (\(.bulk_untracked.detached.min)-\(.bulk_untracked.detached.max))",
-  "  ppbpf attached    \(.bulk_untracked.attached.median)  (\(.bulk_untracked.attached.min)-\(.bulk_untracked.attached.max))",
-  "  empty program     \(.bulk_untracked.empty_program.median)  (\(.bulk_untracked.empty_program.min)-\(.bulk_untracked.empty_program.max))   (control: the cgroup hook itself)",
-  "  attached / detached = \(.bulk_untracked.attached_vs_detached | r3)   (target >= 0.99)",
-  "  empty program / detached = \(.bulk_untracked.empty_vs_detached | r3)",
-  "  CPU per byte, detached / attached = \(.bulk_untracked.cpu_detached_vs_attached | r3);  detached / empty program = \(.bulk_untracked.cpu_detached_vs_empty | r3);  empty program / attached = \(.bulk_untracked.cpu_empty_vs_attached | r3)"' "$RES"
+  def mm: "\(.median | r3) (\(.min | r3)-\(.max | r3))";
+  def ok($v; $t): if $v >= $t then "met" else "NOT met" end;
+  def row($name; $x): "  \($name | .+ "                                   " | .[0:36]) \($x.per_second.median | floor | tostring | .+ "        " | .[0:8]) \($x.vs_plain | mm | .+ "                       " | .[0:24]) p50 \($x.p50_us.median | r3) p99 \($x.p99_us.median | r3) us  cpu \($x.cpu_us_per_conn.median | r3) us/conn";
+  (.connection_rate | to_entries[] |
+    "\nconnection rate, \(.key) (conn/s median; ratio vs (i) median (min-max); latency to first byte; CPU per connection)",
+    row("(i)   plain, nothing attached"; .value.plain),
+    row("(ii)  ppbpf kernel (annotate)"; .value.kernel),
+    "  (iii) ppbpf transparent                not measured: the mode does not exist yet",
+    row("(iv)  ppbpf userspace fallback"; .value.userspace),
+    row("(v)   nginx without proxy_protocol"; .value.nginx),
+    row("(v)   nginx with proxy_protocol"; .value.nginx_pp),
+    row("(vi)  HAProxy accept-proxy hop"; .value.haproxy),
+    row("(d)   plain, ppbpf attached, no policy"; .value.hooktax),
+    "  (ii)/(i) = \(.value.kernel.vs_plain.median | r3) [target 0.95: \(ok(.value.kernel.vs_plain.median; 0.95))]   (ii)/(iv) = \(.value.kernel.vs_userspace.median | r3) [target 1.0: \(ok(.value.kernel.vs_userspace.median; 1.0))]   (ii)/(vi) = \(.value.kernel.vs_haproxy.median | r3) [target 2: \(ok(.value.kernel.vs_haproxy.median; 2))]",
+    "  (d)/(i) = \(.value.hooktax.vs_plain.median | r3) [target 0.99: \(ok(.value.hooktax.vs_plain.median; 0.99))]   nginx proxy_protocol / nginx = \(.value.nginx_pp.vs_nginx.median | r3)"),
+  "\np99 latency added vs (i), 1 client: (ii) \(.latency_added_p99_us.kernel | mm) us [target <= 10: \(if .latency_added_p99_us.kernel.median <= 10 then "met" else "NOT met" end)]   (vi) \(.latency_added_p99_us.haproxy | mm) us",
+  "\nbulk throughput, one connection (Gbit/s median; ratio vs (i); CPU ns/byte)",
+  (.bulk | to_entries[] | "  \(.key | .+ "          " | .[0:10]) \(.value.gbit.median)  \(.value.vs_plain | mm)  cpu \(.value.cpu_ns_per_byte.median | r3) ns/byte"),
+  "  (ii)/(i) = \(.bulk.kernel.vs_plain.median | r3) [target 0.98: \(ok(.bulk.kernel.vs_plain.median; 0.98))]   (d) attached, untracked / (i) = \(.bulk.attached.vs_plain.median | r3) [target 0.99: \(ok(.bulk.attached.vs_plain.median; 0.99))]   empty program / (i) = \(.bulk.empty.vs_plain.median | r3) (the cgroup hook alone)"
+' "$RES"
+
+# The plot: ratios against (i), per configuration and scenario.
+jq -r '"# config c1 c64 bulk",
+  ( [["ppbpf-kernel", "kernel"], ["userspace", "userspace"], ["hook-tax", "hooktax"], ["haproxy-hop", "haproxy"],
+     ["nginx", "nginx"], ["nginx-pp", "nginx_pp"]][] as [$name, $m] |
+    "\($name) \(.connection_rate.c1[$m].vs_plain.median) \(.connection_rate.c64[$m].vs_plain.median) \(
+      if $m == "hooktax" then .bulk.attached.vs_plain.median elif .bulk[$m] then .bulk[$m].vs_plain.median else "NaN" end)")' \
+	"$RES" > "$TMP/ratios.dat"
+plot_script() {
+	cat <<EOF
+set title "ppbpf and alternatives: throughput relative to a plain server (1.0), same run"
+set ylabel "ratio vs (i) plain, median of $ROUNDS rounds"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set boxwidth 0.9
+set yrange [0:1.2]
+set grid ytics
+set key top right
+set arrow from graph 0, first 0.95 to graph 1, first 0.95 nohead dt 2 lc rgb "red"
+set label "0.95 target" at graph 0.01, first 0.97 tc rgb "red"
+plot "$TMP/ratios.dat" using 2:xtic(1) title "conn/s, 1 client", '' using 3 title "conn/s, 64 clients", '' using 4 title "bulk Gbit/s"
+EOF
+}
+{ echo "set terminal svg size 900,500"; echo "set output '$PLOT.svg'"; plot_script; } | gnuplot
+if gnuplot -e 'set terminal pngcairo' 2>/dev/null; then
+	{ echo "set terminal pngcairo size 900,500"; echo "set output '$PLOT.png'"; plot_script; } | gnuplot
+elif gnuplot -e 'set terminal png' 2>/dev/null; then
+	{ echo "set terminal png size 900,500"; echo "set output '$PLOT.png'"; plot_script; } | gnuplot
+fi
+[ -s "$PLOT.svg" ] || fail "gnuplot wrote no plot"
+echo
 echo "results: $RES"
+echo "plot:    $PLOT.svg$([ -s "$PLOT.png" ] && echo " and $PLOT.png")"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install the Debian packages ppbpf needs to build, test and demo.
+# Install the Debian packages ppbpf needs to build, test and demo;
+# `deps.sh bench` also those `make bench` compares against and plots with.
 # Idempotent: packages already present are not touched; safe to run often.
 set -euo pipefail
 
@@ -11,6 +12,9 @@ PACKAGES=(
 	iproute2                                # ss, ip (integration tests)
 	haproxy                                 # the demo and the interop tests
 )
+if [ "${1:-}" = bench ]; then
+	PACKAGES=(nginx-light gnuplot-nox)      # the alternatives and the plot of `make bench`
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
