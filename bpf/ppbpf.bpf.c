@@ -573,10 +573,14 @@ static __always_inline void track(struct bpf_sock_ops *skops, const struct ppbpf
 static __always_inline void on_passive_established(struct bpf_sock_ops *skops)
 {
 	__u16 port = (__u16)skops->local_port;
-	struct ppbpf_port_policy *pol = bpf_map_lookup_elem(&ports, &port);
+	struct ppbpf_port_policy *pol;
 	struct ppbpf_conn c = {};
 	int v4, untrusted;
 
+	/* Untracked ports leave after an inlined array read, before the hash lookup. */
+	if (!port_bit(&port_bits, port))
+		return;
+	pol = bpf_map_lookup_elem(&ports, &port);
 	if (!pol)
 		return;
 	v4 = sockops_addrs(skops, c.local_addr, c.peer_addr);

@@ -2,6 +2,7 @@
 /* The per-socket query ABI of the kernel side (include/ppbpf/abi.h). */
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <string.h>
 #include <time.h>
 #include <netinet/in.h>
@@ -23,16 +24,26 @@ static int get_once(int fd, struct ppbpf_info *out)
 
 /* How long a socket may stay "about to be tracked": the kernel needs microseconds. */
 #define SETUP_WAIT_MS 100
+/* Retries that only yield the CPU before sleeping: a sleep costs ~60 us of timer slack. */
+#define SETUP_YIELDS 64
 
 int ppbpf_get(int fd, struct ppbpf_info *out)
 {
 	long deadline = 0;
-	int rc;
+	int rc, tries = 0;
 
-	/* EAGAIN: accept() got the socket just before the kernel side set it up. */
+	/*
+	 * EAGAIN: accept() got the socket just before the kernel side set it up
+	 * (the softirq that queued it runs sockops next, on another CPU). That
+	 * takes microseconds: yield first, sleep only if it lasts.
+	 */
 	while ((rc = get_once(fd, out)) == -EAGAIN) {
 		struct timespec pause = { 0, 20000 };
 
+		if (tries++ < SETUP_YIELDS) {
+			sched_yield();
+			continue;
+		}
 		if (!deadline)
 			deadline = ppbpf__now_ms() + SETUP_WAIT_MS;
 		else if (ppbpf__now_ms() > deadline)
