@@ -248,6 +248,7 @@ set style histogram clustered gap 1
 set style fill solid 0.8 border -1
 set boxwidth 0.9
 set yrange [0:1.2]
+set xrange [-0.6:5.6]
 set grid ytics
 set key top right
 set arrow from graph 0, first 0.95 to graph 1, first 0.95 nohead dt 2 lc rgb "red"
