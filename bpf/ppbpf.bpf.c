@@ -1,14 +1,18 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 /*
- * ppbpf's kernel side, "annotate" mode: the byte stream is never modified.
+ * ppbpf's kernel side, "annotate" mode: the byte stream is never modified,
+ * only held back until the header is judged, or dropped once it is rejected.
  *
  *  sockops             on passive establishment, apply the port policy and the
- *                      trust check, create the socket's record, its pending
- *                      buffer and its table entry; on close, drop the latter two
+ *                      trust check, create the socket's record and its table
+ *                      entry (or reject it); on close, drop the table and
+ *                      pending entries
  *  cgroup_skb/ingress  copy the first stream bytes of tracked sockets, in
- *                      sequence, and run the shared parser over them
+ *                      sequence, run the shared parser over them, hold header
+ *                      segments until the verdict, drop a rejected socket's
  *  cgroup/getsockopt   getsockopt(fd, SOL_PPBPF, ...): the query ABI
  *  cgroup/getpeername  accept()/getpeername() return the original source
+ *  iter/tcp            the sweep (run by `ppbpf run`): timeouts and resets
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>

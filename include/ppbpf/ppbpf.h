@@ -147,10 +147,11 @@ PPBPF_API int ppbpf_get_tlvs(int fd, void *buf, size_t cap);
 /*
  * Wait until the socket's header is judged (state other than PENDING), for
  * at most timeout_ms (-1: no limit). Returns 0 with *out filled, -ETIMEDOUT,
- * -ECONNRESET if the peer closed first, -ESTALE if the kernel side missed
- * stream bytes (a header split across reordered segments: it only takes
- * bytes in sequence; parse them in userspace, as ppbpf_accept does), or what
- * ppbpf_get() returns. Call it before reading from the socket.
+ * -ECONNRESET if the peer closed first (or the daemon reset a rejected
+ * socket), -ESTALE if more bytes are queued than the kernel side saw (it
+ * holds header segments back until the verdict, so this means the socket
+ * received data before it was tracked; parse in userspace, as ppbpf_accept
+ * does), or what ppbpf_get() returns. Call it before reading from the socket.
  */
 PPBPF_API int ppbpf_wait(int fd, int timeout_ms, struct ppbpf_info *out);
 /*
