@@ -457,12 +457,69 @@ static __always_inline int judge(struct bpf_sock *sk, struct ppbpf_sk *rec, stru
 	return record_verdict(sk, rec, pend, apply_policy(rc, &h, rec->port_flags), &h);
 }
 
-/* An incomplete header: keep its bytes in a pending entry for the next segments. */
+/* Is the socket's pending entry (if any) in the small map? */
+static __always_inline int stored_small(const struct ppbpf_sk *rec)
+{
+	return rec->stored && rec->stored <= PPBPF_SMALL_MAX;
+}
+
+/* Store a short incomplete header as the socket's small pending entry. 0 or < 0. */
+static __always_inline int store_small(__u64 cookie, const struct ppbpf_pending *bytes)
+{
+	struct ppbpf_pending_small *tmp;
+	__u32 zero = 0, n = bytes->have & 0xff; /* a bound the verifier sees; have <= PPBPF_SMALL_MAX here */
+
+	tmp = bpf_map_lookup_elem(&scratch_small, &zero);
+	if (!tmp || !n || n > PPBPF_SMALL_MAX)
+		return -1;
+	tmp->have = n;
+	if (bpf_probe_read_kernel(tmp->bytes, n, bytes->buf.data))
+		return -1;
+	return bpf_map_update_elem(&pending_small, &cookie, tmp, BPF_ANY);
+}
+
+/* Load the socket's small pending entry into the scratch buffer pend. 0 or < 0. */
+static __always_inline int load_small(__u64 cookie, struct ppbpf_pending *pend)
+{
+	struct ppbpf_pending_small *small = bpf_map_lookup_elem(&pending_small, &cookie);
+	__u32 n;
+
+	if (!small)
+		return -1;
+	n = small->have & 0xff;
+	if (!n || n > PPBPF_SMALL_MAX || bpf_probe_read_kernel(pend->buf.data, n, small->bytes))
+		return -1;
+	pend->have = n;
+	return 0;
+}
+
+/* Drop the socket's pending entry, small or large. */
+static __always_inline void drop_pending(struct ppbpf_sk *rec, __u64 cookie)
+{
+	if (stored_small(rec))
+		bpf_map_delete_elem(&pending_small, &cookie);
+	else if (rec->stored)
+		bpf_map_delete_elem(&pending, &cookie);
+	rec->stored = 0;
+}
+
+/*
+ * An incomplete header: keep its bytes in a pending entry for the next
+ * segments, a small one while they fit. bytes is the scratch or the hand-off.
+ */
 static __always_inline void keep_pending(struct ppbpf_sk *rec, struct ppbpf_pending *bytes)
 {
 	__u64 cookie = rec->info.cookie;
+	int err;
 
-	if (bpf_map_update_elem(&pending, &cookie, bytes, BPF_ANY)) {
+	if (bytes->have <= PPBPF_SMALL_MAX) {
+		err = store_small(cookie, bytes);
+	} else {
+		err = bpf_map_update_elem(&pending, &cookie, bytes, BPF_ANY);
+		if (!err && stored_small(rec)) /* grown out of the small entry */
+			bpf_map_delete_elem(&pending_small, &cookie);
+	}
+	if (err) {
 		count(PPBPF_CNT_NO_MEMORY);
 		if (claim_verdict(rec))
 			reject(rec, PPBPF_E_NO_ROOM); /* fail closed */
@@ -608,8 +665,12 @@ static __always_inline void on_close(struct bpf_sock_ops *skops)
 
 	if (!bpf_map_delete_elem(&conns, &cookie))
 		count(PPBPF_CNT_CLOSED);
-	if (!rec || rec->stored) /* a header still incomplete at close */
+	if (!rec) { /* no record to say where: both */
 		bpf_map_delete_elem(&pending, &cookie);
+		bpf_map_delete_elem(&pending_small, &cookie);
+	} else if (rec->stored) { /* a header still incomplete at close */
+		drop_pending(rec, cookie);
+	}
 }
 
 SEC("sockops")
@@ -735,14 +796,18 @@ static __always_inline int on_stream_segment(struct __sk_buff *skb, struct bpf_s
 
 	if (read_segment(skb, &s) || !s.len)
 		return PASS; /* an ACK or a FIN: no stream bytes */
-	if (rec->stored)
+	if (rec->stored > PPBPF_SMALL_MAX) { /* a long header: parsed in its own entry */
 		pend = bpf_map_lookup_elem(&pending, &cookie);
-	else
+		if (!pend)
+			return DROP;
+	} else {
 		pend = bpf_map_lookup_elem(&scratch, &zero);
-	if (!pend)
-		return DROP;
-	if (!rec->stored)
+		if (!pend)
+			return DROP;
 		pend->have = 0;
+		if (rec->stored && load_small(cookie, pend))
+			return DROP;
+	}
 	next = rec->rcv_start + pend->have;
 	skip = next - s.seq; /* new bytes start this far into the payload (mod 2^32) */
 	if ((__s32)skip < 0) {
@@ -764,17 +829,14 @@ static __always_inline int on_stream_segment(struct __sk_buff *skb, struct bpf_s
 	pend->have += n;
 	count(PPBPF_CNT_SEGMENTS);
 	if (judge(sk, rec, pend)) {
-		if (!rec->stored)
-			keep_pending(rec, pend);
+		if (rec->stored > PPBPF_SMALL_MAX)
+			rec->stored = pend->have; /* updated in place */
 		else
-			rec->stored = pend->have;
+			keep_pending(rec, pend);
 		count(PPBPF_CNT_HELD);
 		return DROP;
 	}
-	if (rec->stored) {
-		bpf_map_delete_elem(&pending, &cookie);
-		rec->stored = 0;
-	}
+	drop_pending(rec, cookie);
 	return READ_ONCE(rec->info.state) == PPBPF_STATE_ERROR ? DROP : PASS;
 }
 

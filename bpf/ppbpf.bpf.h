@@ -37,7 +37,7 @@ struct ppbpf_sk {
 	__u32 port_flags;       /* PPBPF_PORT_* at establishment */
 	__u32 max_header;       /* header size limit at establishment */
 	__u32 tlv_count;        /* top-level TLVs in the header */
-	__u32 stored;           /* bytes in the socket's pending entry; 0: it has none */
+	__u32 stored;           /* bytes in the socket's pending entry (small up to PPBPF_SMALL_MAX); 0: none */
 	__u32 timeout_ms;       /* header timeout at establishment (the sweep prefers the live policy) */
 	__u32 decided;          /* 1 once a verdict was claimed (claim_verdict) */
 	__u32 pad2;
@@ -74,6 +74,20 @@ struct ppbpf_early {
 	__u32 seq; /* sequence number of the first byte */
 	__u32 pad;
 	struct ppbpf_pending bytes;
+};
+
+/* Most bytes a small pending entry keeps: what a partial header almost always is. */
+#define PPBPF_SMALL_MAX 248
+
+/*
+ * A short incomplete header (a pending entry of 256 bytes instead of 4.4 KB,
+ * which the kernel would allocate as 8 KiB): parsed after a copy into the
+ * per-CPU scratch.
+ */
+struct ppbpf_pending_small {
+	__u32 have;
+	__u32 pad;
+	__u8 bytes[PPBPF_SMALL_MAX];
 };
 
 /* Header bytes a listener saw before the child socket existed, for sockops to pick up. */
@@ -126,6 +140,23 @@ struct {
 	__type(key, __u64);
 	__type(value, struct ppbpf_pending);
 } pending SEC(".maps");
+
+/* Short incomplete headers (at most PPBPF_SMALL_MAX bytes), by socket cookie. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, PPBPF_PENDING_MAX);
+	__type(key, __u64);
+	__type(value, struct ppbpf_pending_small);
+} pending_small SEC(".maps");
+
+/* Where a small pending entry is assembled before it is stored (per CPU, as `scratch`). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ppbpf_pending_small);
+} scratch_small SEC(".maps");
 
 /*
  * Where ingress parses a header that arrives in one segment, without a

@@ -268,6 +268,7 @@ int cmd_status(int argc, char **argv)
 	char cgroup[4096] = "?";
 	bool json = false;
 	__u32 zero = 0;
+	long pending;
 	int rc = parse_view_args(argc, argv, "status", status_help, &pin_dir, &json);
 
 	if (rc)
@@ -284,12 +285,11 @@ int cmd_status(int argc, char **argv)
 	cgroup_path_of_id(links[SLOT_SOCKOPS].cgroup_id, cgroup, sizeof(cgroup));
 	read_counters(m.stats, cnt);
 	bpf_map_lookup_elem(m.settings, &zero, &cfg);
+	pending = count_entries(m.pending) + count_entries(m.pending_small); /* long and short headers */
 	if (json)
-		print_status_json(cgroup, pin_dir, links, &m, cnt, count_entries(m.conns), count_entries(m.pending),
-				  cfg.tlv_cap);
+		print_status_json(cgroup, pin_dir, links, &m, cnt, count_entries(m.conns), pending, cfg.tlv_cap);
 	else
-		print_status_text(cgroup, pin_dir, links, &m, cnt, count_entries(m.conns), count_entries(m.pending),
-				  cfg.tlv_cap);
+		print_status_text(cgroup, pin_dir, links, &m, cnt, count_entries(m.conns), pending, cfg.tlv_cap);
 	loader_close_maps(&m);
 	return EXIT_OK;
 }

@@ -24,7 +24,7 @@ static const char *const link_pins[SLOT_MAX] = {
 /* Pin names of the maps. */
 static const char *const map_pins[] = { "conns", "ports", "trust4", "trust6", "settings", "stats",
 					"pending", "sks", "tlvs", "handoff", "scratch", "port_bits", "rewrite_bits",
-					"events", "early" };
+					"events", "early", "pending_small", "scratch_small" };
 #define N_MAP_PINS (sizeof(map_pins) / sizeof(map_pins[0]))
 
 static bool verbose;
@@ -135,7 +135,7 @@ static int pin_maps(struct ppbpf_bpf *skel, const char *pin_dir)
 		skel->maps.conns, skel->maps.ports,   skel->maps.trust4,  skel->maps.trust6,
 		skel->maps.settings, skel->maps.stats, skel->maps.pending, skel->maps.ppbpf_sks, skel->maps.ppbpf_tlvs,
 		skel->maps.handoff, skel->maps.scratch, skel->maps.port_bits, skel->maps.rewrite_bits,
-		skel->maps.events, skel->maps.early,
+		skel->maps.events, skel->maps.early, skel->maps.pending_small, skel->maps.scratch_small,
 	};
 	char p[4096];
 
@@ -318,7 +318,7 @@ static int open_pin(const char *pin_dir, const char *name)
 void loader_close_maps(struct ppbpf_maps *m)
 {
 	int *fds[] = { &m->conns, &m->ports, &m->trust4, &m->trust6, &m->settings, &m->stats, &m->pending,
-		       &m->port_bits, &m->rewrite_bits, &m->events };
+		       &m->port_bits, &m->rewrite_bits, &m->events, &m->pending_small };
 
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
 		if (*fds[i] >= 0)
@@ -339,8 +339,9 @@ int loader_open_maps(const char *pin_dir, struct ppbpf_maps *m)
 	m->port_bits = open_pin(pin_dir, "port_bits");
 	m->rewrite_bits = open_pin(pin_dir, "rewrite_bits");
 	m->events = open_pin(pin_dir, "events");
+	m->pending_small = open_pin(pin_dir, "pending_small");
 	if (m->conns < 0 || m->ports < 0 || m->trust4 < 0 || m->trust6 < 0 || m->settings < 0 || m->stats < 0 ||
-	    m->pending < 0 || m->port_bits < 0 || m->rewrite_bits < 0 || m->events < 0) {
+	    m->pending < 0 || m->port_bits < 0 || m->rewrite_bits < 0 || m->events < 0 || m->pending_small < 0) {
 		int rc = -errno;
 
 		loader_close_maps(m);

@@ -15,7 +15,7 @@ enum ppbpf_prog_slot { SLOT_SOCKOPS, SLOT_INGRESS, SLOT_GETSOCKOPT, SLOT_GETPEER
 
 /* File descriptors of the pinned maps a command works with (-1 when not open). */
 struct ppbpf_maps {
-	int conns, ports, trust4, trust6, settings, stats, pending, port_bits, rewrite_bits, events;
+	int conns, ports, trust4, trust6, settings, stats, pending, port_bits, rewrite_bits, events, pending_small;
 };
 
 /* Pin name of the sweep iterator link. */
