@@ -65,6 +65,11 @@ expect_empty() {
 echo "== ppbpf run --config (pins in $PIN)"
 start_daemon "$LOG" --config "$CONF" --keep --sweep-ms 50 --log-rate 1000
 "$CLI" status --pin-dir "$PIN" | sed -n '/^ports:/,/^tlv/p'
+rc=0
+second=$(timeout 10 "$CLI" run --config "$CONF" 2>&1) || rc=$?
+[ "$rc" = 1 ] && grep -q "another ppbpf run serves" <<< "$second" ||
+	fail "a second ppbpf run on the same pins was not refused (exit $rc: $second)"
+kill -0 "$DAEMON" || fail "the second ppbpf run disturbed the first"
 [ "$("$CLI" status --pin-dir "$PIN" --json | jq -r ".ports[] | select(.port == $P_REJ) | .untrusted")" = reject ] ||
 	fail "the config's 'untrusted reject' is not in the policy"
 

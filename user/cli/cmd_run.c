@@ -6,12 +6,14 @@
  * headers, after each batch of events and every --sweep-ms.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/file.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <ppbpf/ppbpf.h>
@@ -34,9 +36,10 @@ static const char run_help[] =
 	"too large, missing or late, full table) as one line on stderr, rate-limited;\n"
 	"reset rejected connections (an RST to the peer, ECONNABORTED to the\n"
 	"application); and reset headers still incomplete at the port's --timeout.\n"
-	"SIGHUP re-reads the config file. SIGTERM or SIGINT exits: the programs are\n"
-	"detached, unless --keep is given, in which case they stay pinned and a new\n"
-	"`ppbpf run` carries on with every live connection.\n"
+	"One daemon per --pin-dir (a lock on the folder). SIGHUP re-reads the config\n"
+	"file. SIGTERM or SIGINT exits: the programs are detached, unless --keep is\n"
+	"given, in which case they stay pinned and a new `ppbpf run` carries on with\n"
+	"every live connection.\n"
 	"\n"
 	"Daemon options:\n"
 	"      --config FILE        policy from a file: one option per word, without the\n"
@@ -241,6 +244,28 @@ static int serve(int argc, char **argv, struct attach_args *a, struct ring_buffe
 	return EXIT_OK;
 }
 
+/*
+ * One daemon per attachment: two would both consume the ring buffer. The
+ * lock is on the pin folder and dies with the process, a crash included.
+ * Returns the locked fd, or -1 after saying why.
+ */
+static int lock_pin_dir(const char *pin_dir)
+{
+	int fd = open(pin_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0) {
+		fprintf(stderr, LOG_ERR "ppbpf run: failed to open %s: %s\n", pin_dir, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		fprintf(stderr, LOG_ERR "ppbpf run: another ppbpf run serves %s (%s)\n", pin_dir,
+			errno == EWOULDBLOCK ? "it holds the lock" : strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 int cmd_run(int argc, char **argv)
 {
 	static struct attach_args a; /* large: the trust lists */
@@ -248,15 +273,23 @@ int cmd_run(int argc, char **argv)
 	struct ring_buffer *rb = NULL;
 	struct ppbpf_maps m;
 	bool fresh;
-	int rc;
+	int rc, lock = -1;
 
 	rc = load_options(argc, argv, &a);
 	if (rc)
 		return rc;
 	loader_verbose(a.verbose);
+	/* A daemon already serving this attachment: say so before touching its policy. */
+	if (loader_attached(a.pin_dir)) {
+		lock = lock_pin_dir(a.pin_dir);
+		if (lock < 0)
+			return EXIT_FAIL;
+	}
 	rc = options_apply(&a, "run", &fresh);
 	if (rc)
 		return rc;
+	if (lock < 0 && (lock = lock_pin_dir(a.pin_dir)) < 0)
+		return EXIT_FAIL; /* another daemon attached it at the same moment: it is theirs now */
 	rc = loader_open_maps(a.pin_dir, &m);
 	if (rc) {
 		fprintf(stderr, LOG_ERR "ppbpf run: failed to open the maps in %s: %s\n", a.pin_dir, strerror(-rc));
@@ -283,5 +316,6 @@ cleanup:
 
 		fprintf(stderr, LOG_INFO "ppbpf: exiting; detached (%d pins removed)\n", removed < 0 ? 0 : removed);
 	}
+	close(lock);
 	return rc;
 }
