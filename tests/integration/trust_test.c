@@ -234,22 +234,22 @@ static void spoof_plain_one(int lfd, int port, int i)
 	close(c);
 }
 
-/* An untrusted peer on a "reject" port: reset, and never handed out by ppbpf_accept. */
-static void spoof_reject_one(int lfd, int port, int i)
+/*
+ * Send bytes and a payload from `from`; the connection must be reset (the
+ * reset may come first, while the client is still sending) before the
+ * server reads anything.
+ */
+static void expect_rejected(int lfd, int port, const char *from, const __u8 *bytes, size_t len, const char *what)
 {
-	__u8 hdr[64];
-	int hl = forged_v2(hdr, sizeof(hdr), 9, 41000 + i % 1000), c = dial(port, UNTRUSTED), s, rc;
-	char what[64];
+	int c = dial(port, from), s, rc;
 
-	snprintf(what, sizeof(what), "spoof reject %d", i);
 	if (c < 0) {
 		CHECK(false, "%s: connect failed", what);
 		return;
 	}
-	/* The reset may come first: the peer is rejected at the handshake. */
-	rc = send_all(c, hdr, (size_t)hl);
+	rc = send_all(c, bytes, len);
 	if (!rc)
-		rc = send_all(c, "PING", 4);
+		rc = send_all(c, "SECRET PAYLOAD", 14);
 	s = accept(lfd, NULL, NULL);
 	CHECK(s >= 0, "%s: accept failed", what);
 	if (s >= 0) {
@@ -258,6 +258,17 @@ static void spoof_reject_one(int lfd, int port, int i)
 	}
 	expect_client_reset(c, rc, what);
 	close(c);
+}
+
+/* An untrusted peer on a "reject" port: reset at the handshake, before the server reads anything. */
+static void spoof_reject_one(int lfd, int port, int i)
+{
+	__u8 hdr[64];
+	int hl = forged_v2(hdr, sizeof(hdr), 9, 41000 + i % 1000);
+	char what[64];
+
+	snprintf(what, sizeof(what), "spoof reject %d", i);
+	expect_rejected(lfd, port, UNTRUSTED, hdr, (size_t)hl, what);
 }
 
 static int run_spoof(int plain_port, int reject_port, int n)
@@ -322,28 +333,6 @@ static int run_plain(int port, int n)
 
 /* ---- malformed --------------------------------------------------------------------------- */
 
-/* Send bytes from a trusted peer; the connection must be reset before the server reads anything. */
-static void expect_rejected(int lfd, int port, const __u8 *bytes, size_t len, const char *what)
-{
-	int c = dial(port, TRUSTED), s, rc;
-
-	if (c < 0) {
-		CHECK(false, "%s: connect failed", what);
-		return;
-	}
-	rc = send_all(c, bytes, len);
-	if (!rc)
-		rc = send_all(c, "SECRET PAYLOAD", 14);
-	s = accept(lfd, NULL, NULL);
-	CHECK(s >= 0, "%s: accept failed", what);
-	if (s >= 0) {
-		expect_server_sees_nothing(s, what);
-		close(s);
-	}
-	expect_client_reset(c, rc, what);
-	close(c);
-}
-
 static int run_malformed(int req_port, int v2only_port, int small_port)
 {
 	int lr = listen_on(req_port), lv = listen_on(v2only_port), ls = listen_on(small_port);
@@ -359,7 +348,7 @@ static int run_malformed(int req_port, int v2only_port, int small_port)
 		if (v->rc >= 0 || v->rc == PPBPF_E_INCOMPLETE || v->max)
 			continue;
 		n = vector_bytes(v, buf, sizeof(buf));
-		expect_rejected(lr, req_port, buf, n, v->name);
+		expect_rejected(lr, req_port, TRUSTED, buf, n, v->name);
 		if (!seen[-v->rc])
 			classes++;
 		seen[-v->rc] = true;
@@ -374,15 +363,15 @@ static int run_malformed(int req_port, int v2only_port, int small_port)
 					 .src_port = 1, .dst_port = 2, .tlvs = &t, .n_tlvs = 1 };
 		int n = ppbpf_build(&b, buf, sizeof(buf));
 
-		expect_rejected(ls, small_port, buf, (size_t)n, "header over max-header");
+		expect_rejected(ls, small_port, TRUSTED, buf, (size_t)n, "header over max-header");
 		seen[-PPBPF_E_TOO_LARGE] = true;
 	}
 	{
 		const char *v1 = "PROXY TCP4 203.0.113.1 198.51.100.2 1000 443\r\n";
 
-		expect_rejected(lv, v2only_port, (const __u8 *)v1, strlen(v1), "v1 on a v2-only port");
+		expect_rejected(lv, v2only_port, TRUSTED, (const __u8 *)v1, strlen(v1), "v1 on a v2-only port");
 	}
-	expect_rejected(lr, req_port, (const __u8 *)"GET / HTTP/1.1\r\n\r\n", 18, "no header on a required port");
+	expect_rejected(lr, req_port, TRUSTED, (const __u8 *)"GET / HTTP/1.1\r\n\r\n", 18, "no header on a required port");
 	for (int rc = PPBPF_E_NOT_PROXY; rc >= PPBPF_E_LAST; rc--)
 		CHECK(seen[-rc], "no malformed case of class %s was sent", ppbpf_errname(rc));
 	printf("malformed: %d invalid headers (%d parser error classes), a header over the limit, a refused "
@@ -820,7 +809,7 @@ static int run_tablefull(int port, int capacity)
 		CHECK(s[i] >= 0 && info.state == PPBPF_STATE_DONE, "table: connection %d of %d not tracked", i + 1,
 		      capacity);
 	}
-	expect_rejected(lfd, port, hdr, (size_t)hl, "the connection past the table's capacity");
+	expect_rejected(lfd, port, TRUSTED, hdr, (size_t)hl, "the connection past the table's capacity");
 	/* A closed connection frees its entry: the next one is tracked again. */
 	close(c[0]);
 	close(s[0]);
