@@ -223,6 +223,32 @@ static __always_inline int copy_payload(struct __sk_buff *skb, __u32 from, __u8 
 	return 0;
 }
 
+/* What appending a segment to the stream bytes kept so far found. */
+enum append_result { APPEND_OK, APPEND_GAP, APPEND_NOTHING_NEW, APPEND_FAILED };
+
+/*
+ * Copy the bytes of segment s that follow the buf->have bytes already kept
+ * (the stream starts at sequence number start) onto buf, up to the largest
+ * header.
+ */
+static __always_inline enum append_result append_segment(struct __sk_buff *skb, const struct segment *s,
+							 __u32 start, struct ppbpf_pending *buf)
+{
+	__u32 skip = start + buf->have - s->seq, n; /* new bytes start this far into the payload (mod 2^32) */
+
+	if ((__s32)skip < 0)
+		return APPEND_GAP;
+	if (skip >= s->len || buf->have >= PPBPF_MAX_HEADER)
+		return APPEND_NOTHING_NEW;
+	n = s->len - skip;
+	if (n > PPBPF_MAX_HEADER - buf->have)
+		n = PPBPF_MAX_HEADER - buf->have;
+	if (copy_payload(skb, s->off + skip, buf->buf.data, buf->have, n))
+		return APPEND_FAILED;
+	buf->have += n;
+	return APPEND_OK;
+}
+
 /* ---- judging a header ---------------------------------------------------------- */
 
 /* The first 8 TLV types kept for the socket, a summary for the table. */
@@ -711,8 +737,9 @@ static __always_inline int on_listener_segment(struct __sk_buff *skb)
 	struct ppbpf_pending *buf;
 	struct ppbpf_handoff *ho;
 	struct ppbpf_early *e;
+	enum append_result appended;
 	struct segment s;
-	__u32 zero = 0, start, skip, n;
+	__u32 zero = 0, start;
 	int rc;
 
 	if (read_segment(skb, &s) || !s.len)
@@ -739,17 +766,12 @@ static __always_inline int on_listener_segment(struct __sk_buff *skb)
 		start = s.seq;
 		buf->have = 0;
 	}
-	skip = start + buf->have - s.seq;
-	if ((__s32)skip < 0 || skip >= s.len || buf->have >= PPBPF_MAX_HEADER) {
-		count(PPBPF_CNT_HELD); /* a gap before it, or nothing new: resent later, or already held */
+	appended = append_segment(skb, &s, start, buf);
+	if (appended != APPEND_OK) {
+		if (appended != APPEND_FAILED)
+			count(PPBPF_CNT_HELD); /* a gap before it, or nothing new: resent later, or already held */
 		return DROP;
 	}
-	n = s.len - skip;
-	if (n > PPBPF_MAX_HEADER - buf->have)
-		n = PPBPF_MAX_HEADER - buf->have;
-	if (copy_payload(skb, s.off + skip, buf->buf.data, buf->have, n))
-		return DROP;
-	buf->have += n;
 	rc = ppbpf_parse_max(&buf->buf, buf->have, max_header_of(pol), &ho->hdr);
 	rc = apply_policy(rc, &ho->hdr, pol->flags);
 	if (rc == PPBPF_E_INCOMPLETE) {
@@ -791,7 +813,7 @@ static __always_inline int on_stream_segment(struct __sk_buff *skb, struct bpf_s
 {
 	__u64 cookie = rec->info.cookie;
 	struct ppbpf_pending *pend;
-	__u32 next, skip, n, zero = 0;
+	__u32 zero = 0;
 	struct segment s;
 
 	if (read_segment(skb, &s) || !s.len)
@@ -808,25 +830,21 @@ static __always_inline int on_stream_segment(struct __sk_buff *skb, struct bpf_s
 		if (rec->stored && load_small(cookie, pend))
 			return DROP;
 	}
-	next = rec->rcv_start + pend->have;
-	skip = next - s.seq; /* new bytes start this far into the payload (mod 2^32) */
-	if ((__s32)skip < 0) {
+	switch (append_segment(skb, &s, rec->rcv_start, pend)) {
+	case APPEND_GAP:
 		/* Ahead of a gap: dropped too, unacknowledged (not SACKed), so it is resent after the gap fills. */
 		count(PPBPF_CNT_OUT_OF_ORDER);
 		count(PPBPF_CNT_HELD);
 		return DROP;
-	}
-	if (skip >= s.len || pend->have >= PPBPF_MAX_HEADER) {
+	case APPEND_NOTHING_NEW:
 		count(PPBPF_CNT_RETRANSMIT);
 		count(PPBPF_CNT_HELD);
 		return DROP;
-	}
-	n = s.len - skip;
-	if (n > PPBPF_MAX_HEADER - pend->have)
-		n = PPBPF_MAX_HEADER - pend->have;
-	if (copy_payload(skb, s.off + skip, pend->buf.data, pend->have, n))
+	case APPEND_FAILED:
 		return DROP;
-	pend->have += n;
+	case APPEND_OK:
+		break;
+	}
 	count(PPBPF_CNT_SEGMENTS);
 	if (judge(sk, rec, pend)) {
 		if (rec->stored > PPBPF_SMALL_MAX)
