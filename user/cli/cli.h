@@ -4,6 +4,7 @@
 #define PPBPF_CLI_H
 
 #include <stddef.h>
+#include <linux/types.h>
 
 /* Exit codes, a contract for scripts. */
 #define EXIT_OK 0
@@ -31,6 +32,14 @@ int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(pri
 
 /* Hex text (whitespace and ':' allowed between bytes) to bytes. Returns the count or -1. */
 long hex_decode(const char *hex, unsigned char *out, size_t cap);
+
+/* "addr:port" of an address (network order), with brackets around IPv6. */
+void format_endpoint(char *out, size_t cap, int af, const __u8 *addr, __u16 port);
+/*
+ * The family of a socket's address as the kernel side stores it: IPv4 (also
+ * a v4-mapped peer of a dual-stack socket) in the first 4 bytes, the rest zero.
+ */
+int stored_addr_af(int sock_af, const __u8 *addr);
 
 /* Unsigned decimal (or 0x hex) with an upper bound. Returns 0 or -1. */
 int parse_uint(const char *s, unsigned long long max, unsigned long long *out);

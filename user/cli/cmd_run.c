@@ -108,15 +108,6 @@ static bool rate_allow(struct rate_limit *r)
 	return false;
 }
 
-/* "addr:port", or "[v6]:port". */
-static void format_endpoint(int af, const __u8 *addr, __u16 port, char *out, size_t cap)
-{
-	char txt[PPBPF_ADDRSTRLEN];
-
-	ppbpf_format_ip(af == 10 ? AF_INET6 : AF_INET, addr, txt, sizeof(txt));
-	snprintf(out, cap, af == 10 && !strchr(txt, '.') ? "[%s]:%u" : "%s:%u", txt, port);
-}
-
 struct run_state {
 	struct rate_limit rl;
 	unsigned long events;
@@ -128,17 +119,16 @@ static int on_event(void *ctx, void *data, size_t size)
 	const struct ppbpf_event *e = data;
 	char peer[80], local[80];
 	const char *name;
+	int af;
 
 	if (size < sizeof(*e))
 		return 0;
 	st->events++;
 	if (!rate_allow(&st->rl))
 		return 0;
-	/* An IPv4 peer of a dual-stack socket is kept as IPv4 (first 4 bytes, the rest zero). */
-	format_endpoint(e->af == 10 && !memcmp(e->peer_addr + 4, (const __u8[12]){ 0 }, 12) ? 2 : e->af,
-			e->peer_addr, e->peer_port, peer, sizeof(peer));
-	format_endpoint(e->af == 10 && !memcmp(e->local_addr + 4, (const __u8[12]){ 0 }, 12) ? 2 : e->af,
-			e->local_addr, e->local_port, local, sizeof(local));
+	af = stored_addr_af(e->af, e->local_addr);
+	format_endpoint(peer, sizeof(peer), af, e->peer_addr, e->peer_port);
+	format_endpoint(local, sizeof(local), af, e->local_addr, e->local_port);
 	name = ppbpf_errname(e->error);
 	fprintf(stderr, LOG_WARNING "ppbpf: rejected peer=%s local=%s reason=%s bytes=%u cookie=%llu: %s\n", peer,
 		local, name ? name : "unknown", e->have, (unsigned long long)e->cookie, ppbpf_strerror(e->error));

@@ -294,35 +294,18 @@ int cmd_status(int argc, char **argv)
 	return EXIT_OK;
 }
 
-/* "addr:port", with brackets around IPv6. */
-static void endpoint(char *out, size_t cap, int af, const __u8 *addr, __u16 port)
-{
-	char txt[PPBPF_ADDRSTRLEN] = "?";
-
-	ppbpf_format_ip(af, addr, txt, sizeof(txt));
-	snprintf(out, cap, af == AF_INET6 ? "[%s]:%u" : "%s:%u", txt, port);
-}
-
-/* The address family of the socket's own addresses as stored (v4-mapped ones are kept as IPv4). */
-static int conn_addr_af(const struct ppbpf_conn *c)
-{
-	static const __u8 zero12[12];
-
-	return c->af == AF_INET || !memcmp(c->local_addr + 4, zero12, 12) ? AF_INET : AF_INET6;
-}
-
 static void print_conn(struct json *j, __u64 cookie, const struct ppbpf_conn *c, __u64 now)
 {
-	int af = conn_addr_af(c), oaf = ppbpf_family_af(c->family);
+	int af = stored_addr_af(c->af, c->local_addr), oaf = ppbpf_family_af(c->family);
 	char local[64], peer[64], src[64] = "-", dst[64] = "-", tlvs[64] = "";
 	double age = (double)(now - c->established_ns) / 1e9;
 	int has_orig = c->state == PPBPF_STATE_DONE && (oaf == AF_INET || oaf == AF_INET6);
 
-	endpoint(local, sizeof(local), af, c->local_addr, c->local_port);
-	endpoint(peer, sizeof(peer), af, c->peer_addr, c->peer_port);
+	format_endpoint(local, sizeof(local), af, c->local_addr, c->local_port);
+	format_endpoint(peer, sizeof(peer), af, c->peer_addr, c->peer_port);
 	if (has_orig) {
-		endpoint(src, sizeof(src), oaf, c->src_addr, c->src_port);
-		endpoint(dst, sizeof(dst), oaf, c->dst_addr, c->dst_port);
+		format_endpoint(src, sizeof(src), oaf, c->src_addr, c->src_port);
+		format_endpoint(dst, sizeof(dst), oaf, c->dst_addr, c->dst_port);
 	}
 	for (int i = 0, n = 0; i < c->n_tlvs && i < 8; i++)
 		n += snprintf(tlvs + n, sizeof(tlvs) - (size_t)n, "%s0x%02x", i ? "," : "", c->tlv_types[i]);

@@ -3,6 +3,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <ppbpf/ppbpf.h>
 #include "cli.h"
 
 int usage_error(const char *cmd, const char *fmt, ...)
@@ -66,4 +68,19 @@ int parse_uint(const char *s, unsigned long long max, unsigned long long *out)
 		return -1;
 	*out = v;
 	return 0;
+}
+
+void format_endpoint(char *out, size_t cap, int af, const __u8 *addr, __u16 port)
+{
+	char txt[PPBPF_ADDRSTRLEN] = "?";
+
+	ppbpf_format_ip(af, addr, txt, sizeof(txt));
+	snprintf(out, cap, af == AF_INET6 ? "[%s]:%u" : "%s:%u", txt, port);
+}
+
+int stored_addr_af(int sock_af, const __u8 *addr)
+{
+	static const __u8 zero12[12];
+
+	return sock_af == AF_INET || !memcmp(addr + 4, zero12, 12) ? AF_INET : AF_INET6;
 }
