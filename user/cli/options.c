@@ -91,7 +91,10 @@ static const char *refuse_version(const char *item, struct port_group *g)
 	return NULL;
 }
 
-/* One port option into the group g. Returns an error message or NULL. */
+/* port_option's answer for an option that is not about ports. */
+static const char not_a_port_option[] = "not a port option";
+
+/* One port option into the group g. Returns an error message, not_a_port_option, or NULL. */
 static const char *port_option(int c, const char *arg, struct port_group *g)
 {
 	unsigned long long v;
@@ -131,7 +134,7 @@ static const char *port_option(int c, const char *arg, struct port_group *g)
 		g->pol.max_header = (__u32)v;
 		return NULL;
 	}
-	return "unknown option";
+	return not_a_port_option;
 }
 
 /* One option of the whole attachment (or of `run`). */
@@ -174,12 +177,6 @@ static const char *global_option(int c, const char *arg, struct attach_args *a, 
 	return "unknown option";
 }
 
-static bool is_port_option(int c)
-{
-	return c == 'p' || c == 't' || c == 'r' || c == 'o' || c == 'm' || c == OPT_MODE || c == OPT_UNTRUSTED ||
-	       c == OPT_VERSIONS || c == OPT_TIMEOUT;
-}
-
 int options_parse(int argc, char **argv, struct attach_args *a, const char *cmd, const char *help)
 {
 	bool run = !strcmp(cmd, "run");
@@ -195,9 +192,8 @@ int options_parse(int argc, char **argv, struct attach_args *a, const char *cmd,
 		}
 		if (c == '?' || c == ':' || c == 'h')
 			return usage_error(cmd, "unknown option or missing value: '%s'", argv[optind - 1]);
-		if (is_port_option(c))
-			err = port_option(c, optarg, &a->groups[a->n_groups - 1]);
-		else
+		err = port_option(c, optarg, &a->groups[a->n_groups - 1]);
+		if (err == not_a_port_option)
 			err = global_option(c, optarg, a, run);
 		if (err)
 			return optarg ? usage_error(cmd, "'%s': %s", optarg, err)
