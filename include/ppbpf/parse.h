@@ -296,9 +296,9 @@ PPBPF_INLINE int ppbpf_text_ipv4_(const ppbpf_buf_t *buf, __u32 len, __u32 *pos,
 /* Longest dotted quad. */
 #define PPBPF_TEXT_IPV4_MAX 15
 
-PPBPF_SUBPROG int ppbpf_text_ipv4(const ppbpf_buf_t *buf PPBPF_NONNULL, __u32 len, __u32 *pos PPBPF_NONNULL,
-				  struct ppbpf_ip *out PPBPF_NONNULL, int err)
+PPBPF_SUBPROG int ppbpf_text_ipv4(const ppbpf_buf_t *buf, __u32 len, __u32 *pos, struct ppbpf_ip *out, int err)
 {
+	PPBPF_ARGS_NONNULL(buf && pos && out, err);
 	if (ppbpf_room(len, *pos, PPBPF_TEXT_IPV4_MAX))
 		return ppbpf_text_ipv4_(buf, len, pos, out, err, 0);
 	return ppbpf_text_ipv4_(buf, len, pos, out, err, 1);
@@ -309,11 +309,13 @@ PPBPF_SUBPROG int ppbpf_text_ipv4(const ppbpf_buf_t *buf PPBPF_NONNULL, __u32 le
  * PPBPF_E_INCOMPLETE, or err when a fifth digit follows. One packed return
  * value keeps the group in a register.
  */
-PPBPF_SUBPROG int ppbpf_text_hex16(const ppbpf_buf_t *buf PPBPF_NONNULL, __u32 len, __u32 *pos PPBPF_NONNULL,
-				   int err, int checked)
+PPBPF_SUBPROG int ppbpf_text_hex16(const ppbpf_buf_t *buf, __u32 len, __u32 *pos, int err, int checked)
 {
-	__u32 p = *pos, v = 0;
+	__u32 p, v = 0;
 	int d;
+
+	PPBPF_ARGS_NONNULL(buf && pos, err);
+	p = *pos;
 
 	for (d = 0; d < 5; d++) {
 		__u32 c = ppbpf_peek(buf, len, p, checked);
@@ -425,20 +427,20 @@ expand:
 /* Longest IPv6 text: 6 groups and a dotted quad. */
 #define PPBPF_TEXT_IPV6_MAX 45
 
-PPBPF_SUBPROG int ppbpf_text_ipv6(const ppbpf_buf_t *buf PPBPF_NONNULL, __u32 len, __u32 *pos PPBPF_NONNULL,
-				  struct ppbpf_ip *out PPBPF_NONNULL, int err)
+PPBPF_SUBPROG int ppbpf_text_ipv6(const ppbpf_buf_t *buf, __u32 len, __u32 *pos, struct ppbpf_ip *out, int err)
 {
+	PPBPF_ARGS_NONNULL(buf && pos && out, err);
 	if (ppbpf_room(len, *pos, PPBPF_TEXT_IPV6_MAX))
 		return ppbpf_text_ipv6_(buf, len, pos, out, err, 0);
 	return ppbpf_text_ipv6_(buf, len, pos, out, err, 1);
 }
 
 /* A decimal port 0..65535 without leading zeros. */
-PPBPF_SUBPROG int ppbpf_text_port(const ppbpf_buf_t *buf PPBPF_NONNULL, __u32 len, __u32 *pos PPBPF_NONNULL,
-				  __u16 *out PPBPF_NONNULL)
+PPBPF_SUBPROG int ppbpf_text_port(const ppbpf_buf_t *buf, __u32 len, __u32 *pos, __u16 *out)
 {
 	int v;
 
+	PPBPF_ARGS_NONNULL(buf && pos && out, PPBPF_E_V1_PORT);
 	if (ppbpf_room(len, *pos, 5))
 		v = ppbpf_number(buf, len, pos, 5, PPBPF_E_V1_PORT, 0);
 	else
@@ -496,11 +498,11 @@ PPBPF_INLINE int ppbpf_v1_lit(const ppbpf_buf_t *buf, __u32 len, __u32 *pos, con
 }
 
 /* "src dst sport dport\r\n" for TCP4 (v6 = 0) or TCP6 (v6 = 1). */
-PPBPF_SUBPROG int ppbpf_v1_tcp(const ppbpf_buf_t *buf PPBPF_NONNULL, __u32 len, __u32 *pos PPBPF_NONNULL, int v6,
-			       struct ppbpf_hdr *h PPBPF_NONNULL)
+PPBPF_SUBPROG int ppbpf_v1_tcp(const ppbpf_buf_t *buf, __u32 len, __u32 *pos, int v6, struct ppbpf_hdr *h)
 {
 	int rc;
 
+	PPBPF_ARGS_NONNULL(buf && pos && h, PPBPF_E_V1_ADDR);
 	if (v6)
 		rc = ppbpf_text_ipv6(buf, len, pos, &h->src_ip, PPBPF_E_V1_ADDR);
 	else
@@ -545,14 +547,14 @@ PPBPF_INLINE int ppbpf_v1_unknown(const ppbpf_buf_t *buf, __u32 len, __u32 *pos)
 }
 
 /* A v1 line; buf[0] is 'P'. */
-PPBPF_SUBPROG int ppbpf_parse_v1(const ppbpf_buf_t *buf PPBPF_NONNULL, __u32 len, __u32 max,
-				 struct ppbpf_hdr *h PPBPF_NONNULL)
+PPBPF_SUBPROG int ppbpf_parse_v1(const ppbpf_buf_t *buf, __u32 len, __u32 max, struct ppbpf_hdr *h)
 {
 	__u32 cap = max < PPBPF_V1_MAX_LEN ? max : PPBPF_V1_MAX_LEN;
 	__u32 vlen = len < cap ? len : cap; /* bytes the line may occupy */
 	__u32 pos = 0, min = PPBPF_MIN_LEN;
 	int rc;
 
+	PPBPF_ARGS_NONNULL(buf && h, PPBPF_E_NOT_PROXY);
 	rc = ppbpf_v1_lit(buf, vlen, &pos, "PROXY", 5, PPBPF_E_NOT_PROXY);
 	if (!rc)
 		rc = ppbpf_v1_sep(buf, vlen, &pos, ' ', PPBPF_E_V1_SYNTAX);
@@ -732,11 +734,15 @@ PPBPF_INLINE __u32 ppbpf_crc32c_header(const ppbpf_buf_t *buf, __u32 len, __u32 
  * Walk buf[start, end) as TLVs; verify CRC32C over buf[0, end) if present.
  * Returns 0 or a status; *count gets the number of top-level TLVs.
  */
-PPBPF_SUBPROG int ppbpf_v2_tlvs(const ppbpf_buf_t *buf PPBPF_NONNULL, __u32 start, __u32 end,
-				__u32 *count PPBPF_NONNULL)
+PPBPF_SUBPROG int ppbpf_v2_tlvs(const ppbpf_buf_t *buf, __u32 start, __u32 end, __u32 *count)
 {
-	struct ppbpf_tlv_walk w = { .buf = buf, .pos = start, .end = end };
+	__u32 zero = PPBPF_OPAQUE_ZERO; /* the walk's changing state starts unknown to the verifier */
+	struct ppbpf_tlv_walk w = {
+		.buf = buf, .pos = start, .end = end,
+		.outer_end = zero, .crc_off = zero, .err = (__s32)zero, .in_ssl = zero, .count = zero,
+	};
 
+	PPBPF_ARGS_NONNULL(buf && count, PPBPF_E_TLV_TRUNCATED);
 	*count = 0;
 	if (start >= end)
 		return 0;
@@ -783,11 +789,12 @@ PPBPF_INLINE void ppbpf_v2_addrs(const ppbpf_buf_t *buf, __u32 fam, __u32 tr, st
 }
 
 /* A v2 header; buf[0] is 0x0D. */
-PPBPF_SUBPROG int ppbpf_parse_v2(const ppbpf_buf_t *buf PPBPF_NONNULL, __u32 len, __u32 max,
-				 struct ppbpf_hdr *h PPBPF_NONNULL)
+PPBPF_SUBPROG int ppbpf_parse_v2(const ppbpf_buf_t *buf, __u32 len, __u32 max, struct ppbpf_hdr *h)
 {
 	__u32 vc, fb, fam, tr, alen, total, block, tlv_start;
 	int known, rc;
+
+	PPBPF_ARGS_NONNULL(buf && h, PPBPF_E_NOT_PROXY);
 
 	if (len < PPBPF_V2_FIXED_LEN) {
 		h->need = PPBPF_V2_FIXED_LEN - len;

@@ -46,8 +46,25 @@ typedef struct ppbpf_bpf_buf ppbpf_buf_t;
  * instead of once per path that reaches it (which explodes on text fields).
  */
 #define PPBPF_SUBPROG __attribute__((noinline))
-/* Global function pointer arguments may be NULL unless declared otherwise. */
-#define PPBPF_NONNULL __attribute__((btf_decl_tag("arg:nonnull")))
+/*
+ * A global function's pointer arguments may be NULL to the verifier, and
+ * before Linux 6.8 no annotation says otherwise (arg:nonnull is ignored):
+ * each one is tested once at the top of the function instead.
+ */
+#define PPBPF_ARGS_NONNULL(cond, rc)  \
+	do {                          \
+		if (!(cond))          \
+			return (rc);  \
+	} while (0)
+/*
+ * A zero the verifier cannot know. Before Linux 6.7 it checks a bpf_loop
+ * callback as if it ran once, from the state at the call, and removes the
+ * branches that one run cannot take as dead code: state a later iteration
+ * changes must start from a value it cannot see through, such as this .bss
+ * word (written by nobody, so always 0).
+ */
+static __u32 ppbpf_opaque_zero_;
+#define PPBPF_OPAQUE_ZERO (*(volatile __u32 *)&ppbpf_opaque_zero_)
 /* A callback for PPBPF_LOOP: bpf_loop needs a real function to point at. */
 #define PPBPF_CALLBACK static
 /* Up to n calls of fn(i, ctx), stopping when it returns non-zero. */
@@ -58,7 +75,8 @@ typedef __u8 ppbpf_buf_t;
 #define PPBPF_IDX(i) (i)
 #define PPBPF_PTR(buf, i) (&(buf)[i])
 #define PPBPF_SUBPROG PPBPF_INLINE
-#define PPBPF_NONNULL
+#define PPBPF_ARGS_NONNULL(cond, rc) ((void)0)
+#define PPBPF_OPAQUE_ZERO 0u
 #define PPBPF_CALLBACK PPBPF_INLINE
 #define PPBPF_LOOP(n, fn, ctx)                                   \
 	do {                                                     \
