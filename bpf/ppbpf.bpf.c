@@ -197,30 +197,50 @@ static __always_inline int read_segment(struct __sk_buff *skb, struct segment *s
 	return 0;
 }
 
+/* Where copy_chunk() is in a copy of payload bytes into a buffer. */
+struct copy_state {
+	struct __sk_buff *skb;
+	__u8 *dst;  /* PPBPF_MAX_HEADER + PPBPF_COPY_CHUNK bytes: a chunk at a masked offset stays inside */
+	__u32 from; /* next payload offset to copy */
+	__u32 at;   /* where it goes in dst */
+	__u32 left; /* bytes still to copy */
+	int err;
+};
+
 /*
- * Copy n payload bytes at payload offset `from` into dst[at...]. dst must
- * have PPBPF_COPY_CHUNK bytes of room past PPBPF_MAX_HEADER: each call
- * copies a bounded chunk at a masked offset, which is what the verifier can
- * check.
+ * One bounded chunk of a copy, as a bpf_loop callback: the verifier checks
+ * it once, where an unrolled loop cost 6.1's verifier its 1M-instruction
+ * limit. Non-zero ends the copy.
  */
+static long copy_chunk(__u64 idx, void *ctx)
+{
+	struct copy_state *c = ctx;
+	__u32 chunk = c->left;
+
+	(void)idx;
+	if (!chunk)
+		return 1;
+	if (chunk > PPBPF_COPY_CHUNK)
+		chunk = PPBPF_COPY_CHUNK;
+	/* 1..CHUNK for the verifier, unchanged at run time: before 6.8 it learns no lower bound from != 0. */
+	chunk = ((chunk - 1) & (PPBPF_COPY_CHUNK - 1)) + 1;
+	if (bpf_skb_load_bytes(c->skb, c->from, c->dst + (c->at & (PPBPF_MAX_HEADER - 1)), chunk)) {
+		c->err = -1;
+		return 1;
+	}
+	c->from += chunk;
+	c->at += chunk;
+	c->left -= chunk;
+	return 0;
+}
+
+/* Copy n payload bytes at payload offset `from` into dst[at...] (dst: see struct copy_state). */
 static __always_inline int copy_payload(struct __sk_buff *skb, __u32 from, __u8 *dst, __u32 at, __u32 n)
 {
-	for (int i = 0; i < PPBPF_COPY_CALLS; i++) {
-		__u64 chunk = n; /* 64-bit: the register tested is the register passed */
+	struct copy_state c = { .skb = skb, .dst = dst, .from = from, .at = at, .left = n };
 
-		/* Hide chunk's origin so clang keeps both tests the verifier needs. */
-		asm volatile("" : "+r"(chunk));
-		if (chunk > PPBPF_COPY_CHUNK)
-			chunk = PPBPF_COPY_CHUNK;
-		if (chunk == 0)
-			break;
-		if (bpf_skb_load_bytes(skb, from, dst + (at & (PPBPF_MAX_HEADER - 1)), chunk))
-			return -1;
-		from += chunk;
-		at += chunk;
-		n -= chunk;
-	}
-	return 0;
+	bpf_loop(PPBPF_COPY_CALLS, copy_chunk, &c, 0);
+	return c.err || c.left ? -1 : 0;
 }
 
 /* What appending a segment to the stream bytes kept so far found. */
