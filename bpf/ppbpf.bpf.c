@@ -711,6 +711,8 @@ static __always_inline void on_close(struct bpf_sock_ops *skops)
 
 	if (!bpf_map_delete_elem(&conns, &cookie))
 		count(PPBPF_CNT_CLOSED);
+	if (rec && rec->reset_asked)
+		count(PPBPF_CNT_RESETS);
 	if (!rec) { /* no record to say where: both */
 		bpf_map_delete_elem(&pending, &cookie);
 		bpf_map_delete_elem(&pending_small, &cookie);
@@ -1062,7 +1064,14 @@ int ppbpf_getpeername6(struct bpf_sock_addr *ctx)
 /* ---- the sweep: resets and timeouts ------------------------------------------------------ */
 
 /* A kfunc (Linux 6.5+) for TCP/UDP socket iterators: abort the socket, sending an RST. */
-extern int bpf_sock_destroy(struct sock_common *sk) __ksym;
+extern int bpf_sock_destroy(struct sock_common *sk) __ksym __weak;
+
+/*
+ * Set by the loader from the kernel's BTF: bpf_sock_destroy exists. Where
+ * it does not (6.1), the verifier drops the call as dead code, and the
+ * sweep names the socket for `ppbpf run` to reset over inet_diag.
+ */
+const volatile __u32 have_sock_destroy = 0;
 
 /* The header timeout of the socket's port: the live policy, else the one at establishment. */
 static __always_inline __u64 timeout_ns(const struct ppbpf_sk *rec)
@@ -1092,11 +1101,31 @@ static __always_inline void check_deadline(struct ppbpf_sk *rec, __u64 now)
 	reject(rec, PPBPF_E_TIMEOUT);
 }
 
+/* Ask the reader (`ppbpf run`) to reset the socket: "<cookie> <error> <family> <local> <lport> <remote> <rport>". */
+static __always_inline void ask_reset(struct seq_file *seq, struct sock_common *skc, const struct ppbpf_sk *rec)
+{
+	__u16 rport = bpf_ntohs(skc->skc_dport);
+	__u16 lport = skc->skc_num;
+
+	if (skc->skc_family == AF_INET) {
+		__be32 l = skc->skc_rcv_saddr, r = skc->skc_daddr;
+
+		BPF_SEQ_PRINTF(seq, "%llu %d 2 %pI4 %u %pI4 %u\n", rec->info.cookie, rec->info.error, &l, lport, &r,
+			       rport);
+	} else {
+		struct in6_addr l = skc->skc_v6_rcv_saddr, r = skc->skc_v6_daddr;
+
+		BPF_SEQ_PRINTF(seq, "%llu %d 10 %pI6 %u %pI6 %u\n", rec->info.cookie, rec->info.error, &l, lport, &r,
+			       rport);
+	}
+}
+
 /*
  * Run by reading the pinned iterator (`ppbpf run` does, after each event and
  * every --sweep-ms): for each TCP socket of the reader's network namespace
  * with a record, time out late headers and reset rejected sockets. Prints
- * "<cookie> <error>" per socket reset.
+ * "<cookie> <error>" per socket reset, or, where the kernel has no
+ * bpf_sock_destroy, the line of ask_reset() per socket for the reader to reset.
  */
 SEC("iter/tcp")
 int ppbpf_sweep(struct bpf_iter__tcp *ctx)
@@ -1121,9 +1150,36 @@ int ppbpf_sweep(struct bpf_iter__tcp *ctx)
 	state = skc->skc_state;
 	if (state != TCP_ESTABLISHED && state != TCP_CLOSE_WAIT)
 		return 0; /* already closing or closed */
-	if (bpf_sock_destroy(skc))
+	rec->reset_asked = 1; /* on_close counts the reset */
+	if (!have_sock_destroy) {
+		ask_reset(ctx->meta->seq, skc, rec);
 		return 0;
-	count(PPBPF_CNT_RESETS);
+	}
+	if (bpf_sock_destroy(skc)) {
+		rec->reset_asked = 0;
+		return 0;
+	}
 	BPF_SEQ_PRINTF(ctx->meta->seq, "%llu %d\n", rec->info.cookie, rec->info.error);
+	return 0;
+}
+
+/* ---- the parser self-test ----------------------------------------------------------------- */
+
+/* ppbpf_selftest's input and answer, written and read by the loader. */
+struct ppbpf_bpf_buf selftest_in;
+__u32 selftest_len;
+__u32 selftest_max;
+int selftest_rc;
+struct ppbpf_hdr selftest_hdr;
+
+/*
+ * Run by the loader (BPF_PROG_TEST_RUN) before it attaches: the parser, as
+ * this kernel's verifier left it, must answer as userspace does. No probe can
+ * tell otherwise: 6.1's verifier removed live TLV checks as dead code.
+ */
+SEC("syscall")
+int ppbpf_selftest(void *ctx __attribute__((unused)))
+{
+	selftest_rc = ppbpf_parse_max(&selftest_in, selftest_len, selftest_max, &selftest_hdr);
 	return 0;
 }

@@ -40,7 +40,7 @@ struct ppbpf_sk {
 	__u32 stored;           /* bytes in the socket's pending entry (small up to PPBPF_SMALL_MAX); 0: none */
 	__u32 timeout_ms;       /* header timeout at establishment (the sweep prefers the live policy) */
 	__u32 decided;          /* 1 once a verdict was claimed (claim_verdict) */
-	__u32 pad2;
+	__u32 reset_asked;      /* 1 once the sweep reset it or asked `ppbpf run` to: its close is a reset */
 	__u16 local_port;       /* the socket's own endpoints, for rejection events */
 	__u16 peer_port;
 	__u8 af;

@@ -20,6 +20,7 @@
 #include "cli.h"
 #include "loader.h"
 #include "options.h"
+#include "sockdiag.h"
 
 /* syslog priorities as journald reads them from a "<N>" prefix on stderr. */
 #define LOG_ERR "<3>"
@@ -135,8 +136,37 @@ static int on_event(void *ctx, void *data, size_t size)
 	return 0;
 }
 
+/* Resets over inet_diag, where the sweep asks for them (kernels without bpf_sock_destroy). */
+struct resetter {
+	int fd;           /* NETLINK_SOCK_DIAG, opened at the first request; -1 before */
+	int last_error;   /* what the last failed reset said, so a failure is logged once until it changes */
+};
+
+/* Reset the socket a sweep line names. Returns 1 if it was reset, else 0 (said once per kind of failure). */
+static int reset_named(struct resetter *r, const char *line, int len)
+{
+	struct reset_target t;
+	char copy[256];
+	int err;
+
+	snprintf(copy, sizeof(copy), "%.*s", len, line);
+	err = reset_target_parse(copy, &t);
+	if (!err && r->fd < 0 && (r->fd = sockdiag_open()) < 0)
+		err = r->fd;
+	if (!err)
+		err = sockdiag_destroy(r->fd, &t);
+	if (!err || err == -ENOENT) /* gone already: closed meanwhile */
+		return !err;
+	if (err != r->last_error)
+		fprintf(stderr, LOG_ERR "ppbpf: failed to reset a rejected connection over inet_diag (SOCK_DESTROY): "
+			"%s; rejected connections stay open, and none of their bytes are delivered\n",
+			err == -EINVAL ? "unreadable sweep line" : strerror(-err));
+	r->last_error = err;
+	return 0;
+}
+
 /* One sweep; returns the number of sockets reset, or -errno. */
-static int sweep(const char *pin_dir, bool verbose)
+static int sweep(const char *pin_dir, struct resetter *r, bool verbose)
 {
 	static char out[1 << 16];
 	int rc = loader_sweep(pin_dir, out, sizeof(out)), resets = 0;
@@ -145,10 +175,15 @@ static int sweep(const char *pin_dir, bool verbose)
 		return rc;
 	for (char *line = out; *line;) {
 		char *nl = strchr(line, '\n');
+		int len = nl ? (int)(nl - line) : (int)strlen(line);
+		int reset = 1;
 
-		resets++;
-		if (verbose)
-			fprintf(stderr, LOG_INFO "ppbpf: reset %.*s\n", nl ? (int)(nl - line) : (int)strlen(line), line);
+		/* "<cookie> <error>": the sweep reset it; more fields: it asks us to */
+		if (memchr(line, ' ', (size_t)len) != memrchr(line, ' ', (size_t)len))
+			reset = reset_named(r, line, len);
+		resets += reset;
+		if (verbose && reset)
+			fprintf(stderr, LOG_INFO "ppbpf: reset %.*s\n", len, line);
 		if (!nl)
 			break;
 		line = nl + 1;
@@ -206,7 +241,9 @@ static void reload(int argc, char **argv, struct attach_args *a)
 
 static int serve(int argc, char **argv, struct attach_args *a, struct ring_buffer *rb)
 {
+	struct resetter resetter = { .fd = -1 };
 	long next_sweep = 0;
+	int rc = EXIT_OK;
 
 	while (!stop_signal) {
 		long now = now_ms();
@@ -219,19 +256,23 @@ static int serve(int argc, char **argv, struct attach_args *a, struct ring_buffe
 		n = ring_buffer__poll(rb, wait);
 		if (n < 0 && n != -EINTR) {
 			fprintf(stderr, LOG_ERR "ppbpf: failed to read events: %s\n", strerror(-n));
-			return EXIT_FAIL;
+			rc = EXIT_FAIL;
+			break;
 		}
 		if (n > 0 || now_ms() >= next_sweep) {
-			int r = sweep(a->pin_dir, a->verbose);
+			int r = sweep(a->pin_dir, &resetter, a->verbose);
 
 			if (r < 0 && !stop_signal) {
 				fprintf(stderr, LOG_ERR "ppbpf: failed to run the sweep: %s\n", strerror(-r));
-				return EXIT_FAIL;
+				rc = EXIT_FAIL;
+				break;
 			}
 			next_sweep = now_ms() + a->sweep_ms;
 		}
 	}
-	return EXIT_OK;
+	if (resetter.fd >= 0)
+		close(resetter.fd);
+	return rc;
 }
 
 /*

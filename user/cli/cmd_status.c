@@ -11,6 +11,7 @@
 #include <bpf/libbpf.h>
 #include <ppbpf/ppbpf.h>
 #include "cli.h"
+#include "features.h"
 #include "json.h"
 #include "loader.h"
 #include "policy.h"
@@ -156,13 +157,69 @@ static int policy_ports(int fd, __u16 *out, int max)
 	return n;
 }
 
+/* What this kernel lacks, one line each (none: one line saying it has everything). */
+static void print_kernel_text(const struct kernel_report *kr)
+{
+	if (!kr->n_lacks)
+		printf("kernel: %s, with every feature ppbpf uses\n", kr->release);
+	else
+		features_report(kr, "kernel", stdout);
+}
+
+static void json_kernel(struct json *j, const struct kernel_report *kr)
+{
+	json_key(j, "kernel");
+	json_obj_begin(j);
+	json_kv_str(j, "release", kr->release);
+	json_key(j, "supported");
+	json_bool(j, !kr->required_missing);
+	json_key(j, "lacks");
+	json_arr_begin(j);
+	for (int i = 0; i < kr->n_lacks; i++) {
+		const struct feature *f = kr->lacks[i];
+
+		json_obj_begin(j);
+		json_kv_str(j, "feature", f->key);
+		json_kv_str(j, "name", f->name);
+		json_kv_str(j, "since", f->since);
+		json_key(j, "required");
+		json_bool(j, !f->without);
+		if (f->without)
+			json_kv_str(j, "instead", f->without);
+		json_obj_end(j);
+	}
+	json_arr_end(j);
+	json_obj_end(j);
+}
+
+static void print_unattached(const char *pin_dir, const struct kernel_report *kr, bool json)
+{
+	struct json j;
+
+	if (!json) {
+		printf("not attached (no pins in %s)\n", pin_dir);
+		print_kernel_text(kr);
+		return;
+	}
+	json_init(&j, stdout);
+	json_obj_begin(&j);
+	json_key(&j, "attached");
+	json_bool(&j, false);
+	json_kv_str(&j, "pin_dir", pin_dir);
+	json_kernel(&j, kr);
+	json_obj_end(&j);
+	json_end(&j);
+}
+
 static void print_status_text(const char *cgroup, const char *pin_dir, const struct link_desc *links,
-			      const struct ppbpf_maps *m, const __u64 *cnt, long conns, long pending, __u32 tlv_cap)
+			      const struct ppbpf_maps *m, const __u64 *cnt, long conns, long pending, __u32 tlv_cap,
+			      const struct kernel_report *kr)
 {
 	__u16 ports[1024];
 	int n = policy_ports(m->ports, ports, 1024);
 
 	printf("attached to %s (pins in %s)\n", cgroup, pin_dir);
+	print_kernel_text(kr);
 	for (int s = 0; s < SLOT_MAX; s++)
 		printf("  %-20s prog %-6u link %u%s\n", links[s].pin + 5, links[s].prog_id, links[s].link_id,
 		       links[s].present ? "" : "  MISSING");
@@ -193,7 +250,8 @@ static void print_status_text(const char *cgroup, const char *pin_dir, const str
 }
 
 static void print_status_json(const char *cgroup, const char *pin_dir, const struct link_desc *links,
-			      const struct ppbpf_maps *m, const __u64 *cnt, long conns, long pending, __u32 tlv_cap)
+			      const struct ppbpf_maps *m, const __u64 *cnt, long conns, long pending, __u32 tlv_cap,
+			      const struct kernel_report *kr)
 {
 	__u16 ports[1024];
 	int n = policy_ports(m->ports, ports, 1024);
@@ -205,6 +263,7 @@ static void print_status_json(const char *cgroup, const char *pin_dir, const str
 	json_bool(&j, true);
 	json_kv_str(&j, "cgroup", cgroup);
 	json_kv_str(&j, "pin_dir", pin_dir);
+	json_kernel(&j, kr);
 	json_key(&j, "programs");
 	json_arr_begin(&j);
 	for (int s = 0; s < SLOT_MAX; s++) {
@@ -267,6 +326,7 @@ int cmd_status(int argc, char **argv)
 	__u64 cnt[PPBPF_CNT_MAX];
 	char cgroup[4096] = "?";
 	bool json = false;
+	struct kernel_report kr;
 	__u32 zero = 0;
 	long pending;
 	int rc = parse_view_args(argc, argv, "status", status_help, &pin_dir, &json);
@@ -274,11 +334,9 @@ int cmd_status(int argc, char **argv)
 	if (rc)
 		return rc < 0 ? -rc - 1 : rc;
 	loader_verbose(false);
+	features_probe(&kr);
 	if (!loader_attached(pin_dir) || loader_open_maps(pin_dir, &m)) {
-		if (json)
-			printf("{\"attached\":false,\"pin_dir\":\"%s\"}\n", pin_dir);
-		else
-			printf("not attached (no pins in %s)\n", pin_dir);
+		print_unattached(pin_dir, &kr, json);
 		return EXIT_OK;
 	}
 	loader_links(pin_dir, links);
@@ -287,9 +345,9 @@ int cmd_status(int argc, char **argv)
 	bpf_map_lookup_elem(m.settings, &zero, &cfg);
 	pending = count_entries(m.pending) + count_entries(m.pending_small); /* long and short headers */
 	if (json)
-		print_status_json(cgroup, pin_dir, links, &m, cnt, count_entries(m.conns), pending, cfg.tlv_cap);
+		print_status_json(cgroup, pin_dir, links, &m, cnt, count_entries(m.conns), pending, cfg.tlv_cap, &kr);
 	else
-		print_status_text(cgroup, pin_dir, links, &m, cnt, count_entries(m.conns), pending, cfg.tlv_cap);
+		print_status_text(cgroup, pin_dir, links, &m, cnt, count_entries(m.conns), pending, cfg.tlv_cap, &kr);
 	loader_close_maps(&m);
 	return EXIT_OK;
 }

@@ -6,13 +6,23 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <libgen.h>
+#include <linux/magic.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <ppbpf/abi.h>
+#include <ppbpf/parse.h> /* before the skeleton: it names the parser's structs */
+#include "features.h"
 #include "loader.h"
 #include "ppbpf.skel.h"
+#include "selftest.h"
+
+/* Where bpffs is mounted when none is, as bpftool does. */
+#define BPFFS_MOUNT "/sys/fs/bpf"
 
 /* Pin names of the links, by slot. */
 static const char *const link_pins[SLOT_MAX] = {
@@ -177,13 +187,97 @@ static int write_default_settings(struct ppbpf_bpf *skel)
 	return bpf_map_update_elem(bpf_map__fd(skel->maps.settings), &zero, &cfg, BPF_ANY) ? -errno : 0;
 }
 
+static bool on_bpffs(const char *path)
+{
+	struct statfs st;
+
+	return !statfs(path, &st) && st.f_type == BPF_FS_MAGIC;
+}
+
+/* Is path BPFFS_MOUNT or below it? */
+static bool under_bpffs_mount(const char *path)
+{
+	size_t n = strlen(BPFFS_MOUNT);
+
+	return !strncmp(path, BPFFS_MOUNT, n) && (path[n] == '/' || path[n] == '\0');
+}
+
+int loader_prepare_pin_dir(const char *pin_dir)
+{
+	char copy[4096], *parent;
+
+	if (snprintf(copy, sizeof(copy), "%s", pin_dir) >= (int)sizeof(copy))
+		return -ENAMETOOLONG;
+	parent = dirname(copy);
+	if (on_bpffs(parent))
+		return 0;
+	if (under_bpffs_mount(pin_dir) && !on_bpffs(BPFFS_MOUNT)) {
+		if (mount("bpf", BPFFS_MOUNT, "bpf", 0, "mode=0700")) {
+			int rc = -errno;
+
+			fprintf(stderr, "failed to mount bpffs at %s: %s; mount it with `mount -t bpf bpf %s`\n",
+				BPFFS_MOUNT, strerror(errno), BPFFS_MOUNT);
+			return rc;
+		}
+		fprintf(stderr, "ppbpf: mounted bpffs at %s (none was mounted there)\n", BPFFS_MOUNT);
+		if (on_bpffs(parent))
+			return 0;
+	}
+	fprintf(stderr, "%s is not on a bpffs: pin under %s, or mount one with `mount -t bpf bpf %s`\n", pin_dir,
+		BPFFS_MOUNT, parent);
+	return -ENOTSUP;
+}
+
+/* Open the object for this kernel: what it lacks is said, and worked around where it can be. */
+static int open_for_kernel(struct ppbpf_bpf **out, __u32 table_size)
+{
+	struct kernel_report kr;
+	struct ppbpf_bpf *skel;
+
+	features_probe(&kr);
+	if (!features_report(&kr, "ppbpf", stderr))
+		return -EOPNOTSUPP;
+	skel = ppbpf_bpf__open();
+	if (!skel) {
+		int rc = -errno;
+
+		fprintf(stderr, "failed to open the BPF object: %s\n", strerror(errno));
+		return rc;
+	}
+	skel->rodata->have_sock_destroy = kr.sock_destroy;
+	if (table_size)
+		bpf_map__set_max_entries(skel->maps.conns, table_size);
+	*out = skel;
+	return 0;
+}
+
+/* -v: how hard each program was for the verifier (instructions it processed). */
+static void print_verifier_cost(struct ppbpf_bpf *skel)
+{
+	struct bpf_program *prog;
+
+	if (!verbose)
+		return;
+	bpf_object__for_each_program(prog, skel->obj) {
+		struct bpf_prog_info info = {};
+		__u32 len = sizeof(info);
+
+		if (!bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len))
+			fprintf(stderr, "ppbpf: %-20s %6u instructions, verifier processed %u\n", bpf_program__name(prog),
+				info.xlated_prog_len / 8, info.verified_insns);
+	}
+}
+
 int loader_attach(const char *cgroup_path, const char *pin_dir, __u32 table_size)
 {
 	struct bpf_link *links[SLOT_MAX] = {};
 	struct ppbpf_bpf *skel = NULL;
-	int cg = -1, rc;
+	int cg = -1, rc, n_selftest;
 	char p[4096];
 
+	rc = loader_prepare_pin_dir(pin_dir);
+	if (rc)
+		return rc;
 	if (mkdir(pin_dir, 0700) && errno != EEXIST) {
 		rc = -errno;
 		fprintf(stderr, "failed to create %s: %s\n", pin_dir, strerror(errno));
@@ -195,20 +289,19 @@ int loader_attach(const char *cgroup_path, const char *pin_dir, __u32 table_size
 		fprintf(stderr, "failed to open cgroup %s: %s\n", cgroup_path, strerror(errno));
 		goto cleanup;
 	}
-	skel = ppbpf_bpf__open();
-	if (!skel) {
-		rc = -errno;
-		fprintf(stderr, "failed to open the BPF object: %s\n", strerror(errno));
+	rc = open_for_kernel(&skel, table_size);
+	if (rc)
 		goto cleanup;
-	}
-	if (table_size)
-		bpf_map__set_max_entries(skel->maps.conns, table_size);
 	rc = ppbpf_bpf__load(skel);
 	if (rc) {
 		fprintf(stderr, "failed to load the BPF programs: %s (run with -v for the verifier log)\n",
 			strerror(-rc));
 		goto cleanup;
 	}
+	print_verifier_cost(skel);
+	rc = selftest_parser(skel, &n_selftest);
+	if (rc)
+		goto cleanup;
 	rc = write_default_settings(skel);
 	if (!rc)
 		rc = pin_maps(skel, pin_dir);

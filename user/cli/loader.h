@@ -31,6 +31,12 @@ int cgroup_resolve(const char *arg, char *out, size_t cap);
 /* The path of the cgroup with this id (its directory's inode), or -ENOENT. */
 int cgroup_path_of_id(__u64 id, char *out, size_t cap);
 
+/*
+ * Make sure pin_dir's parent is on a bpffs: where it is under /sys/fs/bpf and
+ * nothing is mounted there, mount bpffs (saying so in one line). 0 or -errno,
+ * after saying what to run.
+ */
+int loader_prepare_pin_dir(const char *pin_dir);
 /* Is there an attachment pinned in pin_dir? */
 bool loader_attached(const char *pin_dir);
 /* Load the programs, attach them to cgroup_path, pin links and maps in pin_dir. 0 or -errno. */
