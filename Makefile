@@ -1,4 +1,4 @@
-# ppbpf — one entry point: all, test, bench, fuzz, install, demo, clean.
+# ppbpf — one entry point: all, test, vm-test, bench, fuzz, install, demo, clean.
 # Output goes to .output/ only. `make V=1` shows the commands.
 
 OUTPUT ?= .output
@@ -59,7 +59,8 @@ FUZZ := $(OUTPUT)/fuzz_parse
 
 LIBBPF_LIBS := $(shell pkg-config --libs libbpf 2>/dev/null || echo -lbpf -lelf -lz)
 
-.PHONY: all test unit unit-san bpf-check cli-test integration fuzz bench install demo clean deps
+.PHONY: all test unit unit-san bpf-check cli-test integration fuzz bench install demo clean deps \
+	vm-test vm-suite
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -160,6 +161,18 @@ integration: all $(RECV_TEST) $(TRUST_TEST)
 	$(Q)tests/integration/kernel.sh
 	$(Q)tests/integration/trust.sh
 	$(Q)tests/integration/haproxy.sh
+
+# Debian 12's kernel (6.1) under qemu: vm-test builds on the host, then boots it to run
+# vm-suite, which uses what the host built: nothing is built or installed in the guest.
+vm-test: deps
+	$(Q)scripts/deps.sh vm
+	$(Q)$(MAKE) all $(BPF_CHECK) $(RECV_TEST) $(TRUST_TEST)
+	$(Q)scripts/vm-test.sh
+
+vm-suite:
+	$(Q)tests/integration/run_bpf_check.sh $(BPF_CHECK)
+	$(Q)tests/integration/kernel.sh
+	$(Q)tests/integration/trust.sh
 
 # ---- fuzzing ---------------------------------------------------------------------
 FUZZ_SECONDS ?= 30

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages ppbpf needs to build, test and demo;
-# `deps.sh bench` also those `make bench` compares against and plots with.
+# `deps.sh bench` also those `make bench` compares against and plots with;
+# `deps.sh vm` those scripts/vm-test.sh boots Debian 12's kernel with.
 # Idempotent: packages already present are not touched; safe to run often.
 set -euo pipefail
 
@@ -14,6 +15,8 @@ PACKAGES=(
 )
 if [ "${1:-}" = bench ]; then
 	PACKAGES=(nginx-light gnuplot-nox)      # the alternatives and the plot of `make bench`
+elif [ "${1:-}" = vm ]; then
+	PACKAGES=(qemu-system-x86 busybox-static xz-utils) # the VM, its initramfs, unpacking vmlinuz
 fi
 
 missing=()
