@@ -11,7 +11,9 @@
 #
 # Every check prints one PASS/FAIL line; the script ends with a summary and
 # exits non-zero if any check failed. Needs bash and jq; uses xxd when present.
-set -euo pipefail
+set -eEuo pipefail
+# An unexpected failure outside a check ends the script: say where.
+trap 'echo "FAIL  cli.sh line $LINENO: \`$BASH_COMMAND\` exited with status $?" >&2' ERR
 
 if [[ $# -ne 1 ]]; then
 	echo "usage: $0 path/to/ppbpf" >&2
@@ -46,11 +48,12 @@ fail() {
 	FAILED=$((FAILED + 1))
 	FAILED_NAMES+=("$1")
 	printf 'FAIL  %s: %s\n' "$1" "$2"
+	# (|| true: a stage ended early by head's exit must not end the script under pipefail)
 	if [[ -s $OUT ]]; then
-		head -c 600 "$OUT" | tr -c '[:print:]\n' '?' | head -n 5 | sed 's/^/        stdout| /'
+		head -c 600 "$OUT" | tr -c '[:print:]\n' '?' | head -n 5 | sed 's/^/        stdout| /' || true
 	fi
 	if [[ -s $ERR ]]; then
-		head -c 300 "$ERR" | tr -c '[:print:]\n' '?' | head -n 3 | sed 's/^/        stderr| /'
+		head -c 300 "$ERR" | tr -c '[:print:]\n' '?' | head -n 3 | sed 's/^/        stderr| /' || true
 	fi
 }
 
@@ -237,6 +240,9 @@ expect_help() {
 }
 
 # check NAME COMMAND-STRING: a free-form check; passes when the command succeeds.
+# errexit does not hold inside (it runs as a condition): chain the steps with &&,
+# and compare outputs only once each command has succeeded (pipefail holds). No
+# `cmd | grep -q`: grep may exit before cmd has written all, which fails cmd.
 check() {
 	local name=$1
 	shift
@@ -496,11 +502,12 @@ expect_stdout "build v1 UNKNOWN: exact hex" "$(printf 'PROXY UNKNOWN\r\n' | tohe
 	pp build --version 1
 expect_stdout "build LOCAL: exact hex" "${SIG}20000000" pp build --command LOCAL
 check "build --raw writes the same bytes as the hex" \
-	'[[ $(pp build --src-addr 2001:db8::1 --dst-addr 2001:db8::2 --src-port 1 --dst-port 2 --tlv-text AUTHORITY:x --raw | tohex) \
-	   == $(pp build --src-addr 2001:db8::1 --dst-addr 2001:db8::2 --src-port 1 --dst-port 2 --tlv-text AUTHORITY:x) ]]'
+	'raw=$(pp build --src-addr 2001:db8::1 --dst-addr 2001:db8::2 --src-port 1 --dst-port 2 --tlv-text AUTHORITY:x --raw | tohex) &&
+	 hex=$(pp build --src-addr 2001:db8::1 --dst-addr 2001:db8::2 --src-port 1 --dst-port 2 --tlv-text AUTHORITY:x) &&
+	 [[ -n $raw && $raw == "$hex" ]]'
 check "build --raw v1 writes exactly the line" \
-	'[[ $(pp build --version 1 --src-addr 192.0.2.1 --dst-addr 198.51.100.2 --src-port 51000 --dst-port 443 --raw | tohex) \
-	   == $(printf "$V1_TCP4" | tohex) ]]'
+	'raw=$(pp build --version 1 --src-addr 192.0.2.1 --dst-addr 198.51.100.2 --src-port 51000 --dst-port 443 --raw | tohex) &&
+	 [[ $raw == "$(printf "$V1_TCP4" | tohex)" ]]'
 
 # ---- 5. usage errors, help, version ----------------------------------------------------------
 echo "# usage"
@@ -550,7 +557,7 @@ expect_help "ppbpf -h" pp -h
 expect_help "ppbpf parse --help" pp parse --help
 expect_help "ppbpf build --help" pp build --help
 check "ppbpf parse --help ignores stdin and prints no JSON" \
-	'pp parse --help </dev/null | grep -q "^Usage: ppbpf parse" && ! pp parse --help </dev/null | jq -e . >/dev/null 2>&1'
+	'help=$(pp parse --help </dev/null) && grep -q "^Usage: ppbpf parse" <<<"$help" && ! jq -e . >/dev/null 2>&1 <<<"$help"'
 run pp --version
 if [[ $RC -eq 0 ]] && grep -Eqx 'ppbpf [0-9]+\.[0-9]+\.[0-9]+' "$OUT" && [[ $(wc -l <"$OUT") -eq 1 ]]; then
 	pass "ppbpf --version"
@@ -576,11 +583,12 @@ expect_help "ppbpf attach --help" pp attach --help
 expect_help "ppbpf run --help" pp run --help
 expect_help "ppbpf detach --help" pp detach --help
 check "attach and run --help document every policy option" \
-	'for o in --trust --untrusted --mode --versions --timeout --max-header --rewrite-peer --table-size; do
-	   pp attach --help | grep -q -- "$o" && pp run --help | grep -q -- "$o" || exit 1; done'
+	'attach=$(pp attach --help) && run=$(pp run --help) &&
+	 for o in --trust --untrusted --mode --versions --timeout --max-header --rewrite-peer --table-size; do
+	   grep -q -- "$o" <<<"$attach" && grep -q -- "$o" <<<"$run" || exit 1; done'
 check "run --help documents --config, --keep, SIGHUP and SIGTERM" \
-	'pp run --help | grep -q -- --config && pp run --help | grep -q -- --keep &&
-	 pp run --help | grep -q SIGHUP && pp run --help | grep -q SIGTERM'
+	'run=$(pp run --help) && grep -q -- --config <<<"$run" && grep -q -- --keep <<<"$run" &&
+	 grep -q SIGHUP <<<"$run" && grep -q SIGTERM <<<"$run"'
 expect_usage "attach: --port is required" pp attach --trust 127.0.0.1
 expect_usage "attach: --untrusted must be plain or reject" pp attach --port 1 --untrusted drop
 expect_usage "attach: --mode must be required or optional" pp attach --port 1 --mode sometimes

@@ -8,15 +8,13 @@
 . "$(dirname "$0")/lib.sh"
 need_root "the HAProxy interop tests"
 command -v haproxy >/dev/null || skip "haproxy is not installed (scripts/deps.sh installs it)"
-set -e
 
 new_cgroup CG haproxy
 new_cgroup CG_PLAIN haproxy-plain
 new_pin_dir PIN haproxy
-SRV=$(free_port) SRV_PLAIN=$(free_port)
-FE_V1=$(free_port) FE_V2=$(free_port) FE_OPT=$(free_port) FE_PLAIN=$(free_port)
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"; cleanup' EXIT
+free_port SRV SRV_PLAIN FE_V1 FE_V2 FE_OPT FE_PLAIN
+TMP=$(mktemp -d /tmp/ppbpf-test-haproxy.XXXXXX)
+CLEANUP+=("rm -rf '$TMP'")
 
 "$CLI" attach --cgroup "$CG" --pin-dir "$PIN" --port "$SRV" --trust 127.0.0.1 --rewrite-peer >/dev/null
 
@@ -55,12 +53,16 @@ CFG
 haproxy -c -f "$TMP/haproxy.cfg" -q || fail "haproxy rejected the test configuration"
 
 spawn_in_cgroup "$CG" "$OUT/ppbpf-demo-server" --port "$SRV" --count 9 > "$TMP/server.jsonl"
+SERVER=$!
 spawn_in_cgroup "$CG_PLAIN" "$OUT/ppbpf-demo-server" --port "$SRV_PLAIN" --count 3 > "$TMP/plain.jsonl"
+SERVER_PLAIN=$!
 haproxy -f "$TMP/haproxy.cfg" -db > "$TMP/haproxy.log" 2>&1 &
-PIDS+=($!)
+HAPROXY=$!
+PIDS+=("$HAPROXY")
+listening() { [ -n "$(ss -Htln "sport = :$1")" ]; }
 for p in "$SRV" "$SRV_PLAIN" "$FE_V1" "$FE_V2" "$FE_OPT" "$FE_PLAIN"; do
-	for _ in $(seq 50); do ss -Htln "sport = :$p" | grep -q . && break; sleep 0.1; done
-	ss -Htln "sport = :$p" | grep -q . || fail "nothing listens on port $p"
+	for _ in $(seq 50); do listening "$p" && break; sleep 0.1; done
+	listening "$p" || fail "nothing listens on port $p"
 done
 
 # client FRONTEND SOURCE EXTRA...: one request through HAProxy, its own endpoint on stdout
@@ -71,7 +73,7 @@ client() {
 		--send "GET /via/$fe/from/$src HTTP/1.0 with bytes \\ \" intact" "$@" | jq -r .local
 }
 
-checks=0
+checks=0 clients=0
 # expect FILE CLIENT JQ-CONDITION: the server's line for this client satisfies the condition
 expect() {
 	local file=$1 who=$2 cond=$3 line
@@ -87,7 +89,11 @@ for src in 127.0.0.2 127.0.0.3 127.0.0.4; do
 	c2=$(client "$FE_V2" $src)
 	c3=$(client "$FE_OPT" $src --proxy-v2 --authority "app-$src.example")
 	cp=$(client "$FE_PLAIN" $src)
-	for _ in $(seq 30); do [ "$(wc -l < "$TMP/server.jsonl")" -ge 9 ] && [ "$(wc -l < "$TMP/plain.jsonl")" -ge 3 ] && break; sleep 0.1; done
+	clients=$((clients + 1)) # the servers' lines so far: 3 per source to $SRV, 1 to $SRV_PLAIN
+	for _ in $(seq 30); do
+		[ "$(wc -l < "$TMP/server.jsonl")" -ge $((3 * clients)) ] && [ "$(wc -l < "$TMP/plain.jsonl")" -ge $clients ] && break
+		sleep 0.1
+	done
 	req_ok='.request | startswith("GET /via/") and endswith("with bytes \\ \" intact")'
 	expect "$TMP/server.jsonl" "$c1" ".mode == \"kernel\" and .version == 1 and .family == \"TCP4\" and .getpeername == \"$c1\" and .tlvs == [] and ($req_ok)"
 	expect "$TMP/server.jsonl" "$c2" ".mode == \"kernel\" and .version == 2 and .getpeername == \"$c2\" and .dst == \"127.0.0.1:$FE_V2\" and ($req_ok)"
@@ -100,7 +106,11 @@ for src in 127.0.0.2 127.0.0.3 127.0.0.4; do
 	expect "$TMP/plain.jsonl" "$cp" ".mode == \"userspace\" and .version == 2 and .getpeername != \"$cp\" and ($req_ok)
 		and ([.tlvs[] | select(.name == \"UNIQUE_ID\") | .text] == [\"id-$ip-$port\"])"
 done
-wait "${PIDS[0]}" "${PIDS[1]}" || fail "a demo server failed"
+# (one wait each: `wait A B` returns B's status only)
+wait "$SERVER" || fail "the demo server in the attached cgroup exited with $?"
+wait "$SERVER_PLAIN" || fail "the demo server where nothing is attached exited with $?"
+[ "$checks" = 12 ] || fail "$checks connections checked, want 12"
+kill -0 "$HAPROXY" || fail "haproxy exited during the test: $(tail -3 "$TMP/haproxy.log")"
 "$CLI" status --pin-dir "$PIN" --json | jq -e '.counters.v1 == 3 and .counters.v2 == 6 and .counters.error_v2 == 0' >/dev/null ||
 	fail "unexpected counters: $("$CLI" status --pin-dir "$PIN" --json | jq -c .counters)"
 echo "PASS: HAProxy $(haproxy -v | awk 'NR==1{print $3}') interop, $checks connections checked (v1, v2, v2 with authority/crc32c/unique-id, userspace fallback)"

@@ -5,20 +5,26 @@
 # detach leaves no program, link, pin or map behind.
 . "$(dirname "$0")/lib.sh"
 need_root "the kernel receive path tests"
-set -e
+print_scale
+scaled N_IN_A_ROW 1000 250 # connections in a row, each a random case, payload and transport
+scaled N_CLOSED 10000 1000 # connections opened and closed to show that none leaves an entry
 
 new_cgroup CG kernel
 new_cgroup CG_PLAIN plain
 new_pin_dir PIN kernel
-P_REQ=$(free_port) P_RW=$(free_port) P_OPT=$(free_port) P_NONE=$(free_port) P_T2=$(free_port)
+free_port P_REQ P_RW P_OPT P_NONE P_T2
 LOOP=127.0.0.0/8,::1
 
+bpffs_before=$(stat -f -c %T /sys/fs/bpf)
 "$CLI" attach --cgroup "$CG" --pin-dir "$PIN" --port "$P_REQ" --trust $LOOP
+# where nothing was mounted (a fresh machine; .ci/run makes it so), attach mounted bpffs itself
+[ "$(stat -f -c %T /sys/fs/bpf)" = bpf_fs ] || fail "/sys/fs/bpf is not a bpffs after attach (was: $bpffs_before)"
+echo "bpffs at /sys/fs/bpf: $bpffs_before before the first attach, bpf_fs after"
 "$CLI" attach --cgroup "$CG" --pin-dir "$PIN" --port "$P_RW" --trust $LOOP --rewrite-peer
 "$CLI" attach --cgroup "$CG" --pin-dir "$PIN" --port "$P_OPT" --trust $LOOP --optional
 "$CLI" attach --cgroup "$CG" --pin-dir "$PIN" --port "$P_T2" --trust 127.0.0.2
 
-args=("$P_REQ" "$P_RW" "$P_OPT" "$P_NONE" "$P_T2" "$PIN" "$CLI")
+args=("$P_REQ" "$P_RW" "$P_OPT" "$P_NONE" "$P_T2" "$PIN" "$CLI" "$N_IN_A_ROW" "$N_CLOSED")
 echo "== receive path, kernel side attached to $CG"
 in_cgroup "$CG" "$OUT/tests/recv_test" kernel "${args[@]}" || {
 	"$CLI" status --pin-dir "$PIN" --json | jq -c .counters
@@ -28,11 +34,9 @@ in_cgroup "$CG" "$OUT/tests/recv_test" kernel "${args[@]}" || {
 echo "== header bytes behind a lost segment, in a network namespace whose loopback loses one"
 # A test-only XDP program on the namespace's lo drops one chosen segment before any hook sees it.
 # (nsenter, not ip netns exec: that remounts /sys and would hide bpffs.)
-NS=ppbpf-test-$$
 DROP=/sys/fs/bpf/ppbpf-test-$$-dropper
-CLEANUP+=("ip netns del $NS" "rm -rf '$DROP'")
-ip netns add "$NS"
-ip netns exec "$NS" ip link set lo up
+CLEANUP+=("rm -rf '$DROP'")
+new_netns NS reorder
 mkdir "$DROP"
 bpftool prog load "$OUT/bpf/drop_once.bpf.o" "$DROP/prog" type xdp pinmaps "$DROP"
 nsenter --net="/run/netns/$NS" bpftool net attach xdpgeneric pinned "$DROP/prog" dev lo
@@ -43,17 +47,22 @@ echo "$held"
 [ "$(echo "$held" | jq .out_of_order)" -gt 0 ] || fail "no segment arrived out of order: the loss was not exercised"
 
 echo "== receive path, nothing attached ($CG_PLAIN): userspace fallback"
-in_cgroup "$CG_PLAIN" "$OUT/tests/recv_test" fallback "${args[@]}"
+in_cgroup "$CG_PLAIN" "$OUT/tests/recv_test" fallback "${args[@]}" || fail "receive path tests, userspace fallback"
 
 echo "== detach leaves nothing behind"
 prog_ids=$("$CLI" status --pin-dir "$PIN" --json | jq -r '.programs[].prog_id')
 link_ids=$("$CLI" status --pin-dir "$PIN" --json | jq -r '.programs[].link_id')
-map_ids=$(for f in "$PIN"/*; do bpftool -j map show pinned "$f" 2>/dev/null | jq -r '.id // empty'; done)
+# (the folder also holds programs and links: a pin that is no map is skipped, a map must answer)
+map_ids=$(for f in "$PIN"/*; do
+	if m=$(bpftool -j map show pinned "$f" 2>/dev/null); then jq -r .id <<< "$m"; fi
+done)
 [ "$(echo "$prog_ids" | wc -w)" = 5 ] || fail "expected 5 programs, got: $prog_ids"
 [ "$(echo "$map_ids" | wc -w)" -ge 8 ] || fail "expected the pinned maps, got: $map_ids"
 "$CLI" detach --pin-dir "$PIN" --cgroup "$CG"
 [ ! -e "$PIN" ] || fail "$PIN still exists"
-[ -z "$(bpftool cgroup show "$CG" | awk 'NR > 1' | grep -v drop_once)" ] || fail "programs still attached to $CG"
+attached=$(bpftool -j cgroup show "$CG") || fail "bpftool cannot list the programs of $CG"
+# (an empty cgroup: no output at all, rather than [])
+[ "$(jq -s 'add // [] | length' <<< "$attached")" = 0 ] || fail "programs still attached to $CG: $attached"
 for _ in $(seq 50); do # the kernel frees programs and maps after the last reference, asynchronously
 	left=""
 	for id in $prog_ids; do bpftool prog show id "$id" >/dev/null 2>&1 && left="$left prog:$id"; done

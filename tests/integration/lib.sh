@@ -1,14 +1,49 @@
-# Shared by the integration scripts: skips, a test cgroup and bpffs folder of
-# their own, cleanup that runs even on failure, free ports.
+# Shared by the integration scripts: strict mode, skips, a test cgroup, bpffs
+# folder and network namespace of their own, cleanup that runs even on failure,
+# free ports, and the scale of the big cases (PPBPF_SCALE).
 # Safety: never touches the root cgroup's programs, only our own pins and pids.
-set -u
+#
+# Every failure reaches the exit status. Strict mode holds for the whole script
+# (errexit, also inside $(...) and functions; pipefail; nounset): a command that
+# fails ends the script with a "FAIL: <script> line N: ..." line, and so does
+# one that fails inside a $(...) whose status the caller cannot see (the
+# subshell tells the main shell, which exits 1). `fail` works the same way from
+# a subshell. Cleanup is lib.sh's EXIT trap and keeps the exit status: add your
+# own steps to CLEANUP, never a trap of your own (`trap ... EXIT` is refused).
+set -eEuo pipefail
+shopt -s inherit_errexit
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 OUT=$ROOT/.output
 CLI=$OUT/ppbpf
+MAIN_PID=$$ # $$ is the main shell's pid in its subshells too; $BASHPID is theirs
 PIDS=()
 CGROUPS=()
 PINS=()
-CLEANUP=() # more commands for cleanup, run before the cgroups go
+NETNS=()
+CLEANUP=() # more commands for cleanup, run before the network namespaces and cgroups go
+
+# In a subshell ($(...), a pipeline, <(...)), a failure must end the main shell too.
+end_main_shell() {
+	[ "$BASHPID" = "$MAIN_PID" ] || kill -USR2 "$MAIN_PID" 2>/dev/null || true
+}
+
+fail() {
+	if [ "$BASHPID" = "$MAIN_PID" ]; then
+		echo "FAIL: $*"
+	else
+		echo "FAIL: $*" >&2 # stdout may be what a $(...) captures
+	fi
+	end_main_shell
+	exit 1
+}
+
+# The ERR trap: a command failed where errexit ends the (sub)shell. Say which.
+on_error() {
+	local rc=$1 cmd=$2 line=$3
+	[[ $- == *e* ]] || return 0
+	echo "FAIL: ${BASH_SOURCE[1]##*/} line $line: \`$cmd\` exited with status $rc" >&2
+	end_main_shell
+}
 
 skip() {
 	echo "*** SKIPPED: $* ***"
@@ -21,7 +56,7 @@ skip() {
 
 need_root() {
 	[ "$(id -u)" = 0 ] || skip "$1 needs root"
-	[ -d /sys/fs/bpf ] && [ -w /sys/fs/bpf ] || skip "$1 needs a writable bpffs at /sys/fs/bpf"
+	[ -d /sys/fs/bpf ] || skip "$1 needs /sys/fs/bpf (where ppbpf mounts bpffs if none is)"
 }
 
 cgroup2_root() { awk '$3 == "cgroup2" { print $2; exit }' /proc/self/mounts; }
@@ -45,6 +80,15 @@ new_pin_dir() {
 	printf -v "$1" '%s' "$pin"
 }
 
+# new_netns VAR NAME: a network namespace with its loopback up, its name in $VAR, deleted at exit.
+new_netns() {
+	local ns=ppbpf-test-$$-$2
+	NETNS+=("$ns")
+	ip netns add "$ns"
+	ip netns exec "$ns" ip link set lo up
+	printf -v "$1" '%s' "$ns"
+}
+
 # Run a command inside a cgroup (its sockets belong there).
 in_cgroup() {
 	local cg=$1
@@ -54,6 +98,7 @@ in_cgroup() {
 
 # Start a command in the background inside a cgroup; its pid is killed at exit.
 # bash -c runs directly under & so that $! is the pid the command execs into.
+# Nothing reads its exit status unless the script waits for it: do, if it matters.
 spawn_in_cgroup() {
 	local cg=$1
 	shift
@@ -63,13 +108,14 @@ spawn_in_cgroup() {
 
 cleanup() {
 	local rc=$?
+	builtin trap - ERR
+	builtin trap '[ "$rc" != 0 ] || rc=1' USR2 # a subshell's failure, reported late
 	set +e # every step runs, whatever failed before or fails here
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
 	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
 	for pin in "${PINS[@]}"; do "$CLI" detach --pin-dir "$pin" >/dev/null 2>&1; done
 	for cmd in "${CLEANUP[@]}"; do eval "$cmd" >/dev/null 2>&1; done
-	local root
-	root=$(cgroup2_root)
+	for ns in "${NETNS[@]}"; do ip netns del "$ns" 2>/dev/null; done
 	for cg in "${CGROUPS[@]}"; do
 		[ -d "$cg" ] || continue
 		# children first (a test may have made some). Whatever still runs inside was
@@ -80,26 +126,80 @@ cleanup() {
 				rmdir "$dir" 2>/dev/null && break
 				sleep 0.1
 			done
-			[ ! -d "$dir" ] || echo "warning: could not remove $dir"
 		done
 	done
-	exit $rc
+	# Nothing may be left behind: what could not be removed fails the test.
+	local left=()
+	for pin in "${PINS[@]}"; do [ ! -e "$pin" ] || left+=("pin folder $pin"); done
+	for ns in "${NETNS[@]}"; do [ ! -e "/run/netns/$ns" ] || left+=("network namespace $ns"); done
+	for cg in "${CGROUPS[@]}"; do [ ! -d "$cg" ] || left+=("cgroup $cg"); done
+	if [ ${#left[@]} -gt 0 ]; then
+		printf 'FAIL: cleanup could not remove the %s\n' "${left[@]}"
+		[ "$rc" != 0 ] || rc=1
+	fi
+	exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck disable=SC2218 # (the builtin, not the trap() below)
+{
+builtin trap cleanup EXIT
+builtin trap 'on_error $? "$BASH_COMMAND" $LINENO' ERR
+builtin trap 'exit 1' USR2 # from end_main_shell: the FAIL line is already out
+builtin trap 'exit 130' INT TERM
+}
+
+# lib.sh owns the EXIT, ERR and USR2 traps: a script's own would replace cleanup
+# (and with it the exit status, which cleanup must return). Use CLEANUP+=(...).
+# shellcheck disable=SC2064 # (the caller's quoting stands)
+trap() {
+	local args=("$@") sig
+	[ "${args[0]:-}" != -- ] || args=("${args[@]:1}")
+	case ${args[0]:-} in -p | -l | '') builtin trap "$@"; return ;; esac
+	for sig in "${args[@]:1}"; do
+		case ${sig^^} in
+		EXIT | SIGEXIT | 0 | ERR | USR2 | SIGUSR2)
+			fail "trap on $sig: lib.sh's cleanup owns it; add the step to CLEANUP instead" ;;
+		esac
+	done
+	builtin trap "$@"
+}
 
 # A TCP port nothing uses, below the ephemeral range so no client socket can take it.
+# free_port VAR...: one in each VAR, all different (separate $(free_port) calls, which
+# print one, cannot know what the others picked: the same port could come twice).
 free_port() {
-	local low p
+	local low p v taken=" "
 	read -r low _ < /proc/sys/net/ipv4/ip_local_port_range
 	[ "$low" -gt 12000 ] || low=32768
-	while :; do
-		p=$((10000 + RANDOM % (low - 10000)))
-		ss -Htan "sport = :$p" | grep -q . || { echo "$p"; return; }
+	for v in "${@:-}"; do
+		while :; do
+			p=$((10000 + RANDOM % (low - 10000)))
+			[[ $taken != *" $p "* ]] || continue
+			[ -n "$(ss -Htan "sport = :$p")" ] || break # (not `| grep -q`: no SIGPIPE race under pipefail)
+		done
+		taken+="$p "
+		if [ -n "$v" ]; then printf -v "$v" '%s' "$p"; else echo "$p"; fi
 	done
 }
 
-fail() {
-	echo "FAIL: $*"
-	exit 1
+# ---- scale ---------------------------------------------------------------------
+# PPBPF_SCALE=full (the default: the sizes the README gives) or small (a slow
+# guest, e.g. qemu TCG): the big cases run with smaller numbers, and every check
+# is derived from the numbers run, never loosened. The scripts pick sizes with
+# `scaled VAR FULL SMALL` (and hand them to the test programs as arguments),
+# and say `print_scale` once at their start.
+PPBPF_SCALE=${PPBPF_SCALE:-full}
+case $PPBPF_SCALE in
+full | small) ;;
+*) fail "PPBPF_SCALE is '$PPBPF_SCALE': full (the default) or small" ;;
+esac
+
+print_scale() { echo "scale: $PPBPF_SCALE (PPBPF_SCALE)"; }
+
+# scaled VAR FULL SMALL: $VAR is FULL, or SMALL where PPBPF_SCALE=small.
+scaled() {
+	if [ "$PPBPF_SCALE" = small ]; then
+		printf -v "$1" '%s' "$3"
+	else
+		printf -v "$1" '%s' "$2"
+	fi
 }

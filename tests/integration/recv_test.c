@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,6 +47,8 @@ static struct {
 	int port_none;     /* no policy */
 	int port_trust2;   /* policy: --trust 127.0.0.2 only */
 	const char *pin_dir, *cli;
+	int n_in_a_row;    /* connections of the in-a-row test, */
+	int n_closed;      /* and of the leak test (kernel.sh's PPBPF_SCALE) */
 } cfg;
 
 /* ---- header cases ------------------------------------------------------------------- */
@@ -189,6 +192,7 @@ static int make_listener(int port, enum transport t, int defer)
 	struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons((__u16)port) };
 	struct sockaddr_in6 in6 = { .sin6_family = AF_INET6, .sin6_port = htons((__u16)port) };
 	int secs = 5, rc;
+	struct timeval stuck = { 20, 0 };
 
 	assert_true(fd >= 0);
 	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)), 0);
@@ -204,6 +208,8 @@ static int make_listener(int port, enum transport t, int defer)
 	if (rc)
 		fail_msg("failed to bind port %d: %s", port, strerror(errno));
 	assert_int_equal(listen(fd, 1024), 0);
+	/* accept() (and a read of an accepted socket) fails, not waits for ever, when a client failed */
+	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &stuck, sizeof(stuck)), 0);
 	if (n_open_listeners < 8)
 		open_listeners[n_open_listeners++] = fd;
 	return fd;
@@ -616,14 +622,14 @@ static void test_nonblocking_listener(void **state)
 	close_listener(lfd);
 }
 
-/* 1,000 connections in a row, each a random case, pattern, payload and transport. */
+/* 1,000 connections in a row (cfg.n_in_a_row), each a random case, pattern, payload and transport. */
 static void test_thousand_in_a_row(void **state)
 {
 	int port = cfg.port_req;
 	struct prng r = { 20261127 };
 
 	(void)state;
-	for (int i = 0; i < 1000; i++) {
+	for (int i = 0; i < cfg.n_in_a_row; i++) {
 		enum transport t = (enum transport)prng_below(&r, T_MAX);
 		struct conn_test ct = { .hc = &cases[prng_below(&r, (uint32_t)n_cases)], .t = t };
 		int fd;
@@ -929,7 +935,8 @@ static void test_unprivileged_query(void **state)
 		int status;
 
 		assert_int_equal(read(result[0], &info, sizeof(info)), sizeof(info));
-		waitpid(pid, &status, 0);
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		assert_true(WIFEXITED(status)); /* a child killed by a signal has WEXITSTATUS 0 too */
 		assert_int_equal(WEXITSTATUS(status), 0);
 		close(cfd);
 	}
@@ -1030,21 +1037,40 @@ static void test_reordered_segments(void **state)
 	close(map);
 }
 
-/* Run a shell pipeline and return its first line as a number. */
+/*
+ * Run a shell pipeline (bash, with pipefail: every stage must succeed) and
+ * return its output, which must be one number and nothing else (a "null"
+ * from jq is no 0).
+ */
 static long shell_number(const char *fmt, ...)
 {
-	char cmd[1024], line[64] = "";
+	char cmd[1024], line[64] = "", *end;
 	va_list ap;
 	FILE *f;
+	long n;
+	int status;
 
 	va_start(ap, fmt);
 	vsnprintf(cmd, sizeof(cmd), fmt, ap);
 	va_end(ap);
-	f = popen(cmd, "r");
-	if (!f || !fgets(line, sizeof(line), f))
-		fail_msg("no output from: %s", cmd);
-	pclose(f);
-	return strtol(line, NULL, 10);
+	if (setenv("PPBPF_TEST_CMD", cmd, 1))
+		fail_msg("setenv: %s", strerror(errno));
+	f = popen("exec bash -o pipefail -c \"$PPBPF_TEST_CMD\"", "r");
+	if (!f)
+		fail_msg("popen: %s", strerror(errno));
+	if (!fgets(line, sizeof(line), f))
+		line[0] = 0;
+	while (fgetc(f) != EOF) /* the rest, if any: then it is not one number */
+		line[0] = 'x';
+	status = pclose(f);
+	if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status))
+		fail_msg("exit status %d from: %s", status, cmd);
+	line[strcspn(line, "\n")] = 0;
+	errno = 0;
+	n = strtol(line, &end, 10);
+	if (end == line || errno || *end)
+		fail_msg("not a number (\"%s\") from: %s", line, cmd);
+	return n;
 }
 
 /* With nothing attached, the query says so (ENOPROTOOPT), which is what sends ppbpf_accept to userspace. */
@@ -1075,13 +1101,13 @@ static void test_not_attached(void **state)
 /*
  * Live connections show in `ppbpf list --json` and `bpftool map dump` (held on
  * a dual-stack listener: their own addresses list as IPv4); 10,000 closed ones
- * leave no entry.
+ * (cfg.n_closed) leave no entry.
  */
 static void test_table_and_no_leak(void **state)
 {
 	const struct hcase *hc = find_case("v2 TCP4 every TLV + CRC32C");
 	int lfd = make_listener(cfg.port_req, T_V4_ON_V6, 0), held[20], clients[20];
-	long n;
+	long n, tracked;
 
 	(void)state;
 	for (int i = 0; i < 20; i++) {
@@ -1099,7 +1125,8 @@ static void test_table_and_no_leak(void **state)
 	assert_int_equal(n, 20);
 	for (int i = 0; i < 20; i++)
 		close(held[i]), close(clients[i]);
-	for (int i = 0; i < 10000; i++) {
+	tracked = shell_number("%s status --json --pin-dir %s | jq '.counters.tracked'", cfg.cli, cfg.pin_dir);
+	for (int i = 0; i < cfg.n_closed; i++) {
 		int cfd = dial_send(cfg.port_req, T_V4, NULL, hc->bytes, (size_t)hc->len);
 		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 
@@ -1118,6 +1145,8 @@ static void test_table_and_no_leak(void **state)
 	n = shell_number("%s status --json --pin-dir %s | jq '.counters.closed - .counters.tracked'", cfg.cli,
 			 cfg.pin_dir);
 	assert_int_equal(n, 0); /* every tracked connection was seen closing */
+	n = shell_number("%s status --json --pin-dir %s | jq '.counters.tracked'", cfg.cli, cfg.pin_dir);
+	assert_int_equal(n - tracked, cfg.n_closed); /* and each of them was tracked */
 }
 
 int main(int argc, char **argv)
@@ -1148,9 +1177,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_not_attached, teardown_listeners),
 	};
 
-	if (argc < 9) {
+	if (argc != 9 && argc != 11) {
 		fprintf(stderr, "usage: recv_test kernel|fallback|reorder PORT_REQ PORT_RW PORT_OPT PORT_NONE PORT_TRUST2 "
-				"PIN_DIR CLI\n");
+				"PIN_DIR CLI [N_IN_A_ROW (1000) N_CLOSED (10000)]\n");
 		return 2;
 	}
 	cfg.fallback = !strcmp(argv[1], "fallback");
@@ -1161,6 +1190,12 @@ int main(int argc, char **argv)
 	cfg.port_trust2 = atoi(argv[6]);
 	cfg.pin_dir = argv[7];
 	cfg.cli = argv[8];
+	cfg.n_in_a_row = argc > 9 ? atoi(argv[9]) : 1000;
+	cfg.n_closed = argc > 10 ? atoi(argv[10]) : 10000;
+	if (cfg.n_in_a_row < 1 || cfg.n_closed < 1) {
+		fprintf(stderr, "recv_test: N_IN_A_ROW and N_CLOSED must be positive numbers\n");
+		return 2;
+	}
 	send_buf = malloc(BUF_CAP);
 	recv_buf = malloc(BUF_CAP);
 	if (!send_buf || !recv_buf)

@@ -6,16 +6,20 @@
 # kernel's counters and that no table or pending entry is left behind.
 . "$(dirname "$0")/lib.sh"
 need_root "the trust and rejection tests"
-set -e
+print_scale
+scaled N_SPOOF 1000 200     # forged headers, on each of two ports
+scaled N_HELD 10000 1000    # pending headers held open at once
+scaled N_STREAMS 100 20     # connections streaming across the daemon's restart...
+STREAM_SECONDS=6            # ...for this long (the restart takes ~3 s of it)
+scaled STREAM_BYTES "" 67108864 # ...paced to this many bytes in all ("": unpaced, ~1.1 GB)
 
 TEST=$OUT/tests/trust_test
 new_cgroup CG trust
 new_pin_dir PIN trust
-P_PLAIN=$(free_port) P_REJ=$(free_port) P_V2=$(free_port) P_SMALL=$(free_port)
-P_SLOW=$(free_port) P_LOAD=$(free_port) P_STREAM=$(free_port)
+free_port P_PLAIN P_REJ P_V2 P_SMALL P_SLOW P_LOAD P_STREAM P_TABLE
 LOG=$(mktemp /tmp/ppbpf-test-run.XXXXXX)
 CONF=$(mktemp /tmp/ppbpf-test-conf.XXXXXX)
-CLEANUP+=("rm -f '$LOG' '$LOG.2' '$CONF'")
+CLEANUP+=("rm -f '$LOG' '$LOG.2' '$LOG.3' '$CONF'")
 SLOW_TIMEOUT_MS=2000
 
 # The policy, as a config file for the daemon: one group per line.
@@ -48,7 +52,13 @@ start_daemon() {
 	fail "ppbpf run did not start"
 }
 
-counter() { "$CLI" status --pin-dir "$PIN" --json | jq -r ".counters.$1"; }
+# counter NAME: a counter of the kernel side (a number, or the test fails).
+counter() {
+	local v
+	v=$("$CLI" status --pin-dir "$PIN" --json | jq -r ".counters.$1")
+	[[ $v =~ ^[0-9]+$ ]] || fail "counter $1 is '$v', not a number"
+	echo "$v"
+}
 table_size() { "$CLI" status --pin-dir "$PIN" --json | jq -r '"\(.connections) \(.pending)"'; }
 
 # expect_empty WHAT: no connection or pending entry left (closes propagate asynchronously).
@@ -73,11 +83,15 @@ kill -0 "$DAEMON" || fail "the second ppbpf run disturbed the first"
 [ "$("$CLI" status --pin-dir "$PIN" --json | jq -r ".ports[] | select(.port == $P_REJ) | .untrusted")" = reject ] ||
 	fail "the config's 'untrusted reject' is not in the policy"
 
-echo "== spoofing: 1000 forged headers from an untrusted address, on a plain and on a reject port"
+echo "== spoofing: $N_SPOOF forged headers from an untrusted address, on a plain and on a reject port"
 before_untrusted=$(counter untrusted)
-in_cgroup "$CG" "$TEST" spoof "$P_PLAIN" "$P_REJ" 1000 || fail "spoofing"
-[ $(($(counter untrusted) - before_untrusted)) -ge 1000 ] || fail "untrusted peers on the plain port were not counted"
-[ "$(counter rejected_untrusted)" -ge 1020 ] || fail "rejected_untrusted = $(counter rejected_untrusted), want >= 1020"
+in_cgroup "$CG" "$TEST" spoof "$P_PLAIN" "$P_REJ" "$N_SPOOF" || fail "spoofing"
+untrusted=$(counter untrusted) rejected_untrusted=$(counter rejected_untrusted)
+[ $((untrusted - before_untrusted)) -ge "$N_SPOOF" ] ||
+	fail "untrusted peers on the plain port were not counted: $((untrusted - before_untrusted)), want >= $N_SPOOF"
+# each forged header on the reject port, and the 20 before ppbpf_accept's good connection
+[ "$rejected_untrusted" -ge $((N_SPOOF + 20)) ] ||
+	fail "rejected_untrusted = $rejected_untrusted, want >= $((N_SPOOF + 20))"
 grep -q "reason=untrusted" "$LOG" || fail "no 'reason=untrusted' line in the daemon's log"
 expect_empty spoofing
 
@@ -97,12 +111,12 @@ in_cgroup "$CG" "$TEST" slow "$P_SLOW" "$SLOW_TIMEOUT_MS" 200 || fail "slow send
 grep -q "reason=timeout" "$LOG" || fail "no 'reason=timeout' line in the daemon's log"
 expect_empty "slow sender"
 
-echo "== load: 10,000 pending headers held open at once"
+echo "== load: $N_HELD pending headers held open at once"
 daemon_rss() { awk '/VmRSS/ { print $2 }' "/proc/$DAEMON/status"; }
 slab_kib() { awk '/^Slab:/ { print $2 }' /proc/meminfo; }
 rss0=$(daemon_rss) slab0=$(slab_kib)
-exec 3< <(in_cgroup "$CG" "$TEST" load "$P_LOAD" 10000 200; echo "EXIT $?")
-load_pid=$!
+# (the exit status comes as the last line: errexit must not end this subshell before it)
+exec 3< <(rc=0; in_cgroup "$CG" "$TEST" load "$P_LOAD" "$N_HELD" 200 || rc=$?; echo "EXIT $rc")
 while read -r line <&3; do
 	echo "$line"
 	case $line in
@@ -121,7 +135,8 @@ while read -r line <&3; do
 		sweep_ms=$((($(date +%s%N) - start) / 1000000))
 		echo "load: table $conns connections, $pending pending entries; daemon RSS ${rss0} -> ${rss1} KiB;" \
 			"kernel slab +$(((slab1 - slab0) / 1024)) MiB; one status + one sweep: ${sweep_ms} ms"
-		[ "$pending" -ge 10000 ] || fail "load: only $pending pending entries for 10000 held headers"
+		[ "$held" = "$N_HELD" ] || fail "load: $held headers held, want $N_HELD"
+		[ "$pending" -ge "$N_HELD" ] || fail "load: only $pending pending entries for $N_HELD held headers"
 		[ $((rss1 - rss0)) -lt 4096 ] || fail "load: the daemon grew by $((rss1 - rss0)) KiB"
 		kill -USR1 "$test_pid"
 		;;
@@ -132,22 +147,24 @@ done
 [ "${load_ok:-0}" = 1 ] || fail "load test did not finish"
 expect_empty load
 
-echo "== restart: ppbpf run --keep killed with SIGKILL and started again under 100 streams"
-exec 4< <(in_cgroup "$CG" "$TEST" stream "$P_STREAM" 100 6; echo "EXIT $?")
-read -r line <&4
+echo "== restart: ppbpf run --keep killed with SIGKILL and started again under $N_STREAMS streams"
+exec 4< <(rc=0; in_cgroup "$CG" "$TEST" stream "$P_STREAM" "$N_STREAMS" "$STREAM_SECONDS" ${STREAM_BYTES:+"$STREAM_BYTES"} || rc=$?
+	echo "EXIT $rc")
+read -r line <&4 || fail "the stream test ended without a word"
 echo "$line"
-[ "$line" = "STREAMING 100" ] || fail "the streams did not start: $line"
+[ "$line" = "STREAMING $N_STREAMS" ] || fail "the streams did not start: $line"
 kill -KILL "$DAEMON"
 wait "$DAEMON" 2>/dev/null || true
 listed=$("$CLI" list --pin-dir "$PIN" --json | jq --arg p ":$P_STREAM" '[.[] | select(.local | endswith($p))] | length')
-[ "$listed" = 100 ] || fail "after SIGKILL, ppbpf list shows $listed of the 100 streams"
+[ "$listed" = "$N_STREAMS" ] || fail "after SIGKILL, ppbpf list shows $listed of the $N_STREAMS streams"
 sleep 1
 start_daemon "$LOG.2" --config "$CONF" --keep --sweep-ms 50
+RESTARTED=$DAEMON
 grep -q "picked up" "$LOG.2" || fail "the restarted daemon did not pick up the pinned programs"
 sleep 1
 listed=$("$CLI" list --pin-dir "$PIN" --json |
 	jq --arg p ":$P_STREAM" '[.[] | select((.local | endswith($p)) and .state == "done")] | length')
-[ "$listed" = 100 ] || fail "after the restart, ppbpf list shows $listed of the 100 streams"
+[ "$listed" = "$N_STREAMS" ] || fail "after the restart, ppbpf list shows $listed of the $N_STREAMS streams"
 while read -r line <&4; do
 	echo "$line"
 	case $line in
@@ -163,7 +180,7 @@ echo "== live policy change: untrusted peers of a port go from reject to plain a
 [ "$("$CLI" status --pin-dir "$PIN" --json | jq -r ".ports[] | select(.port == $P_REJ) | .untrusted")" = plain ] ||
 	fail "the live change did not take"
 in_cgroup "$CG" "$TEST" plain "$P_REJ" 50 || fail "untrusted peers after the live change to plain"
-kill -HUP "$DAEMON"
+kill -HUP "$RESTARTED"
 for _ in $(seq 50); do grep -q "policy reloaded" "$LOG.2" && break; sleep 0.1; done
 grep -q "policy reloaded" "$LOG.2" || fail "SIGHUP did not reload the config"
 [ "$("$CLI" status --pin-dir "$PIN" --json | jq -r ".ports[] | select(.port == $P_REJ) | .untrusted")" = reject ] ||
@@ -172,23 +189,29 @@ grep -q "policy reloaded" "$LOG.2" || fail "SIGHUP did not reload the config"
 echo "== table full: capacity 10, the 11th tracked connection is reset"
 new_cgroup CG_SMALL table
 new_pin_dir PIN_SMALL table
-P_TABLE=$(free_port)
-start_daemon "$LOG.2" --cgroup "$CG_SMALL" --pin-dir "$PIN_SMALL" --table-size 10 --port "$P_TABLE" \
+# (a log of its own: the restarted daemon still writes to $LOG.2)
+start_daemon "$LOG.3" --cgroup "$CG_SMALL" --pin-dir "$PIN_SMALL" --table-size 10 --port "$P_TABLE" \
 	--trust 127.0.0.1 --sweep-ms 50
 SMALL_DAEMON=$DAEMON
 in_cgroup "$CG_SMALL" "$TEST" tablefull "$P_TABLE" 10 || fail "table full"
 full=$("$CLI" status --pin-dir "$PIN_SMALL" --json | jq -r .counters.rejected_table_full)
 [ "$full" = 1 ] || fail "rejected_table_full = $full, want 1"
-grep -q "reason=no_room" "$LOG.2" || fail "no 'reason=no_room' line in the daemon's log"
+grep -q "reason=no_room" "$LOG.3" || fail "no 'reason=no_room' line in the daemon's log"
 
 echo "== SIGTERM: the daemon without --keep detaches and removes its pins"
 kill -TERM "$SMALL_DAEMON"
 wait "$SMALL_DAEMON" || fail "ppbpf run exited with $? on SIGTERM"
 [ ! -e "$PIN_SMALL" ] || fail "$PIN_SMALL still exists after SIGTERM"
-grep -q "detached" "$LOG.2" || fail "no 'detached' line on SIGTERM"
+grep -q "detached" "$LOG.3" || fail "no 'detached' line on SIGTERM"
+
+echo "== SIGTERM with --keep: the restarted daemon, alive to the end, exits cleanly and leaves its pins"
+kill -0 "$RESTARTED" || fail "the restarted ppbpf run died during the tests: $(tail -3 "$LOG.2")"
 
 echo "counters: $("$CLI" status --pin-dir "$PIN" --json | jq -c '.counters | {rejected, rejected_untrusted,
 	rejected_version, rejected_timeout, error_v1, error_v2, error_too_large, not_proxy, resets, held_segments,
 	dropped_segments, events_lost}')"
-echo "daemon log: $(grep -c 'rejected peer=' "$LOG" "$LOG.2" | tr '\n' ' ')lines of rejections"
+echo "daemon log: $(grep -c 'rejected peer=' "$LOG" "$LOG.2" "$LOG.3" | tr '\n' ' ')lines of rejections"
+kill -TERM "$RESTARTED"
+wait "$RESTARTED" || fail "ppbpf run --keep exited with $? on SIGTERM"
+[ -e "$PIN" ] || fail "ppbpf run --keep removed $PIN on SIGTERM"
 echo "PASS: trust and rejection"
