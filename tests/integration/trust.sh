@@ -10,7 +10,7 @@ print_scale
 scaled N_SPOOF 1000 200     # forged headers, on each of two ports
 scaled N_HELD 10000 1000    # pending headers held open at once
 scaled N_STREAMS 100 20     # connections streaming across the daemon's restart...
-STREAM_SECONDS=6            # ...for this long (the restart takes ~3 s of it)
+STREAM_SECONDS=3            # ...on for this long after the restart (pacing: see STREAM_BYTES)
 scaled STREAM_BYTES "" 67108864 # ...paced to this many bytes in all ("": unpaced, ~1.1 GB)
 
 TEST=$OUT/tests/trust_test
@@ -152,7 +152,8 @@ exec 4< <(rc=0; in_cgroup "$CG" "$TEST" stream "$P_STREAM" "$N_STREAMS" "$STREAM
 	echo "EXIT $rc")
 read -r line <&4 || fail "the stream test ended without a word"
 echo "$line"
-[ "$line" = "STREAMING $N_STREAMS" ] || fail "the streams did not start: $line"
+read -r word started stream_pid <<< "$line"
+[ "$word $started" = "STREAMING $N_STREAMS" ] || fail "the streams did not start: $line"
 kill -KILL "$DAEMON"
 wait "$DAEMON" 2>/dev/null || true
 listed=$("$CLI" list --pin-dir "$PIN" --json | jq --arg p ":$P_STREAM" '[.[] | select(.local | endswith($p))] | length')
@@ -165,6 +166,8 @@ sleep 1
 listed=$("$CLI" list --pin-dir "$PIN" --json |
 	jq --arg p ":$P_STREAM" '[.[] | select((.local | endswith($p)) and .state == "done")] | length')
 [ "$listed" = "$N_STREAMS" ] || fail "after the restart, ppbpf list shows $listed of the $N_STREAMS streams"
+sleep "$STREAM_SECONDS" # streaming on under the new daemon, then the go-ahead to stop and check every byte
+kill -USR1 "$stream_pid"
 while read -r line <&4; do
 	echo "$line"
 	case $line in

@@ -595,6 +595,32 @@ static int run_slow(int port, int timeout_ms, int n_good)
 	return 0;
 }
 
+/* ---- trust.sh's go-ahead ---------------------------------------------------------------- */
+
+/*
+ * SIGUSR1 from trust.sh says "go on". Blocked first, in this thread and the
+ * threads it creates next, so that none of them is killed by it.
+ */
+static void block_go_ahead(void)
+{
+	sigset_t usr1;
+
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &usr1, NULL);
+}
+
+/* Wait at most `seconds` for the go-ahead. */
+static bool wait_go_ahead(int seconds)
+{
+	struct timespec wait = { seconds, 0 };
+	sigset_t usr1;
+
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	return sigtimedwait(&usr1, NULL, &wait) == SIGUSR1;
+}
+
 /* ---- load -------------------------------------------------------------------------------- */
 
 static long rss_kib(void)
@@ -681,17 +707,10 @@ static int run_load(int port, int n_held, int n_good)
 	       now_s() - t0, ls.accepted);
 	CHECK(opened == n_held, "load: only %d of %d connections opened", opened, n_held);
 	/* trust.sh reads the kernel's figures now (pending entries, memory), then sends SIGUSR1. */
-	{
-		sigset_t usr1;
-		struct timespec wait = { 30, 0 };
-
-		sigemptyset(&usr1);
-		sigaddset(&usr1, SIGUSR1);
-		pthread_sigmask(SIG_BLOCK, &usr1, NULL);
-		printf("LOAD_HELD %d %d\n", opened, (int)getpid());
-		fflush(stdout);
-		CHECK(sigtimedwait(&usr1, NULL, &wait) == SIGUSR1, "load: no go-ahead from trust.sh in 30 s");
-	}
+	block_go_ahead();
+	printf("LOAD_HELD %d %d\n", opened, (int)getpid());
+	fflush(stdout);
+	CHECK(wait_go_ahead(30), "load: no go-ahead from trust.sh in 30 s");
 	ok = good_requests(port, n_good, &slowest);
 	CHECK(ok == n_good, "load: only %d of %d good connections served beside %d pending ones", ok, n_good,
 	      opened);
@@ -786,7 +805,13 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
-/* bytes: about how many the n streams send in all (paced), or 0 for 4 KiB each every 2 ms. */
+/*
+ * n streams until trust.sh's go-ahead (which it gives once it has restarted
+ * the daemon and checked the table), at most STREAM_MAX_S. bytes: about how
+ * many the streams send in all (paced over `seconds`), or 0 for 4 KiB each
+ * every 2 ms.
+ */
+#define STREAM_MAX_S 120
 static int run_stream(int port, int n, int seconds, unsigned long long bytes)
 {
 	struct streamer *rd = calloc((size_t)n, sizeof(*rd));
@@ -795,6 +820,7 @@ static int run_stream(int port, int n, int seconds, unsigned long long bytes)
 	volatile int stop = 0;
 	unsigned long long total = 0;
 	long pause_ms = 2;
+	double t0;
 	__u8 hdr[64];
 
 	if (bytes) { /* writes per stream = bytes / n / 4 KiB, spread over the seconds */
@@ -803,6 +829,7 @@ static int run_stream(int port, int n, int seconds, unsigned long long bytes)
 		if (writes && seconds * 1000ULL / writes > (unsigned long long)pause_ms)
 			pause_ms = (long)(seconds * 1000ULL / writes);
 	}
+	block_go_ahead(); /* before the threads: they inherit the mask */
 	for (int k = 0; k < n; k++) {
 		int hl = forged_v2(hdr, sizeof(hdr), 60, 20000 + k);
 
@@ -825,9 +852,10 @@ static int run_stream(int port, int n, int seconds, unsigned long long bytes)
 			      !pthread_create(&rd[k].thread, NULL, reader_main, &rd[k]),
 		      "stream %d: no thread", k);
 	}
-	printf("STREAMING %d\n", n);
+	printf("STREAMING %d %d\n", n, (int)getpid());
 	fflush(stdout);
-	sleep_ms(seconds * 1000L);
+	t0 = now_s();
+	CHECK(wait_go_ahead(STREAM_MAX_S), "stream: no go-ahead from trust.sh in %d s", STREAM_MAX_S);
 	stop = 1;
 	for (int k = 0; k < n; k++) {
 		pthread_join(wr[k].thread, NULL);
@@ -842,8 +870,8 @@ static int run_stream(int port, int n, int seconds, unsigned long long bytes)
 		close(wr[k].fd);
 		close(rd[k].fd);
 	}
-	printf("stream: %d connections, %llu bytes in %d s (a 4 KiB write every %ld ms each), %d broken\n", n, total,
-	       seconds, pause_ms, broken);
+	printf("stream: %d connections, %llu bytes in %.1f s (a 4 KiB write every %ld ms each), %d broken\n", n,
+	       total, now_s() - t0, pause_ms, broken);
 	close(lfd);
 	free(rd);
 	free(wr);
