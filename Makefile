@@ -57,6 +57,10 @@ BENCH := $(OUTPUT)/bench_codec
 BENCH_NET := $(OUTPUT)/bench_net
 FUZZ := $(OUTPUT)/fuzz_parse
 
+# Each test group's time, said as it ends and listed at the end of make test / vm-suite.
+TIMES := $(OUTPUT)/test-times.txt
+TIMED := TIMES_FILE=$(abspath $(TIMES)) scripts/timed.sh
+
 LIBBPF_LIBS := $(shell pkg-config --libs libbpf 2>/dev/null || echo -lbpf -lelf -lz)
 
 .PHONY: all test unit unit-san bpf-check cli-test integration fuzz bench install demo clean deps \
@@ -158,9 +162,9 @@ cli-test: $(CLI)
 
 # Real sockets in test cgroups (root): the receive path, then real HAProxy in front.
 integration: all $(RECV_TEST) $(TRUST_TEST)
-	$(Q)tests/integration/kernel.sh
-	$(Q)tests/integration/trust.sh
-	$(Q)tests/integration/haproxy.sh
+	$(Q)$(TIMED) kernel.sh tests/integration/kernel.sh
+	$(Q)$(TIMED) trust.sh tests/integration/trust.sh
+	$(Q)$(TIMED) haproxy.sh tests/integration/haproxy.sh
 
 # Debian 12's kernel (6.1) under qemu: vm-test builds on the host, then boots it to run
 # vm-suite, which uses what the host built: nothing is built or installed in the guest.
@@ -170,9 +174,11 @@ vm-test: deps
 	$(Q)scripts/vm-test.sh
 
 vm-suite:
-	$(Q)tests/integration/run_bpf_check.sh $(BPF_CHECK)
-	$(Q)tests/integration/kernel.sh
-	$(Q)tests/integration/trust.sh
+	$(Q)rm -f $(TIMES)
+	$(Q)$(TIMED) bpf-check tests/integration/run_bpf_check.sh $(BPF_CHECK)
+	$(Q)$(TIMED) kernel.sh tests/integration/kernel.sh
+	$(Q)$(TIMED) trust.sh tests/integration/trust.sh
+	@echo "ALL GUEST TESTS PASSED on $$(uname -r)"; cat $(TIMES)
 
 # ---- fuzzing ---------------------------------------------------------------------
 FUZZ_SECONDS ?= 30
@@ -186,14 +192,15 @@ fuzz: $(FUZZ)
 
 # ---- entry points ------------------------------------------------------------------
 test: deps
-	$(Q)$(MAKE) all
-	$(Q)$(MAKE) unit
-	$(Q)$(MAKE) unit-san
-	$(Q)$(MAKE) cli-test
-	$(Q)$(MAKE) bpf-check
+	$(Q)rm -f $(TIMES)
+	$(Q)$(TIMED) build $(MAKE) all
+	$(Q)$(TIMED) unit $(MAKE) unit
+	$(Q)$(TIMED) unit-san $(MAKE) unit-san
+	$(Q)$(TIMED) cli-test $(MAKE) cli-test
+	$(Q)$(TIMED) bpf-check $(MAKE) bpf-check
 	$(Q)$(MAKE) integration
-	$(Q)$(MAKE) fuzz
-	@echo "ALL TESTS PASSED"
+	$(Q)$(TIMED) fuzz $(MAKE) fuzz
+	@echo "ALL TESTS PASSED on $$(uname -r)"; cat $(TIMES)
 
 $(BENCH): tests/bench/bench_codec.c $(LIBA) $(HDRS) | $(OUTPUT)
 	$(call msg,CC,$@)
