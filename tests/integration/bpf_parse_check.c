@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * Loads bpf/parse_check.bpf.c (the shared parser compiled for BPF) through
+ * Loads ppbpf's own parser program (ppbpf_selftest in bpf/ppbpf.bpf.c, the
+ * parser ingress runs, as this kernel's verifier leaves it) through
  * the verifier, then runs it with BPF_PROG_TEST_RUN on every parser vector,
  * every prefix of them and on mutated inputs, and requires the kernel's
  * answer to equal the userspace parser's, byte for byte.
@@ -15,7 +16,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "vectors.h" /* before the skeleton: it names the parser's structs */
-#include "parse_check.skel.h"
+#include "ppbpf.skel.h"
 
 #define EXIT_SKIP 77
 /* Mutated inputs per run. */
@@ -24,7 +25,7 @@
 #define BPF_INPUT_MAX 4096
 
 struct checker {
-	struct parse_check_bpf *skel;
+	struct ppbpf_bpf *skel;
 	int prog_fd;
 	long runs;
 	long mismatches;
@@ -36,18 +37,18 @@ static int kernel_parse(struct checker *c, const __u8 *buf, size_t n, __u32 max,
 	LIBBPF_OPTS(bpf_test_run_opts, opts);
 	int err;
 
-	memcpy(c->skel->bss->input.data, buf, n);
-	c->skel->bss->input_len = (__u32)n;
-	c->skel->bss->max_len = max;
-	c->skel->bss->rc = 0x7fffffff;
+	memcpy(c->skel->bss->selftest_in.data, buf, n);
+	c->skel->bss->selftest_len = (__u32)n;
+	c->skel->bss->selftest_max = max;
+	c->skel->bss->selftest_rc = 0x7fffffff;
 	err = bpf_prog_test_run_opts(c->prog_fd, &opts);
 	if (err) {
 		fprintf(stderr, "failed to run the BPF parser: %s\n", strerror(-err));
 		exit(1);
 	}
-	memcpy(h, &c->skel->bss->hdr, sizeof(*h));
+	memcpy(h, &c->skel->bss->selftest_hdr, sizeof(*h));
 	c->runs++;
-	return c->skel->bss->rc;
+	return c->skel->bss->selftest_rc;
 }
 
 /* One input through both parsers; counts and reports a difference. */
@@ -135,12 +136,32 @@ static void print_verifier_cost(int prog_fd)
 		       info.xlated_prog_len / 8, info.verified_insns);
 }
 
+/* ppbpf's object with only its parser program loaded (the others need no checking here). */
+static struct ppbpf_bpf *open_parser(void)
+{
+	struct ppbpf_bpf *skel = ppbpf_bpf__open();
+	struct bpf_program *prog;
+	int err;
+
+	if (!skel)
+		return NULL;
+	bpf_object__for_each_program(prog, skel->obj)
+		bpf_program__set_autoload(prog, prog == skel->progs.ppbpf_selftest);
+	err = ppbpf_bpf__load(skel);
+	if (err) {
+		ppbpf_bpf__destroy(skel);
+		errno = -err;
+		return NULL;
+	}
+	return skel;
+}
+
 int main(void)
 {
 	struct checker c = {};
 	int err;
 
-	c.skel = parse_check_bpf__open_and_load();
+	c.skel = open_parser();
 	if (!c.skel) {
 		err = -errno;
 		if (geteuid() != 0 || err == -EPERM) {
@@ -150,9 +171,9 @@ int main(void)
 		fprintf(stderr, "failed to load the BPF parser: %s\n", strerror(-err));
 		return 1;
 	}
-	c.prog_fd = bpf_program__fd(c.skel->progs.parse_check);
+	c.prog_fd = bpf_program__fd(c.skel->progs.ppbpf_selftest);
 	print_verifier_cost(c.prog_fd);
 	err = run_checks(&c);
-	parse_check_bpf__destroy(c.skel);
+	ppbpf_bpf__destroy(c.skel);
 	return err;
 }

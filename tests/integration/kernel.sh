@@ -20,6 +20,13 @@ bpffs_before=$(stat -f -c %T /sys/fs/bpf)
 # where nothing was mounted (a fresh machine; .ci/run makes it so), attach mounted bpffs itself
 [ "$(stat -f -c %T /sys/fs/bpf)" = bpf_fs ] || fail "/sys/fs/bpf is not a bpffs after attach (was: $bpffs_before)"
 echo "bpffs at /sys/fs/bpf: $bpffs_before before the first attach, bpf_fs after"
+# The feature probe, as the README's kernel table says: bpf_sock_destroy from 6.5 on, nothing else missing.
+kernel=$("$CLI" status --pin-dir "$PIN" --json | jq -c .kernel)
+echo "kernel: $kernel"
+release=$(uname -r)
+if [ "$(printf '%s\n' 6.5 "${release%%-*}" | sort -V | head -1)" = 6.5 ]; then want='[]'; else want='["bpf_sock_destroy"]'; fi
+jq -e --argjson want "$want" '.supported and ([.lacks[].feature] == $want)' <<< "$kernel" >/dev/null ||
+	fail "the probe of $release says $kernel; want lacks = $want"
 "$CLI" attach --cgroup "$CG" --pin-dir "$PIN" --port "$P_RW" --trust $LOOP --rewrite-peer
 "$CLI" attach --cgroup "$CG" --pin-dir "$PIN" --port "$P_OPT" --trust $LOOP --optional
 "$CLI" attach --cgroup "$CG" --pin-dir "$PIN" --port "$P_T2" --trust 127.0.0.2
