@@ -75,6 +75,12 @@ expect_empty() {
 echo "== ppbpf run --config (pins in $PIN)"
 start_daemon "$LOG" --config "$CONF" --keep --sweep-ms 50 --log-rate 1000
 "$CLI" status --pin-dir "$PIN" | sed -n '/^ports:/,/^tlv/p'
+# Without bpf_sock_destroy (before 6.5) the daemon resets over inet_diag: it checks that works, and says so.
+if "$CLI" status --pin-dir "$PIN" --json | jq -e '[.kernel.lacks[].feature] | index("bpf_sock_destroy")' >/dev/null; then
+	grep -q "rejected connections are reset over inet_diag" "$LOG" ||
+		fail "this kernel lacks bpf_sock_destroy, and the daemon did not say resets over inet_diag work: $(cat "$LOG")"
+	echo "resets: over inet_diag (SOCK_DESTROY), checked by the daemon at start"
+fi
 rc=0
 second=$(timeout 10 "$CLI" run --config "$CONF" 2>&1) || rc=$?
 [ "$rc" = 1 ] && grep -q "another ppbpf run serves" <<< "$second" ||

@@ -18,6 +18,7 @@
 #include <bpf/libbpf.h>
 #include <ppbpf/ppbpf.h>
 #include "cli.h"
+#include "features.h"
 #include "loader.h"
 #include "options.h"
 #include "sockdiag.h"
@@ -142,6 +143,33 @@ struct resetter {
 	int last_error;   /* what the last failed reset said, so a failure is logged once until it changes */
 };
 
+/* Why resets over inet_diag fail, once per kind of failure. */
+static void say_reset_failure(struct resetter *r, int err)
+{
+	if (err != r->last_error)
+		fprintf(stderr, LOG_ERR "ppbpf: cannot reset rejected connections over inet_diag (SOCK_DESTROY): "
+			"%s; they stay open, and none of their bytes are delivered\n",
+			err == -EINVAL ? "unreadable sweep line"
+			: err == -ENOENT ? "tcp_diag is not loaded" : strerror(-err));
+	r->last_error = err;
+}
+
+/*
+ * This kernel's sweep asks for resets (no bpf_sock_destroy): check now, on a
+ * loopback connection of our own, that they work, and say so either way.
+ */
+static void resetter_start(struct resetter *r)
+{
+	int err = r->fd = sockdiag_open();
+
+	if (r->fd >= 0)
+		err = sockdiag_probe(r->fd);
+	if (err)
+		say_reset_failure(r, err);
+	else
+		fprintf(stderr, LOG_INFO "ppbpf: rejected connections are reset over inet_diag (SOCK_DESTROY)\n");
+}
+
 /* Reset the socket a sweep line names. Returns 1 if it was reset, else 0 (said once per kind of failure). */
 static int reset_named(struct resetter *r, const char *line, int len)
 {
@@ -155,13 +183,11 @@ static int reset_named(struct resetter *r, const char *line, int len)
 		err = r->fd;
 	if (!err)
 		err = sockdiag_destroy(r->fd, &t);
-	if (!err || err == -ENOENT) /* gone already: closed meanwhile */
-		return !err;
-	if (err != r->last_error)
-		fprintf(stderr, LOG_ERR "ppbpf: failed to reset a rejected connection over inet_diag (SOCK_DESTROY): "
-			"%s; rejected connections stay open, and none of their bytes are delivered\n",
-			err == -EINVAL ? "unreadable sweep line" : strerror(-err));
-	r->last_error = err;
+	if (!err)
+		return 1;
+	if (err == -ENOENT && r->last_error != -ENOENT)
+		return 0; /* closed meanwhile (or tcp_diag is missing, which resetter_start said) */
+	say_reset_failure(r, err);
 	return 0;
 }
 
@@ -242,8 +268,13 @@ static void reload(int argc, char **argv, struct attach_args *a)
 static int serve(int argc, char **argv, struct attach_args *a, struct ring_buffer *rb)
 {
 	struct resetter resetter = { .fd = -1 };
+	struct kernel_report kr;
 	long next_sweep = 0;
 	int rc = EXIT_OK;
+
+	features_probe(&kr);
+	if (!kr.sock_destroy)
+		resetter_start(&resetter);
 
 	while (!stop_signal) {
 		long now = now_ms();

@@ -83,3 +83,59 @@ int sockdiag_destroy(int fd, const struct reset_target *t)
 		return -EPROTO;
 	return ack.err.error; /* 0, or -errno */
 }
+
+/* A connected pair on loopback: *server is the accepted end. 0 or -errno. */
+static int loopback_pair(int *client, int *server)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), rc = 0;
+
+	*client = *server = -1;
+	if (l < 0)
+		return -errno;
+	if (bind(l, (struct sockaddr *)&a, sizeof(a)) || listen(l, 1) || getsockname(l, (struct sockaddr *)&a, &len) ||
+	    (*client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+	    connect(*client, (struct sockaddr *)&a, sizeof(a)) || (*server = accept4(l, NULL, NULL, SOCK_CLOEXEC)) < 0)
+		rc = -errno;
+	close(l);
+	return rc;
+}
+
+/* The reset target of a connected socket: its endpoints and cookie. 0 or -errno. */
+static int target_of(int fd, struct reset_target *t)
+{
+	struct sockaddr_in local, remote;
+	socklen_t ll = sizeof(local), rl = sizeof(remote), cl = sizeof(t->cookie);
+
+	memset(t, 0, sizeof(*t));
+	if (getsockname(fd, (struct sockaddr *)&local, &ll) || getpeername(fd, (struct sockaddr *)&remote, &rl) ||
+	    getsockopt(fd, SOL_SOCKET, SO_COOKIE, &t->cookie, &cl))
+		return -errno;
+	t->family = AF_INET;
+	memcpy(t->local, &local.sin_addr, 4);
+	memcpy(t->remote, &remote.sin_addr, 4);
+	t->local_port = ntohs(local.sin_port);
+	t->remote_port = ntohs(remote.sin_port);
+	return 0;
+}
+
+int sockdiag_probe(int fd)
+{
+	struct reset_target t;
+	int client, server, rc, so_error = 0;
+	socklen_t len = sizeof(so_error);
+
+	rc = loopback_pair(&client, &server);
+	if (!rc)
+		rc = target_of(server, &t);
+	if (!rc)
+		rc = sockdiag_destroy(fd, &t);
+	if (!rc && (getsockopt(server, SOL_SOCKET, SO_ERROR, &so_error, &len) || so_error != ECONNABORTED))
+		rc = -EPROTO; /* the kernel said yes, but the socket was not aborted */
+	if (client >= 0)
+		close(client);
+	if (server >= 0)
+		close(server);
+	return rc;
+}

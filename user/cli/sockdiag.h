@@ -27,5 +27,11 @@ int sockdiag_open(void);
  * gone, -ESTALE if its 4-tuple now belongs to another socket.
  */
 int sockdiag_destroy(int fd, const struct reset_target *t);
+/*
+ * Can this process reset sockets with fd? A loopback connection made for the
+ * purpose is reset and checked. 0, or -errno (as sockdiag_destroy; -ENOENT
+ * also when tcp_diag could not be loaded).
+ */
+int sockdiag_probe(int fd);
 
 #endif
