@@ -607,6 +607,14 @@ printf 'trust 127.0.0.1\n' > "$TMP/noport.conf"
 expect_usage "run: a config policy line without a port" pp run --config "$TMP/noport.conf"
 check "run: a missing config file is a failure (1)" \
 	'pp run --config "$TMP/none.conf" 2>/dev/null; [ $? = 1 ]'
+expect_json "status --json unattached: the kernel's release and what it lacks" 0 \
+	'.attached == false and (.kernel.release | length > 0) and (.kernel.supported | type == "boolean")
+	 and (.kernel.lacks | type == "array") and all(.kernel.lacks[]; (.feature | length > 0) and (.since | length > 0))' \
+	pp status --pin-dir "$TMP/nothing-here" --json
+check "status unattached: one line on the kernel" \
+	'out=$(pp status --pin-dir "$TMP/nothing-here") && grep -q "^not attached" <<<"$out" && grep -q "^kernel: " <<<"$out"'
+expect_json "status --json escapes the pin folder it names" 0 '.attached == false and .pin_dir == "/x\",\"attached\":true,\"y\":\""' \
+	pp status --pin-dir '/x","attached":true,"y":"' --json
 if command -v systemd-analyze >/dev/null; then
 	check "the systemd unit installs and passes systemd-analyze verify" \
 		'make -s -C "$(dirname "$0")/../.." install PREFIX="$TMP/usr" SYSTEMD_UNIT_DIR="$TMP/unit" >/dev/null &&
