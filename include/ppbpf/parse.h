@@ -806,6 +806,8 @@ PPBPF_SUBPROG int ppbpf_parse_v2(const ppbpf_buf_t *buf, __u32 len, __u32 max, s
 			return PPBPF_E_V2_COMMAND;
 		if (len > 13 && ((PPBPF_AT(buf, 13) >> 4) > 3 || (PPBPF_AT(buf, 13) & 0xF) > 2))
 			return PPBPF_E_V2_FAMILY;
+		if (len >= max) /* no v2 header is shorter than its fixed part: it cannot fit */
+			return PPBPF_E_TOO_LARGE;
 		return PPBPF_E_INCOMPLETE;
 	}
 	if (!ppbpf_v2_sig(buf))
