@@ -58,7 +58,8 @@ P_NGX=$(free_port) P_NGXPP=$(free_port) P_BK=$(free_port) P_HAB=$(free_port) P_H
 
 spawn_in_cgroup "$CG_U" "$B" server "$P_PLAIN" plain
 spawn_in_cgroup "$CG_K" "$B" server "$P_K" ppbpf
-spawn_in_cgroup "$CG_U" "$B" server "$P_U" ppbpf
+# (iv): the library's userspace fallback honours headers only from a trust list it is given
+spawn_in_cgroup "$CG_U" env PPBPF_FALLBACK_TRUST=127.0.0.1 "$B" server "$P_U" ppbpf
 spawn_in_cgroup "$CG_K" "$B" server "$P_T" plain
 
 # One process each, like the single-threaded bench servers.

@@ -6,7 +6,8 @@
  * programs run): call ppbpf_parse(). This library adds what only userspace
  * needs: error texts, a builder, TLV iteration and decoding, address
  * formatting, and the per-socket query of the kernel side (ppbpf_get,
- * ppbpf_accept), with a userspace fallback where it is not attached.
+ * ppbpf_accept), with a userspace fallback where it is not attached (off
+ * unless given a trust list).
  *
  * Functions return a negative errno on failure unless stated otherwise.
  */
@@ -139,19 +140,32 @@ PPBPF_API void ppbpf_tlv_iter_init_raw(struct ppbpf_tlv_iter *it, const void *tl
  * socket is not tracked: its port has no policy, or its peer is not trusted),
  * -ENOPROTOOPT (ppbpf is not attached to the socket's cgroup), or -errno.
  * A socket that accept() returned before the kernel side set it up (a few
- * microseconds) is asked again for up to 100 ms; -EAGAIN if still not ready.
+ * microseconds) is asked again for up to 1 s; -EAGAIN if still not ready.
  */
 PPBPF_API int ppbpf_get(int fd, struct ppbpf_info *out);
 /* The TLV bytes kept for the socket (at most PPBPF_TLV_MAX). Returns the count or -errno. */
 PPBPF_API int ppbpf_get_tlvs(int fd, void *buf, size_t cap);
 /*
  * Wait until the socket's header is judged (state other than PENDING), for
- * at most timeout_ms (-1: no limit). Returns 0 with *out filled, -ETIMEDOUT,
- * -ECONNRESET if the peer closed first (or the daemon reset a rejected
- * socket), -ESTALE if more bytes are queued than the kernel side saw (it
- * holds header segments back until the verdict, so this means the socket
- * received data before it was tracked; parse in userspace, as ppbpf_accept
- * does), or what ppbpf_get() returns. Call it before reading from the socket.
+ * at most timeout_ms (-1: no limit; 0: one query). It sleeps (SO_RCVLOWAT +
+ * poll) until the bytes the header needs are queued, and asks the kernel
+ * again at least every 50 ms, since some verdicts come without a byte (the
+ * daemon's sweep makes a silent peer of an optional port plain); when the
+ * timeout ends it asks once more. Returns:
+ *   0            *out filled, state DONE, PLAIN or ERROR;
+ *   -ETIMEDOUT   still pending at the timeout (*out: the last answer);
+ *   -ECONNRESET  the peer closed (FIN or RST) before the header was judged,
+ *                or the socket failed: no byte that could complete it will
+ *                come (a health check's connect + close ends here at once);
+ *   -ESTALE      more bytes are queued than the kernel side saw (it holds
+ *                header segments back until the verdict, so this means the
+ *                socket received data before it was tracked): the record
+ *                cannot be trusted for this stream, and the port's policy
+ *                (versions, size limit) is not in it; ppbpf_accept closes
+ *                such a connection;
+ *   or what ppbpf_get() returns. It never spins: every pass sleeps until a
+ * byte, a FIN or the next query. It keeps the socket's SO_RCVLOWAT. Call it
+ * before reading from the socket.
  */
 PPBPF_API int ppbpf_wait(int fd, int timeout_ms, struct ppbpf_info *out);
 /*
@@ -167,15 +181,40 @@ PPBPF_API int ppbpf_info_source(const struct ppbpf_info *info, int want_af, stru
 
 /* Default wait for a header in ppbpf_accept(): the spec's advice for a receiver. */
 #define PPBPF_ACCEPT_TIMEOUT_MS 3000
+/*
+ * What ppbpf_accept() waits past its timeout for the kernel's verdict on a
+ * peer that has sent nothing: the daemon's sweep gives it up to --sweep-ms
+ * (default 100) after the port's --timeout.
+ */
+#define PPBPF_ACCEPT_GRACE_MS 250
+/* Environment variable with the userspace fallback's trust list, where opts give none. */
+#define PPBPF_FALLBACK_TRUST_ENV "PPBPF_FALLBACK_TRUST"
 
-/* Options of ppbpf_accept_opts(). Zero-initialise. */
+/*
+ * Options of ppbpf_accept_opts(). Zero-initialise: a zero field keeps the
+ * default. Fields are only ever added at the end, so sources stay
+ * compatible; a binary built against an older ppbpf.h passes a shorter
+ * struct than the library reads, and must be rebuilt.
+ */
 struct ppbpf_accept_opts {
 	int timeout_ms;           /* wait for the header at most this long; 0 = default */
 	struct ppbpf_info *info;  /* if set, receives the record of the returned connection */
-	int no_fallback;          /* 1: do not parse in userspace where the kernel side is absent */
+	int no_fallback;          /* 1: never parse in userspace, whatever fallback_trust and
+				   * PPBPF_FALLBACK_TRUST say */
 	void *tlvs;               /* if set, receives the header's TLV bytes (as ppbpf_get_tlvs) */
 	size_t tlvs_cap;          /* room at tlvs; the fallback keeps PPBPF_TLV_CAP_DEFAULT at most */
 	size_t tlvs_len;          /* out: TLV bytes written */
+	/*
+	 * Where the kernel side is not attached, the userspace fallback honours
+	 * a header only from a TCP peer in this list: addresses and CIDRs as for
+	 * `ppbpf attach --trust`, separated by commas or spaces
+	 * ("192.0.2.10,198.51.100.0/24,2001:db8::/32"). NULL: the
+	 * PPBPF_FALLBACK_TRUST environment variable (ignored in setuid
+	 * programs); if that is unset too, the fallback is off. "": trust
+	 * nobody, whatever the environment says. A list that does not parse
+	 * makes ppbpf_accept fail with EINVAL before it accepts anything.
+	 */
+	const char *fallback_trust;
 };
 
 /*
@@ -184,14 +223,30 @@ struct ppbpf_accept_opts {
  * bytes stay in the socket untouched. *orig gets the original source (or
  * the real peer where the header has none, or the socket is untracked).
  *
- * Where the kernel side is not attached (or the socket's port has no
- * policy there), the same is done in userspace: peek, parse with the
- * same parser, consume exactly the header, within the timeout.
+ * Untracked connections (a port without policy, a peer the kernel side
+ * does not trust) are returned untouched: nothing honoured, the stream as
+ * it came, the real peer in *orig, info state NONE.
  *
- * A connection whose header is invalid, or not complete within the
- * timeout, or that the kernel side rejected (state ERROR: untrusted peer on
- * a rejecting port, refused version, full table), is closed with an RST
- * and the next one is accepted: it is never returned.
+ * Where the kernel side is not attached to the socket's cgroup (never
+ * attached, detached, being re-attached), nothing can say whom to trust
+ * unless the application does: by default the connection is returned
+ * untouched, like an untrusted one. With a trust list (opts->fallback_trust
+ * or PPBPF_FALLBACK_TRUST) and a peer in it, the same is done in userspace:
+ * peek, parse with the same parser and the kernel's limit of 4096 bytes,
+ * consume exactly the header, within the timeout; it applies no port policy
+ * (required mode: no header is refused; every version is accepted).
+ *
+ * A connection whose header is invalid, not complete within the timeout,
+ * cut short by the peer closing, or that the kernel side rejected (state
+ * ERROR: untrusted peer on a rejecting port, refused version, full table),
+ * is closed with an RST and the next one is accepted: it is never
+ * returned. So is one the kernel has not judged when the timeout ends (a
+ * peer that sent nothing gets PPBPF_ACCEPT_GRACE_MS more, for the verdict of
+ * an optional port: plain, returned as such), and one with bytes the kernel
+ * side did not see (ESTALE, see ppbpf_wait). On an optional port serving a
+ * server-first protocol (SMTP, FTP, MySQL), the port's --timeout is how long
+ * a silent client waits for its greeting: give ppbpf_accept a timeout at
+ * least that long (the default, 3000 ms, matches the port's default).
  *
  * Non-blocking listeners: accept4() returning EAGAIN is passed through
  * (-1, errno EAGAIN). A connection that was accepted but whose header is
@@ -200,7 +255,8 @@ struct ppbpf_accept_opts {
  * has normally arrived by then and there is no wait. Event-loop servers that
  * must never block can pass a small timeout_ms.
  *
- * Returns the new fd, or -1 with errno set (as accept4()).
+ * Returns the new fd, or -1 with errno set (as accept4(); EINVAL for a
+ * fallback trust list that does not parse).
  */
 PPBPF_API int ppbpf_accept(int listen_fd, struct sockaddr *orig, socklen_t *len, int flags);
 PPBPF_API int ppbpf_accept_opts(int listen_fd, struct sockaddr *orig, socklen_t *len, int flags,
@@ -210,9 +266,9 @@ PPBPF_API int ppbpf_accept_opts(int listen_fd, struct sockaddr *orig, socklen_t 
 struct ppbpf_accept_stats {
 	unsigned long kernel;      /* connections answered by the kernel record */
 	unsigned long userspace;   /* connections parsed in userspace (fallback) */
-	unsigned long plain;       /* untracked or header-less connections returned as they are */
-	unsigned long rejected;    /* closed: invalid header */
-	unsigned long timed_out;   /* closed: header incomplete within the timeout */
+	unsigned long plain;       /* untracked, untrusted or header-less connections returned as they are */
+	unsigned long rejected;    /* closed: invalid or refused header, rejected by the kernel side */
+	unsigned long timed_out;   /* closed: header incomplete within the timeout, or the peer left first */
 };
 /* Counters of this process's ppbpf_accept() calls. */
 PPBPF_API void ppbpf_accept_stats(struct ppbpf_accept_stats *out);

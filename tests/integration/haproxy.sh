@@ -54,7 +54,9 @@ haproxy -c -f "$TMP/haproxy.cfg" -q || fail "haproxy rejected the test configura
 
 spawn_in_cgroup "$CG" "$OUT/ppbpf-demo-server" --port "$SRV" --count 9 > "$TMP/server.jsonl"
 SERVER=$!
-spawn_in_cgroup "$CG_PLAIN" "$OUT/ppbpf-demo-server" --port "$SRV_PLAIN" --count 3 > "$TMP/plain.jsonl"
+# (nothing attached there: the fallback honours HAProxy's headers because it is told to trust HAProxy)
+spawn_in_cgroup "$CG_PLAIN" "$OUT/ppbpf-demo-server" --port "$SRV_PLAIN" --count 3 --fallback-trust 127.0.0.1 \
+	> "$TMP/plain.jsonl"
 SERVER_PLAIN=$!
 haproxy -f "$TMP/haproxy.cfg" -db > "$TMP/haproxy.log" 2>&1 &
 HAPROXY=$!

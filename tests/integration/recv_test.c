@@ -2,8 +2,8 @@
 /*
  * The kernel receive path against real sockets. Run by kernel.sh inside a
  * test cgroup where ppbpf is attached ("kernel" mode), and again in a cgroup
- * with nothing attached ("fallback" mode), where ppbpf_accept must give the
- * same answers by parsing in userspace.
+ * with nothing attached ("fallback" mode, opted in with PPBPF_FALLBACK_TRUST),
+ * where ppbpf_accept must give the same answers by parsing in userspace.
  *
  * Every connection: a client thread sends a crafted header and a payload in
  * some pattern; the server checks what the kernel recorded (ppbpf_get,
@@ -1201,6 +1201,13 @@ int main(int argc, char **argv)
 	if (!send_buf || !recv_buf)
 		return 1;
 	build_cases();
+	/*
+	 * The userspace fallback is off unless told whom to trust (accept_test
+	 * checks that default): here it is opted in for the loopback clients,
+	 * for every ppbpf_accept call, through the environment.
+	 */
+	if (cfg.fallback && setenv(PPBPF_FALLBACK_TRUST_ENV, "127.0.0.0/8,::1", 1))
+		return 1;
 	if (getenv("RECV_TEST_FILTER")) /* e.g. RECV_TEST_FILTER='test_rewrite*' while debugging */
 		cmocka_set_test_filter(getenv("RECV_TEST_FILTER"));
 	/* In a network namespace whose loopback loses a chosen segment (kernel.sh). */

@@ -4,7 +4,8 @@
  * It accepts with ppbpf_accept(), which hands it the connection with the
  * header already consumed, asks ppbpf_get() what the kernel recorded, and
  * prints one JSON line per connection: who really connected, and the TLVs.
- * Where ppbpf is not attached, ppbpf_accept() parses in userspace instead.
+ * Where ppbpf is not attached, ppbpf_accept() parses in userspace instead,
+ * for the sources given with --fallback-trust (or PPBPF_FALLBACK_TRUST) only.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -22,7 +23,7 @@
 
 static const char usage[] =
 	"Usage: ppbpf-demo-server --port PORT [--addr ADDR] [--count N] [--reply TEXT]\n"
-	"                         [--defer-accept] [--timeout MS]\n"
+	"                         [--defer-accept] [--timeout MS] [--fallback-trust CIDR[,...]]\n"
 	"\n"
 	"Serve TCP connections that start with a PROXY header (consumed by\n"
 	"ppbpf_accept), print one JSON line per connection to stdout with the\n"
@@ -34,12 +35,16 @@ static const char usage[] =
 	"  -r, --reply TEXT      what to answer (default \"hello from ppbpf\\n\")\n"
 	"  -d, --defer-accept    set TCP_DEFER_ACCEPT on the listener\n"
 	"  -t, --timeout MS      wait for a header at most this long (default 3000)\n"
+	"  -f, --fallback-trust CIDR[,...]\n"
+	"                        where ppbpf is not attached, parse headers in userspace,\n"
+	"                        from these sources only (default: $PPBPF_FALLBACK_TRUST;\n"
+	"                        unset, headers are not honoured there)\n"
 	"\n"
 	"Example:\n"
 	"  ppbpf-demo-server --port 8080 --count 1\n";
 
 struct server {
-	const char *addr, *reply;
+	const char *addr, *reply, *fallback_trust;
 	int port, count, defer, timeout;
 };
 
@@ -191,12 +196,13 @@ int main(int argc, char **argv)
 		{ "port", required_argument, NULL, 'p' },  { "addr", required_argument, NULL, 'a' },
 		{ "count", required_argument, NULL, 'n' }, { "reply", required_argument, NULL, 'r' },
 		{ "defer-accept", no_argument, NULL, 'd' }, { "timeout", required_argument, NULL, 't' },
+		{ "fallback-trust", required_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },        { 0 },
 	};
 	struct server s = { .addr = "127.0.0.1", .reply = "hello from ppbpf\n", .timeout = 3000 };
 	int c, lfd;
 
-	while ((c = getopt_long(argc, argv, "p:a:n:r:dt:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "p:a:n:r:dt:f:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p': s.port = atoi(optarg); break;
 		case 'a': s.addr = optarg; break;
@@ -204,6 +210,7 @@ int main(int argc, char **argv)
 		case 'r': s.reply = optarg; break;
 		case 'd': s.defer = 1; break;
 		case 't': s.timeout = atoi(optarg); break;
+		case 'f': s.fallback_trust = optarg; break;
 		case 'h': fputs(usage, stdout); return 0;
 		default: fputs(usage, stderr); return 2;
 		}
@@ -219,7 +226,7 @@ int main(int argc, char **argv)
 		unsigned char tlvs[PPBPF_TLV_MAX];
 		struct ppbpf_info info;
 		struct ppbpf_accept_opts o = { .timeout_ms = s.timeout, .info = &info, .tlvs = tlvs,
-					       .tlvs_cap = sizeof(tlvs) };
+					       .tlvs_cap = sizeof(tlvs), .fallback_trust = s.fallback_trust };
 		struct ppbpf_accept_stats before, after;
 		struct sockaddr_storage orig;
 		socklen_t olen = sizeof(orig);

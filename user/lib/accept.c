@@ -4,6 +4,7 @@
  * record, or by parsing in userspace where the kernel side is absent),
  * consume exactly its bytes, and report the original source.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,82 +87,176 @@ static void keep_tlvs(const unsigned char *buf, const struct ppbpf_hdr *h, struc
 	opts->tlvs_len = n;
 }
 
+/* The kernel side's limit on a header: the fallback refuses what the kernel would. */
+#define FALLBACK_MAX_HEADER PPBPF_BPF_BUF_SIZE
+
 /*
  * Userspace fallback: peek until the parser has a verdict, then consume the
- * header. 0 with *info filled, -EPROTO for an invalid header, or -errno.
+ * header. 0 with *info filled, -EPROTO for an invalid header, -ECONNRESET if
+ * the peer closed before the header was whole, -ETIMEDOUT, or -errno.
  */
 static int parse_in_userspace(int fd, long deadline, struct ppbpf_info *info, struct ppbpf_accept_opts *opts)
 {
-	size_t cap = 512;
-	unsigned char *buf = malloc(cap);
+	unsigned char buf[FALLBACK_MAX_HEADER];
 	struct ppbpf_hdr h;
-	int rc;
+	int closed = 0, rc;
 
-	if (!buf)
-		return -ENOMEM;
 	for (;;) {
-		ssize_t n = recv(fd, buf, cap, MSG_PEEK | MSG_DONTWAIT);
-		unsigned int want = 1;
+		ssize_t n = recv(fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
 
-		if (n == 0) {
-			rc = -ECONNRESET;
-			break;
+		if (n == 0)
+			return -ECONNRESET; /* closed before sending anything */
+		if (n < 0) {
+			if (errno != EAGAIN && errno != EINTR)
+				return -errno;
+			n = 0;
 		}
-		if (n < 0 && errno != EAGAIN && errno != EINTR) {
-			rc = -errno;
-			break;
+		rc = ppbpf_parse_max(buf, (__u32)n, sizeof(buf), &h);
+		if (rc > 0) {
+			info_from_hdr(info, &h);
+			keep_tlvs(buf, &h, info, opts);
+			return consume(fd, (size_t)rc, deadline);
 		}
-		if (n > 0) {
-			rc = ppbpf_parse(buf, (__u32)n, &h);
-			if (rc > 0) {
-				info_from_hdr(info, &h);
-				keep_tlvs(buf, &h, info, opts);
-				rc = consume(fd, (size_t)rc, deadline);
-				break;
-			}
-			if (rc != PPBPF_E_INCOMPLETE) {
-				info->state = PPBPF_STATE_ERROR;
-				info->error = rc;
-				rc = -EPROTO;
-				break;
-			}
-			want = (unsigned int)n + h.need;
-			if (want > cap) { /* a long v2 header: room for what it says it needs */
-				unsigned char *bigger = realloc(buf, want);
-
-				if (!bigger) {
-					rc = -ENOMEM;
-					break;
-				}
-				buf = bigger;
-				cap = want;
-			}
+		if (rc != PPBPF_E_INCOMPLETE) {
+			memset(info, 0, sizeof(*info));
+			info->state = PPBPF_STATE_ERROR;
+			info->error = rc;
+			return -EPROTO;
 		}
-		rc = ppbpf__wait_bytes(fd, want, deadline);
-		if (rc)
-			break;
+		if (closed)
+			return -ECONNRESET; /* the peer closed before the header was whole */
+		/* (the parser bounds need: at most FALLBACK_MAX_HEADER bytes in all) */
+		rc = ppbpf__wait_bytes(fd, (unsigned int)n + h.need, deadline);
+		if (rc == -ECONNRESET)
+			closed = 1; /* no more bytes will come: judge what came with the FIN, once */
+		else if (rc)
+			return rc;
 	}
-	free(buf);
-	return rc;
+}
+
+/* ---- the fallback's trust list ------------------------------------------------------ */
+
+/* Do the first `bits` bits of a and b agree? */
+static int prefix_equal(const __u8 *a, const __u8 *b, int bits)
+{
+	int whole = bits / 8, rest = bits % 8;
+	__u8 mask = (__u8)(0xff << (8 - rest));
+
+	return !memcmp(a, b, (size_t)whole) && (!rest || !((a[whole] ^ b[whole]) & mask));
+}
+
+/*
+ * Is the address (af AF_INET: 4 bytes, AF_INET6: 16) in the list of
+ * addresses and CIDRs, separated by commas or white space? 1 or 0, or
+ * -EINVAL if an entry is neither (addr NULL: only check the list). Entries
+ * follow the CLI's --trust: dotted quads without leading zeros, RFC 4291
+ * IPv6, a prefix length up to 32 or 128.
+ */
+static int trust_list_match(const char *list, int af, const __u8 *addr)
+{
+	static const char seps[] = ", \t\r\n";
+	const char *p = list;
+	int found = 0;
+
+	while (*p) {
+		size_t n = strcspn(p, seps);
+		char item[PPBPF_ADDRSTRLEN + 5], *slash;
+		__u8 net[16];
+		int iaf, max, bits;
+
+		if (!n) {
+			p++;
+			continue;
+		}
+		if (n >= sizeof(item))
+			return -EINVAL;
+		memcpy(item, p, n);
+		item[n] = '\0';
+		p += n;
+		slash = strchr(item, '/');
+		if (slash)
+			*slash++ = '\0';
+		if (!ppbpf_parse_ip(AF_INET, item, net))
+			iaf = AF_INET, max = 32;
+		else if (!ppbpf_parse_ip(AF_INET6, item, net))
+			iaf = AF_INET6, max = 128;
+		else
+			return -EINVAL;
+		bits = max;
+		if (slash) {
+			char *end;
+			long v;
+
+			if (!isdigit((unsigned char)*slash))
+				return -EINVAL;
+			v = strtol(slash, &end, 10);
+			if (*end || v > max)
+				return -EINVAL;
+			bits = (int)v;
+		}
+		if (addr && iaf == af && prefix_equal(net, addr, bits))
+			found = 1;
+	}
+	return found;
+}
+
+/* The trust list of the fallback for this call: NULL if the fallback is off. */
+static const char *fallback_trust(const struct ppbpf_accept_opts *opts)
+{
+	if (opts && opts->no_fallback)
+		return NULL;
+	if (opts && opts->fallback_trust)
+		return opts->fallback_trust;
+	return secure_getenv(PPBPF_FALLBACK_TRUST_ENV);
+}
+
+/* Is the TCP peer in the trust list? An IPv4 peer of a dual-stack socket is matched as IPv4. */
+static int peer_trusted(const char *trust, const struct sockaddr_storage *peer)
+{
+	if (!trust)
+		return 0;
+	if (peer->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)peer;
+
+		return trust_list_match(trust, AF_INET, (const __u8 *)&in->sin_addr) == 1;
+	}
+	if (peer->ss_family == AF_INET6) {
+		const __u8 *a = ((const struct sockaddr_in6 *)peer)->sin6_addr.s6_addr;
+		static const __u8 mapped[12] = { [10] = 0xff, [11] = 0xff };
+
+		if (!memcmp(a, mapped, sizeof(mapped)))
+			return trust_list_match(trust, AF_INET, a + 12) == 1;
+		return trust_list_match(trust, AF_INET6, a) == 1;
+	}
+	return 0;
+}
+
+/* Count why a connection was closed: too late (or the peer left first), or refused. */
+static void count_closed(int rc)
+{
+	if (rc == -ETIMEDOUT || rc == -ECONNRESET)
+		STAT_INC(timed_out);
+	else
+		STAT_INC(rejected);
 }
 
 /* Make the connection ready to return. 0, or < 0 to close it and accept the next. */
-static int take_header(int fd, int timeout_ms, struct ppbpf_accept_opts *opts, struct ppbpf_info *info)
+static int take_header(int fd, const struct sockaddr_storage *peer, int timeout_ms, const char *trust,
+		       struct ppbpf_accept_opts *opts, struct ppbpf_info *info)
 {
-	long deadline = ppbpf__now_ms() + timeout_ms;
+	long deadline = ppbpf__now_ms() + timeout_ms, floor;
 	int rc = ppbpf_get(fd, info);
 
-	if (rc == -ENOPROTOOPT && !(opts && opts->no_fallback)) {
+	if (rc == -ENOPROTOOPT && peer_trusted(trust, peer)) { /* not attached: the same, in userspace */
 		rc = parse_in_userspace(fd, deadline, info, opts);
 		if (!rc)
 			STAT_INC(userspace);
-		else if (rc == -ETIMEDOUT)
-			STAT_INC(timed_out);
 		else
-			STAT_INC(rejected);
+			count_closed(rc);
 		return rc;
 	}
-	if (rc == -ENODATA || rc == -ENOPROTOOPT) { /* untracked here: untouched, nothing honoured */
+	if (rc == -ENODATA || rc == -ENOPROTOOPT) {
+		/* untracked, or not attached and no trust list for the peer: untouched, nothing honoured */
 		memset(info, 0, sizeof(*info));
 		STAT_INC(plain);
 		return 0;
@@ -172,16 +267,24 @@ static int take_header(int fd, int timeout_ms, struct ppbpf_accept_opts *opts, s
 	}
 	if (info->state == PPBPF_STATE_PENDING) {
 		rc = ppbpf_wait(fd, timeout_ms, info);
-		if (rc == -ESTALE) { /* the peer is trusted (it is tracked): the same parser, here */
-			rc = parse_in_userspace(fd, deadline, info, opts);
-			if (!rc)
-				STAT_INC(userspace);
-			else
-				STAT_INC(rejected);
-			return rc;
-		}
+		/*
+		 * A peer that has sent nothing may yet be made plain (an optional
+		 * port) by the sweep of `ppbpf run`, up to --sweep-ms after the
+		 * port's timeout: ask a little longer before giving up. Still
+		 * pending then, it is closed: the kernel has not decided, and a
+		 * connection it may still reject (or judge a late header on) is
+		 * never handed out.
+		 */
+		if (rc == -ETIMEDOUT && info->state == PPBPF_STATE_PENDING && info->have == 0)
+			rc = ppbpf_wait(fd, PPBPF_ACCEPT_GRACE_MS, info);
+		/*
+		 * ESTALE: bytes reached the socket that the kernel side did not
+		 * see. The record does not say the port's --versions or
+		 * --max-header, so userspace cannot judge them as the kernel
+		 * would: refuse, never weaker than the kernel.
+		 */
 		if (rc) {
-			STAT_INC(timed_out);
+			count_closed(rc);
 			return rc;
 		}
 	}
@@ -191,9 +294,13 @@ static int take_header(int fd, int timeout_ms, struct ppbpf_accept_opts *opts, s
 			rc = ppbpf_get_tlvs(fd, opts->tlvs, opts->tlvs_cap);
 			opts->tlvs_len = rc > 0 ? (size_t)rc : 0;
 		}
-		rc = consume(fd, info->header_len, deadline);
+		/* judged: the header's bytes are on their way (resent at once if some were held) */
+		floor = ppbpf__now_ms() + PPBPF_ACCEPT_GRACE_MS;
+		rc = consume(fd, info->header_len, deadline > floor ? deadline : floor);
 		if (!rc)
 			STAT_INC(kernel);
+		else
+			count_closed(rc);
 		return rc;
 	case PPBPF_STATE_PLAIN:
 		STAT_INC(plain);
@@ -217,7 +324,13 @@ int ppbpf_accept_opts(int listen_fd, struct sockaddr *orig, socklen_t *len, int 
 		      struct ppbpf_accept_opts *opts)
 {
 	int timeout = opts && opts->timeout_ms > 0 ? opts->timeout_ms : PPBPF_ACCEPT_TIMEOUT_MS;
+	const char *trust = fallback_trust(opts);
 
+	/* A trust list that does not parse is an error now, not a surprise when the fallback is needed. */
+	if (trust && trust_list_match(trust, AF_UNSPEC, NULL) < 0) {
+		errno = EINVAL;
+		return -1;
+	}
 	for (;;) {
 		struct sockaddr_storage peer;
 		socklen_t plen = sizeof(peer);
@@ -228,7 +341,7 @@ int ppbpf_accept_opts(int listen_fd, struct sockaddr *orig, socklen_t *len, int 
 			return -1;
 		if (opts)
 			opts->tlvs_len = 0;
-		if (take_header(fd, timeout, opts, &info)) {
+		if (take_header(fd, &peer, timeout, trust, opts, &info)) {
 			reset_close(fd); /* never handed out: the application sees no byte of it */
 			continue;
 		}

@@ -5,7 +5,11 @@
 
 /* CLOCK_MONOTONIC in milliseconds. */
 long ppbpf__now_ms(void);
-/* Sleep until at least `bytes` are queued on fd, the peer hangs up, or deadline (ms, -1 none). 0 or -errno. */
+/*
+ * Sleep until at least `bytes` are queued on fd (0), the peer has closed or the
+ * socket failed with fewer queued (-ECONNRESET), or deadline (ms, -1: none) passes
+ * (-ETIMEDOUT). Never returns 0 with fewer bytes queued. Keeps the socket's SO_RCVLOWAT.
+ */
 int ppbpf__wait_bytes(int fd, unsigned int bytes, long deadline);
 /* AF_INET, AF_INET6, ... of a socket. */
 int ppbpf__sock_af(int fd);

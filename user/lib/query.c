@@ -22,8 +22,12 @@ static int get_once(int fd, struct ppbpf_info *out)
 	return 0;
 }
 
-/* How long a socket may stay "about to be tracked": the kernel needs microseconds. */
-#define SETUP_WAIT_MS 100
+/*
+ * How long a socket may stay "about to be tracked": the kernel needs
+ * microseconds, but a loaded VM can stall the CPU that sets it up for
+ * longer (6.1 under qemu's TCG was seen past 100 ms).
+ */
+#define SETUP_WAIT_MS 1000
 /* Retries that only yield the CPU before sleeping: a sleep costs ~60 us of timer slack. */
 #define SETUP_YIELDS 64
 
@@ -96,27 +100,6 @@ static int left_ms(long deadline)
 	return left > 0 ? (int)left : 0;
 }
 
-int ppbpf__wait_bytes(int fd, unsigned int bytes, long deadline)
-{
-	int lowat = bytes ? (int)bytes : 1, one = 1, rc;
-	struct pollfd p = { .fd = fd, .events = POLLIN | POLLRDHUP };
-
-	/* Readable only once `bytes` are queued: poll sleeps until the header can be whole. */
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof(lowat)) < 0)
-		return -errno;
-	do
-		rc = poll(&p, 1, left_ms(deadline));
-	while (rc < 0 && errno == EINTR);
-	setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
-	if (rc < 0)
-		return -errno;
-	if (rc == 0)
-		return -ETIMEDOUT;
-	if (p.revents & (POLLERR | POLLNVAL))
-		return -ECONNRESET;
-	return (p.revents & (POLLHUP | POLLRDHUP)) && !(p.revents & POLLIN) ? -ECONNRESET : 0;
-}
-
 /* Bytes queued on the socket, or -1. */
 static int queued(int fd)
 {
@@ -124,6 +107,71 @@ static int queued(int fd)
 
 	return ioctl(fd, FIONREAD, &n) < 0 ? -1 : n;
 }
+
+/*
+ * poll() is no proof that `bytes` are queued: POLLIN comes with a FIN (or an
+ * error) whatever SO_RCVLOWAT says, and the kernel caps the low-water mark
+ * at half the receive buffer. So the queue is measured after every wake, a
+ * FIN or an error ends the wait, and a wake with too few bytes lowers the
+ * mark to the next byte: every pass of the loop needs new bytes (or 1 ms).
+ */
+int ppbpf__wait_bytes(int fd, unsigned int bytes, long deadline)
+{
+	int want = bytes ? (int)bytes : 1, lowat = want, saved = 1, last = -1, woke = 0, rc = 0;
+	socklen_t len = sizeof(saved);
+	struct pollfd p = { .fd = fd, .events = POLLIN | POLLRDHUP };
+
+	if (getsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &saved, &len) < 0)
+		return -errno;
+	for (;;) {
+		int q = queued(fd), n;
+
+		if (q < 0) {
+			rc = -errno;
+			break;
+		}
+		if (q >= want)
+			break;
+		if (woke) { /* readable with too few bytes and no FIN */
+			struct timespec ms = { 0, 1000000 };
+
+			if (q <= last)
+				nanosleep(&ms, NULL);
+			lowat = q + 1;
+		}
+		last = q;
+		if (setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof(lowat)) < 0) {
+			rc = -errno;
+			break;
+		}
+		do
+			n = poll(&p, 1, left_ms(deadline));
+		while (n < 0 && errno == EINTR);
+		if (n < 0) {
+			rc = -errno;
+			break;
+		}
+		if (n == 0) {
+			rc = queued(fd) >= want ? 0 : -ETIMEDOUT;
+			break;
+		}
+		if (p.revents & (POLLERR | POLLNVAL | POLLHUP | POLLRDHUP)) {
+			/* no more bytes will come: what is queued is all there is */
+			rc = queued(fd) >= want ? 0 : -ECONNRESET;
+			break;
+		}
+		woke = 1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &saved, sizeof(saved));
+	return rc;
+}
+
+/*
+ * A verdict can come without a byte to wake the socket: the daemon's sweep
+ * makes a silent peer of an optional port plain, or rejects a late header.
+ * So the wait asks the kernel again at least this often.
+ */
+#define REQUERY_MS 50
 
 int ppbpf_wait(int fd, int timeout_ms, struct ppbpf_info *out)
 {
@@ -134,22 +182,27 @@ int ppbpf_wait(int fd, int timeout_ms, struct ppbpf_info *out)
 		/*
 		 * Queue length first: bytes are queued only after the kernel side
 		 * has counted them in `have`. More queued than counted means it
-		 * missed some (a header split across reordered segments).
+		 * missed some (the socket received data before it was tracked).
 		 */
 		int q = queued(fd);
+		long now, until;
 
 		rc = ppbpf_get(fd, out);
 		if (rc || out->state != PPBPF_STATE_PENDING)
 			return rc;
 		if (q > (int)out->have)
 			return -ESTALE;
-		rc = ppbpf__wait_bytes(fd, out->have + (out->need ? out->need : 1), deadline);
-		if (rc == -ECONNRESET) { /* the last bytes may have come with the FIN */
+		now = ppbpf__now_ms();
+		if (deadline >= 0 && now >= deadline)
+			return -ETIMEDOUT; /* after one last query */
+		until = deadline >= 0 && deadline < now + REQUERY_MS ? deadline : now + REQUERY_MS;
+		rc = ppbpf__wait_bytes(fd, out->have + (out->need ? out->need : 1), until);
+		if (rc == -ECONNRESET) { /* the peer closed (or was reset): the last bytes may have come with the FIN */
 			if (!ppbpf_get(fd, out) && out->state != PPBPF_STATE_PENDING)
 				return 0;
-			return rc;
+			return -ECONNRESET;
 		}
-		if (rc)
+		if (rc && rc != -ETIMEDOUT)
 			return rc;
 	}
 }
