@@ -104,20 +104,95 @@ static __always_inline int trusted(__u16 port, int v4, const __u8 *addr)
 	}
 }
 
+/*
+ * A tuple for bpf_skc_lookup_tcp(): a packet from src:sport to dst:dport
+ * (addresses as every map keeps them, ports in host order). Returns its size.
+ */
+static __always_inline __u32 sock_tuple(struct bpf_sock_tuple *t, int v4, const __u8 *src, __u16 sport,
+					const __u8 *dst, __u16 dport)
+{
+	if (v4) {
+		__builtin_memcpy(&t->ipv4.saddr, src, 4);
+		__builtin_memcpy(&t->ipv4.daddr, dst, 4);
+		t->ipv4.sport = bpf_htons(sport);
+		t->ipv4.dport = bpf_htons(dport);
+		return sizeof(t->ipv4);
+	}
+	__builtin_memcpy(t->ipv6.saddr, src, 16);
+	__builtin_memcpy(t->ipv6.daddr, dst, 16);
+	t->ipv6.sport = bpf_htons(sport);
+	t->ipv6.dport = bpf_htons(dport);
+	return sizeof(t->ipv6);
+}
+
+/*
+ * Where a port takes trusted peers on this host from one user only
+ * (--local-uid: else any local process could connect from a trusted address
+ * and forge headers): is the peer, if it is a socket of this network
+ * namespace, that user's? The peer is found as the socket a packet back to
+ * it would reach. One not found here is remote: its address alone counts.
+ */
+static __always_inline int local_peer_ok(struct __sk_buff *skb, const struct ppbpf_port_policy *pol, int v4,
+					 const __u8 *local, __u16 local_port, const __u8 *peer, __u16 peer_port)
+{
+	struct bpf_sock_tuple t = {};
+	struct bpf_sock *skc;
+	struct tcp_sock *tp;
+	__u32 tlen;
+	int ok = 1;
+
+	if (!(pol->flags & PPBPF_PORT_LOCAL_UID))
+		return 1;
+	tlen = sock_tuple(&t, v4, local, local_port, peer, peer_port);
+	skc = bpf_skc_lookup_tcp(skb, &t, tlen, BPF_F_CURRENT_NETNS, 0);
+	if (!skc)
+		return 1;
+	tp = bpf_skc_to_tcp_sock(skc);
+	if (tp)
+		ok = tp->inet_conn.icsk_inet.sk.sk_uid.val == pol->local_uid;
+	bpf_sk_release(skc);
+	return ok;
+}
+
 /* ---- segments ------------------------------------------------------------------ */
+
+/* IPv6 extension headers a segment may carry before TCP, at most. */
+#define IPV6_EXT_MAX 4
+#define IPPROTO_HOPOPTS 0
+#define IPPROTO_ROUTING 43
+#define IPPROTO_DSTOPTS 60
+#define IPPROTO_AH 51
 
 /* Where a TCP segment's payload is, and who sent it. */
 struct segment {
 	__u32 seq;         /* sequence number of the first payload byte */
+	__u32 ack;         /* what it acknowledges */
 	__u32 off;         /* payload offset in the skb */
 	__u32 len;         /* payload bytes */
+	__u32 ip_len;      /* bytes of the IP header and its extension headers */
 	__u16 peer_port;   /* host order */
 	__u16 local_port;  /* host order */
 	__u8 peer_addr[16]; /* IPv4 in the first 4 bytes */
-	__u8 v4;           /* peer_addr is IPv4 */
+	__u8 local_addr[16];
+	__u8 v4;           /* the addresses are IPv4 */
+	__u8 rst;          /* the RST flag */
 };
 
-/* The TCP header of skb read in place, when the IP and TCP headers are in its linear part. */
+/* The TCP header at ip_len: ports, sequence numbers, the payload's place. */
+static __always_inline void take_tcp(struct __sk_buff *skb, const struct tcphdr *th, __u32 ip_len,
+				     struct segment *s)
+{
+	s->ip_len = ip_len;
+	s->off = ip_len + th->doff * 4;
+	s->len = skb->len > s->off ? skb->len - s->off : 0;
+	s->seq = bpf_ntohl(th->seq) + th->syn; /* a SYN (fast open) takes one sequence number */
+	s->ack = bpf_ntohl(th->ack_seq);
+	s->rst = th->rst;
+	s->peer_port = bpf_ntohs(th->source);
+	s->local_port = bpf_ntohs(th->dest);
+}
+
+/* The common case, read in place: IPv4 or IPv6 and TCP right after, in the skb's linear part. */
 static __always_inline int read_segment_direct(struct __sk_buff *skb, struct segment *s)
 {
 	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
@@ -133,6 +208,7 @@ static __always_inline int read_segment_direct(struct __sk_buff *skb, struct seg
 		if (ip_len < sizeof(*ip))
 			return -1;
 		s->v4 = norm_addr(AF_INET, ip->saddr, NULL, s->peer_addr);
+		norm_addr(AF_INET, ip->daddr, NULL, s->local_addr);
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6 = data;
 
@@ -140,20 +216,39 @@ static __always_inline int read_segment_direct(struct __sk_buff *skb, struct seg
 			return -1;
 		ip_len = sizeof(*ip6);
 		s->v4 = norm_addr(AF_INET6, 0, (const __u32 *)&ip6->saddr, s->peer_addr);
+		norm_addr(AF_INET6, 0, (const __u32 *)&ip6->daddr, s->local_addr);
 	} else {
 		return -1;
 	}
 	th = data + (ip_len & 63); /* the mask: a bound for the verifier, ihl is 4 bits */
 	if ((void *)(th + 1) > end)
 		return -1;
-	s->off = ip_len + th->doff * 4;
-	if (skb->len > s->off) {
-		s->len = skb->len - s->off;
-		s->seq = bpf_ntohl(th->seq) + th->syn;
-		s->peer_port = bpf_ntohs(th->source);
-		s->local_port = bpf_ntohs(th->dest);
-	}
+	take_tcp(skb, th, ip_len, s);
 	return 0;
+}
+
+/*
+ * Where TCP starts behind an IPv6 header whose next header is `next`: its
+ * extension headers (hop-by-hop, routing, destination options, AH) are
+ * followed, up to IPV6_EXT_MAX. Returns the offset, or 0.
+ */
+static __always_inline __u32 ipv6_tcp_offset(struct __sk_buff *skb, __u8 next)
+{
+	__u32 off = sizeof(struct ipv6hdr);
+
+	for (int i = 0; i < IPV6_EXT_MAX; i++) {
+		__u8 eh[2];
+
+		if (next == IPPROTO_TCP)
+			return off;
+		if (next != IPPROTO_HOPOPTS && next != IPPROTO_ROUTING && next != IPPROTO_DSTOPTS && next != IPPROTO_AH)
+			return 0;
+		if (bpf_skb_load_bytes(skb, off, eh, sizeof(eh)))
+			return 0;
+		off += next == IPPROTO_AH ? (eh[1] + 2) * 4 : (eh[1] + 1) * 8;
+		next = eh[0];
+	}
+	return next == IPPROTO_TCP ? off : 0;
 }
 
 /* Decode the IPv4/IPv6 and TCP headers of skb. Returns 0, or -1 for anything else. */
@@ -174,30 +269,27 @@ static __always_inline int read_segment(struct __sk_buff *skb, struct segment *s
 			return -1;
 		ip_len = ip.ihl * 4;
 		s->v4 = norm_addr(AF_INET, ip.saddr, NULL, s->peer_addr);
+		norm_addr(AF_INET, ip.daddr, NULL, s->local_addr);
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr ip6;
 
-		/* TCP right after the fixed header: extension headers are not followed */
-		if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)) || ip6.nexthdr != IPPROTO_TCP)
+		if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)))
 			return -1;
-		ip_len = sizeof(ip6);
+		ip_len = ipv6_tcp_offset(skb, ip6.nexthdr);
+		if (!ip_len)
+			return -1;
 		s->v4 = norm_addr(AF_INET6, 0, (const __u32 *)&ip6.saddr, s->peer_addr);
+		norm_addr(AF_INET6, 0, (const __u32 *)&ip6.daddr, s->local_addr);
 	} else {
 		return -1;
 	}
-	if (bpf_skb_load_bytes(skb, ip_len, &th, sizeof(th)))
+	if (bpf_skb_load_bytes(skb, ip_len & 0x3ff, &th, sizeof(th))) /* the mask: a bound, and no real header is longer */
 		return -1;
-	s->off = ip_len + th.doff * 4;
-	if (skb->len <= s->off)
-		return 0; /* no payload */
-	s->len = skb->len - s->off;
-	s->seq = bpf_ntohl(th.seq) + th.syn; /* a SYN (fast open) takes one sequence number */
-	s->peer_port = bpf_ntohs(th.source);
-	s->local_port = bpf_ntohs(th.dest);
+	take_tcp(skb, &th, ip_len & 0x3ff, s);
 	return 0;
 }
 
-/* Where copy_chunk() is in a copy of payload bytes into a buffer. */
+/* Where copy_chunk() is in a copy of payload bytes into a buffer (or compare_byte() in a comparison). */
 struct copy_state {
 	struct __sk_buff *skb;
 	__u8 *dst;  /* PPBPF_MAX_HEADER + PPBPF_COPY_CHUNK bytes: a chunk at a masked offset stays inside */
@@ -243,30 +335,30 @@ static __always_inline int copy_payload(struct __sk_buff *skb, __u32 from, __u8 
 	return c.err || c.left ? -1 : 0;
 }
 
-/* What appending a segment to the stream bytes kept so far found. */
-enum append_result { APPEND_OK, APPEND_GAP, APPEND_NOTHING_NEW, APPEND_FAILED };
-
-/*
- * Copy the bytes of segment s that follow the buf->have bytes already kept
- * (the stream starts at sequence number start) onto buf, up to the largest
- * header.
- */
-static __always_inline enum append_result append_segment(struct __sk_buff *skb, const struct segment *s,
-							 __u32 start, struct ppbpf_pending *buf)
+/* One byte of a comparison of payload bytes with kept ones (err = 1 where they differ). Rare: no hurry. */
+static long compare_byte(__u64 idx, void *ctx)
 {
-	__u32 skip = start + buf->have - s->seq, n; /* new bytes start this far into the payload (mod 2^32) */
+	struct copy_state *c = ctx;
+	__u8 b;
 
-	if ((__s32)skip < 0)
-		return APPEND_GAP;
-	if (skip >= s->len || buf->have >= PPBPF_MAX_HEADER)
-		return APPEND_NOTHING_NEW;
-	n = s->len - skip;
-	if (n > PPBPF_MAX_HEADER - buf->have)
-		n = PPBPF_MAX_HEADER - buf->have;
-	if (copy_payload(skb, s->off + skip, buf->buf.data, buf->have, n))
-		return APPEND_FAILED;
-	buf->have += n;
-	return APPEND_OK;
+	if (bpf_skb_load_bytes(c->skb, c->from + (__u32)idx, &b, 1)) {
+		c->err = -1;
+		return 1;
+	}
+	if (b != c->dst[(c->at + (__u32)idx) & (PPBPF_MAX_HEADER - 1)]) {
+		c->err = 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* Are the n payload bytes at `from` the same as dst[at...]? 1, 0, or -1 if they cannot be read. */
+static __always_inline int same_payload(struct __sk_buff *skb, __u32 from, __u8 *dst, __u32 at, __u32 n)
+{
+	struct copy_state c = { .skb = skb, .dst = dst, .from = from, .at = at };
+
+	bpf_loop(n, compare_byte, &c, 0);
+	return c.err < 0 ? -1 : !c.err;
 }
 
 /* ---- judging a header ---------------------------------------------------------- */
@@ -380,6 +472,8 @@ static __always_inline void count_rejection(int error)
 		count(PPBPF_CNT_REJ_TIMEOUT);
 	else if (error == PPBPF_E_NO_ROOM)
 		count(PPBPF_CNT_REJ_NO_ROOM);
+	else if (error == PPBPF_E_CHANGED)
+		count(PPBPF_CNT_REJ_CHANGED);
 }
 
 /*
@@ -431,6 +525,18 @@ static __always_inline void reject(struct ppbpf_sk *rec, int error)
 	send_event(rec, error);
 }
 
+/* Give a tracked socket with no header to honour (the caller holds its verdict) a plain verdict. */
+static __always_inline void make_plain(struct ppbpf_sk *rec, __u32 have)
+{
+	rec->info.need = 0;
+	rec->info.done_ns = bpf_ktime_get_ns();
+	barrier();
+	WRITE_ONCE(rec->info.state, PPBPF_STATE_PLAIN);
+	barrier();
+	WRITE_ONCE(rec->info.have, have);
+	update_conn(rec->info.cookie, rec, NULL);
+}
+
 /* A parse result under the port's policy: a version it refuses is an error. */
 static __always_inline int apply_policy(int rc, const struct ppbpf_hdr *h, __u32 port_flags)
 {
@@ -445,63 +551,117 @@ static __always_inline __u32 max_header_of(const struct ppbpf_port_policy *pol)
 	return pol->max_header && pol->max_header < PPBPF_MAX_HEADER ? pol->max_header : PPBPF_MAX_HEADER;
 }
 
+/* What ingress does with a segment. */
+#define PASS 1
+#define DROP 0 /* TCP has not acknowledged the segment: the peer sends it again */
+
+/* What recording a verdict asks of the segment that brought it. */
+enum verdict_action { V_HOLD, V_PASS, V_DROP };
+
 /*
- * Record the verdict on the stream bytes in pend: rc is the parse result under
- * the port's policy. Returns 1 while the header is incomplete. The caller
- * frees or keeps pend accordingly.
+ * Record the verdict on the stream bytes in pend: rc is the parse result
+ * under the port's live policy (flags). V_HOLD while the header is
+ * incomplete: the caller keeps pend. V_DROP where the socket is rejected, or
+ * where the sweep took the verdict first (it may be storing a rejection
+ * right now: nothing may pass before it is known).
  */
-static __always_inline int record_verdict(struct bpf_sock *sk, struct ppbpf_sk *rec, struct ppbpf_pending *pend,
-					  int rc, const struct ppbpf_hdr *h)
+static __always_inline enum verdict_action record_verdict(struct bpf_sock *sk, struct ppbpf_sk *rec,
+							   struct ppbpf_pending *pend, int rc,
+							   const struct ppbpf_hdr *h, __u32 flags)
 {
 	struct ppbpf_sk_tlvs *tlvs = NULL;
+	__u32 have = pend->l.have;
 
 	if (rc == PPBPF_E_INCOMPLETE) {
 		WRITE_ONCE(rec->info.need, h->need);
 		barrier();
-		WRITE_ONCE(rec->info.have, pend->have);
+		WRITE_ONCE(rec->info.have, have);
 		count(PPBPF_CNT_PENDING);
-		return 1;
+		return V_HOLD;
 	}
 	if (!claim_verdict(rec))
-		return 0; /* the sweep timed it out meanwhile */
+		return V_DROP;
 	count_result(rc, h);
-	if (rc <= 0 && !(rc == PPBPF_E_NOT_PROXY && (rec->port_flags & PPBPF_PORT_OPTIONAL))) {
-		WRITE_ONCE(rec->info.have, pend->have);
+	if (rc <= 0 && !(rc == PPBPF_E_NOT_PROXY && (flags & PPBPF_PORT_OPTIONAL))) {
+		WRITE_ONCE(rec->info.have, have);
 		reject(rec, rc);
-		return 0;
+		return V_DROP;
+	}
+	if (rc <= 0) {
+		count(PPBPF_CNT_PLAIN);
+		make_plain(rec, have);
+		return V_PASS;
 	}
 	rec->info.need = 0;
 	rec->info.done_ns = bpf_ktime_get_ns();
-	if (rc > 0) {
-		rec->info.version = h->version;
-		rec->info.command = h->command;
-		rec->info.family = h->family;
-		rec->info.header_len = h->header_len;
-		rec->info.src_port = h->src_port;
-		rec->info.dst_port = h->dst_port;
-		__builtin_memcpy(rec->info.src_addr, h->src_addr, 16);
-		__builtin_memcpy(rec->info.dst_addr, h->dst_addr, 16);
-		tlvs = keep_tlvs(sk, rec, pend, h);
-		rec->tlv_count = h->tlv_count;
-	} else {
-		count(PPBPF_CNT_PLAIN);
-	}
+	rec->info.version = h->version;
+	rec->info.command = h->command;
+	rec->info.family = h->family;
+	rec->info.header_len = h->header_len;
+	rec->info.src_port = h->src_port;
+	rec->info.dst_port = h->dst_port;
+	__builtin_memcpy(rec->info.src_addr, h->src_addr, 16);
+	__builtin_memcpy(rec->info.dst_addr, h->dst_addr, 16);
+	tlvs = keep_tlvs(sk, rec, pend, h);
+	rec->tlv_count = h->tlv_count;
 	barrier();
-	WRITE_ONCE(rec->info.state, rc > 0 ? PPBPF_STATE_DONE : PPBPF_STATE_PLAIN);
+	WRITE_ONCE(rec->info.state, PPBPF_STATE_DONE);
 	barrier();
-	WRITE_ONCE(rec->info.have, pend->have);
+	WRITE_ONCE(rec->info.have, have);
 	update_conn(rec->info.cookie, rec, tlvs);
-	return 0;
+	return V_PASS;
 }
 
-/* Parse the stream bytes in pend and record the verdict (see record_verdict). */
-static __always_inline int judge(struct bpf_sock *sk, struct ppbpf_sk *rec, struct ppbpf_pending *pend)
+/*
+ * The policy a pending header is judged under: the port's live one, if the
+ * peer is still trusted there (and, on a --local-uid port, is a socket of
+ * that user if it is on this host). Else the header is not honoured (a policy
+ * change applies to headers still pending): the socket is rejected if the
+ * port rejects untrusted peers, else left plain. Returns the policy, or NULL
+ * once that verdict is given (drop is what the segment gets).
+ */
+static __always_inline struct ppbpf_port_policy *live_policy(struct __sk_buff *skb, struct ppbpf_sk *rec,
+							     __u32 have, int *drop)
 {
-	struct ppbpf_hdr h;
-	int rc = ppbpf_parse_max(&pend->buf, pend->have, rec->max_header, &h);
+	__u16 port = rec->local_port;
+	struct ppbpf_port_policy *pol = bpf_map_lookup_elem(&ports, &port);
 
-	return record_verdict(sk, rec, pend, apply_policy(rc, &h, rec->port_flags), &h);
+	*drop = 0;
+	if (!pol || !trusted(port, rec->peer_v4, rec->peer_addr))
+		count(PPBPF_CNT_REVOKED);
+	else if (local_peer_ok(skb, pol, rec->peer_v4, rec->local_addr, port, rec->peer_addr, rec->peer_port))
+		return pol;
+	if (!claim_verdict(rec)) {
+		*drop = 1;
+		return NULL;
+	}
+	if (pol && (pol->flags & PPBPF_PORT_REJECT_UNTRUSTED)) {
+		WRITE_ONCE(rec->info.have, have);
+		reject(rec, PPBPF_E_UNTRUSTED);
+		*drop = 1;
+	} else {
+		count(PPBPF_CNT_UNTRUSTED);
+		make_plain(rec, have);
+	}
+	return NULL;
 }
+
+/* Parse the contiguous stream bytes in pend under the live policy, and record the verdict. */
+static __always_inline enum verdict_action judge(struct __sk_buff *skb, struct bpf_sock *sk, struct ppbpf_sk *rec,
+						  struct ppbpf_pending *pend)
+{
+	struct ppbpf_port_policy *pol;
+	struct ppbpf_hdr h;
+	int rc, drop;
+
+	pol = live_policy(skb, rec, pend->l.have, &drop);
+	if (!pol)
+		return drop ? V_DROP : V_PASS;
+	rc = ppbpf_parse_max(&pend->buf, pend->l.have, max_header_of(pol), &h);
+	return record_verdict(sk, rec, pend, apply_policy(rc, &h, pol->flags), &h, pol->flags);
+}
+
+/* ---- pending entries ------------------------------------------------------------ */
 
 /* Is the socket's pending entry (if any) in the small map? */
 static __always_inline int stored_small(const struct ppbpf_sk *rec)
@@ -509,33 +669,41 @@ static __always_inline int stored_small(const struct ppbpf_sk *rec)
 	return rec->stored && rec->stored <= PPBPF_SMALL_MAX;
 }
 
-/* Store a short incomplete header as the socket's small pending entry. 0 or < 0. */
-static __always_inline int store_small(__u64 cookie, const struct ppbpf_pending *bytes)
+/*
+ * n (<= PPBPF_SMALL_MAX), masked in the register that is passed on: clang
+ * may spill a bounded value, and 6.1 loses the bound of a 32-bit spill.
+ */
+static __always_inline __u32 small_len(__u32 n)
+{
+	asm volatile("%0 &= 0xff" : "+r"(n));
+	return n;
+}
+
+/* Store a short incomplete header (extent n) as the socket's small pending entry. 0 or < 0. */
+static __always_inline int store_small(__u64 cookie, const struct ppbpf_pending *bytes, __u32 n)
 {
 	struct ppbpf_pending_small *tmp;
-	__u32 zero = 0, n = bytes->have & 0xff; /* a bound the verifier sees; have <= PPBPF_SMALL_MAX here */
+	__u32 zero = 0;
 
 	tmp = bpf_map_lookup_elem(&scratch_small, &zero);
 	if (!tmp || !n || n > PPBPF_SMALL_MAX)
 		return -1;
-	tmp->have = n;
-	if (bpf_probe_read_kernel(tmp->bytes, n, bytes->buf.data))
+	tmp->l = bytes->l;
+	if (bpf_probe_read_kernel(tmp->bytes, small_len(n), bytes->buf.data))
 		return -1;
 	return bpf_map_update_elem(&pending_small, &cookie, tmp, BPF_ANY);
 }
 
 /* Load the socket's small pending entry into the scratch buffer pend. 0 or < 0. */
-static __always_inline int load_small(__u64 cookie, struct ppbpf_pending *pend)
+static __always_inline int load_small(const struct ppbpf_sk *rec, struct ppbpf_pending *pend)
 {
+	__u64 cookie = rec->info.cookie;
 	struct ppbpf_pending_small *small = bpf_map_lookup_elem(&pending_small, &cookie);
-	__u32 n;
+	__u32 n = rec->stored;
 
-	if (!small)
+	if (!small || !n || n > PPBPF_SMALL_MAX || bpf_probe_read_kernel(pend->buf.data, small_len(n), small->bytes))
 		return -1;
-	n = small->have & 0xff;
-	if (!n || n > PPBPF_SMALL_MAX || bpf_probe_read_kernel(pend->buf.data, n, small->bytes))
-		return -1;
-	pend->have = n;
+	pend->l = small->l;
 	return 0;
 }
 
@@ -551,27 +719,38 @@ static __always_inline void drop_pending(struct ppbpf_sk *rec, __u64 cookie)
 
 /*
  * An incomplete header: keep its bytes in a pending entry for the next
- * segments, a small one while they fit. bytes is the scratch or the hand-off.
+ * segments, a small one while they fit. bytes is the scratch, an `early`
+ * entry, or the socket's large entry itself (stored in place: nothing to do).
+ * If sockops saw the socket close meanwhile, the entry goes again at once:
+ * nothing else would remove it.
  */
 static __always_inline void keep_pending(struct ppbpf_sk *rec, struct ppbpf_pending *bytes)
 {
 	__u64 cookie = rec->info.cookie;
-	int err;
+	__u32 extent = ppbpf_extent(&bytes->l);
+	int err = 0;
 
-	if (bytes->have <= PPBPF_SMALL_MAX) {
-		err = store_small(cookie, bytes);
-	} else {
+	if (rec->stored > PPBPF_SMALL_MAX) {
+		/* large: bytes is the entry itself, changed in place; it stays large */
+	} else if (extent <= PPBPF_SMALL_MAX) {
+		err = store_small(cookie, bytes, extent);
+		rec->stored = extent;
+	} else { /* new, or grown out of the small entry */
 		err = bpf_map_update_elem(&pending, &cookie, bytes, BPF_ANY);
-		if (!err && stored_small(rec)) /* grown out of the small entry */
+		if (!err && stored_small(rec))
 			bpf_map_delete_elem(&pending_small, &cookie);
+		rec->stored = extent;
 	}
 	if (err) {
+		rec->stored = 0;
 		count(PPBPF_CNT_NO_MEMORY);
 		if (claim_verdict(rec))
 			reject(rec, PPBPF_E_NO_ROOM); /* fail closed */
 		return;
 	}
-	rec->stored = bytes->have;
+	/* A locked read: ordered after the store above, as on_close orders its flag before its delete. */
+	if (__sync_fetch_and_add(&rec->closing, 0))
+		drop_pending(rec, cookie);
 }
 
 /* ---- sockops: lifecycle ----------------------------------------------------------- */
@@ -586,40 +765,53 @@ static __always_inline int sockops_addrs(struct bpf_sock_ops *skops, __u8 *local
 	return norm_addr(skops->family, skops->remote_ip4, r, peer);
 }
 
-/* Header bytes the listener took in (and judged) for this connection, if any: record them now. */
-static __always_inline void take_handoff(struct bpf_sock_ops *skops, struct bpf_sock *sk,
-					 const struct ppbpf_conn *c, struct ppbpf_sk *rec)
+/* The `early` key of a connection: its 4-tuple as every map keeps addresses. */
+static __always_inline void early_key_of(struct ppbpf_early_key *k, const __u8 *peer, const __u8 *local,
+					 __u16 peer_port, __u16 local_port)
 {
-	__u32 zero = 0;
-	struct ppbpf_handoff *ho = bpf_map_lookup_elem(&handoff, &zero);
+	__builtin_memcpy(k->peer_addr, peer, 16);
+	__builtin_memcpy(k->local_addr, local, 16);
+	k->peer_port = peer_port;
+	k->local_port = local_port;
+}
 
-	if (!ho || !ho->valid)
-		return;
-	if (ho->e.seq != skops->rcv_nxt || ho->peer_port != c->peer_port || ho->local_port != c->local_port ||
-	    !same_addr(ho->peer_addr, c->peer_addr))
-		return;
-	ho->valid = 0;
-	count(PPBPF_CNT_HANDOFF);
-	if (ho->early) {
-		struct ppbpf_early_key key = { .peer_port = c->peer_port, .local_port = c->local_port };
-		struct ppbpf_early *e;
+/* Take the entry of this handshake from a listener's entries (early or early_nohs), if it has one. */
+static __always_inline int take_early_from(void *entries, const struct ppbpf_early_key *key, struct bpf_sock_ops *skops,
+					   struct bpf_sock *sk, struct ppbpf_sk *rec)
+{
+	struct ppbpf_early *e = bpf_map_lookup_elem(entries, key);
 
-		__builtin_memcpy(key.peer_addr, c->peer_addr, 16);
-		e = bpf_map_lookup_elem(&early, &key);
-		if (e) {
-			record_verdict(sk, rec, &e->bytes, ho->rc, &ho->hdr);
-			bpf_map_delete_elem(&early, &key);
-		}
-		return;
+	if (!e)
+		return 0;
+	/* of this handshake: the peer's first byte where this socket's stream starts, and our ISN + 1 acked */
+	if (e->start == skops->rcv_nxt && e->ack == skops->snd_una && e->rc == PPBPF_E_UNTRUSTED) {
+		count(PPBPF_CNT_UNTRUSTED); /* the wrong local user on a plain port: nothing honoured */
+		if (claim_verdict(rec))
+			make_plain(rec, 0);
+	} else if (e->start == skops->rcv_nxt && e->ack == skops->snd_una && e->rc != PPBPF_E_INCOMPLETE) {
+		count(PPBPF_CNT_HANDOFF);
+		if (record_verdict(sk, rec, &e->bytes, e->rc, &e->hdr, rec->port_flags) == V_HOLD)
+			keep_pending(rec, &e->bytes);
 	}
-	if (record_verdict(sk, rec, &ho->e.bytes, ho->rc, &ho->hdr))
-		keep_pending(rec, &ho->e.bytes);
+	bpf_map_delete_elem(entries, key);
+	return 1;
+}
+
+/* Header bytes the listener took in (and judged) for this connection, if any: record them now. */
+static __always_inline void take_early(struct bpf_sock_ops *skops, struct bpf_sock *sk, const struct ppbpf_conn *c,
+				       struct ppbpf_sk *rec)
+{
+	struct ppbpf_early_key key = {};
+
+	early_key_of(&key, c->peer_addr, c->local_addr, c->peer_port, c->local_port);
+	if (!take_early_from(&early, &key, skops, sk, rec))
+		take_early_from(&early_nohs, &key, skops, sk, rec);
 }
 
 /* The record of a socket sockops tracks, with its policy and endpoints. */
 static __always_inline void init_record(struct ppbpf_sk *rec, struct bpf_sock_ops *skops,
 					const struct ppbpf_port_policy *pol, const struct ppbpf_conn *c,
-					__u64 cookie)
+					__u64 cookie, int v4)
 {
 	rec->info.abi = PPBPF_ABI_VERSION;
 	rec->info.size = sizeof(rec->info);
@@ -632,6 +824,7 @@ static __always_inline void init_record(struct ppbpf_sk *rec, struct bpf_sock_op
 	rec->max_header = max_header_of(pol);
 	rec->timeout_ms = pol->timeout_ms;
 	rec->af = c->af;
+	rec->peer_v4 = (__u8)v4;
 	rec->local_port = c->local_port;
 	rec->peer_port = c->peer_port;
 	__builtin_memcpy(rec->local_addr, c->local_addr, 16);
@@ -642,11 +835,13 @@ static __always_inline void init_record(struct ppbpf_sk *rec, struct bpf_sock_op
 
 /*
  * A connection on a policy port that is trusted, or untrusted where the port
- * rejects those: its record and table entry. A full table rejects it (fail
- * closed): it is never left untracked, and no entry is evicted.
+ * rejects those: its record. A trusted one also gets a table entry; a full
+ * table rejects it (fail closed): it is never left untracked, and no entry is
+ * evicted. An untrusted one is rejected at once, with no table entry: held
+ * open, such connections must not take the table from trusted ones.
  */
 static __always_inline void track(struct bpf_sock_ops *skops, const struct ppbpf_port_policy *pol,
-				  struct ppbpf_conn *c, int untrusted)
+				  struct ppbpf_conn *c, int v4, int untrusted)
 {
 	__u64 cookie = bpf_get_socket_cookie(skops);
 	struct bpf_sock *sk = skops->sk;
@@ -659,22 +854,22 @@ static __always_inline void track(struct bpf_sock_ops *skops, const struct ppbpf
 		count(PPBPF_CNT_NO_MEMORY);
 		return;
 	}
-	init_record(rec, skops, pol, c, cookie);
-	/* Watch for the close, to drop the table entry and any pending entry. */
+	init_record(rec, skops, pol, c, cookie, v4);
+	/* Watch for the close, to drop the table entry and any pending entry, and count resets. */
 	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+	if (untrusted) {
+		claim_verdict(rec);
+		reject(rec, PPBPF_E_UNTRUSTED);
+		return;
+	}
 	c->state = PPBPF_STATE_PENDING;
 	if (bpf_map_update_elem(&conns, &cookie, c, BPF_NOEXIST)) {
 		claim_verdict(rec);
 		reject(rec, PPBPF_E_NO_ROOM);
 		return;
 	}
-	if (untrusted) {
-		claim_verdict(rec);
-		reject(rec, PPBPF_E_UNTRUSTED);
-		return;
-	}
 	count(PPBPF_CNT_TRACKED);
-	take_handoff(skops, sk, c, rec);
+	take_early(skops, sk, c, rec);
 }
 
 static __always_inline void on_passive_established(struct bpf_sock_ops *skops)
@@ -700,7 +895,7 @@ static __always_inline void on_passive_established(struct bpf_sock_ops *skops)
 	c.af = (__u8)skops->family;
 	c.local_port = port;
 	c.peer_port = bpf_ntohl(skops->remote_port) & 0xffff; /* the port sits in the upper half */
-	track(skops, pol, &c, untrusted);
+	track(skops, pol, &c, v4, untrusted);
 }
 
 static __always_inline void on_close(struct bpf_sock_ops *skops)
@@ -711,14 +906,17 @@ static __always_inline void on_close(struct bpf_sock_ops *skops)
 
 	if (!bpf_map_delete_elem(&conns, &cookie))
 		count(PPBPF_CNT_CLOSED);
-	if (rec && rec->reset_asked)
-		count(PPBPF_CNT_RESETS);
 	if (!rec) { /* no record to say where: both */
 		bpf_map_delete_elem(&pending, &cookie);
 		bpf_map_delete_elem(&pending_small, &cookie);
-	} else if (rec->stored) { /* a header still incomplete at close */
-		drop_pending(rec, cookie);
+		return;
 	}
+	if (rec->reset_asked)
+		count(PPBPF_CNT_RESETS);
+	/* A locked write before the delete: an ingress storing an entry now sees it (keep_pending). */
+	__sync_fetch_and_or(&rec->closing, 1);
+	if (rec->stored) /* a header still incomplete at close */
+		drop_pending(rec, cookie);
 }
 
 SEC("sockops")
@@ -736,111 +934,221 @@ int ppbpf_sockops(struct bpf_sock_ops *skops)
 	return 1;
 }
 
-/* ---- ingress: the parser and the gate ---------------------------------------------- */
+/* ---- ingress: listeners ---------------------------------------------------------------- */
 
-/* Verdicts of the ingress hook. */
-#define PASS 1
-#define DROP 0 /* TCP has not acknowledged the segment: the peer sends it again */
+#define TCP_NEW_SYN_RECV 12
+
+/*
+ * The handshake a segment to a listener belongs to: the kernel's request
+ * socket for its 4-tuple, whose sequence numbers it must carry. Returns 1
+ * with the peer's first byte in *start; else 0, and *start is the segment's
+ * own (a SYN cookie's ACK, or a fast open SYN: no request socket exists, and
+ * the segment could as well be spoofed).
+ */
+static __always_inline int handshake_of(struct __sk_buff *skb, const struct segment *s, __u32 *start)
+{
+	struct bpf_sock_tuple t = {};
+	__u32 tlen = sock_tuple(&t, s->v4, s->peer_addr, s->peer_port, s->local_addr, s->local_port);
+	struct bpf_sock *skc;
+	int found = 0;
+
+	*start = s->seq;
+	skc = bpf_skc_lookup_tcp(skb, &t, tlen, BPF_F_CURRENT_NETNS, 0);
+	if (!skc)
+		return 0;
+	if (skc->state == TCP_NEW_SYN_RECV) {
+		struct tcp_request_sock *req = bpf_skc_to_tcp_request_sock(skc);
+
+		if (req && req->snt_isn + 1 == s->ack) {
+			*start = req->rcv_isn + 1;
+			found = 1;
+		}
+	}
+	bpf_sk_release(skc);
+	return found;
+}
+
+/*
+ * Take a segment of a handshake's header into e, in sequence from start
+ * (listeners keep no runs: nothing is queued before the child exists).
+ * Returns what the segment gets; e->rc says the verdict once there is one.
+ */
+static __always_inline int listener_take(struct __sk_buff *skb, const struct segment *s,
+					 const struct ppbpf_port_policy *pol, struct ppbpf_early *e, __u32 start)
+{
+	__u32 max = max_header_of(pol), have = e->bytes.l.have, skip = start + have - s->seq, n;
+	int rc;
+
+	if ((__s32)skip < 0) { /* a gap before it: resent later */
+		count(PPBPF_CNT_HELD);
+		return DROP;
+	}
+	if (skip >= s->len || have >= max) { /* nothing new: a resend */
+		if (e->rc != PPBPF_E_INCOMPLETE)
+			return PASS; /* judged before, but no child came of it (a full accept queue): again */
+		count(PPBPF_CNT_HELD);
+		return DROP;
+	}
+	n = s->len - skip;
+	if (n > max - have)
+		n = max - have;
+	if (copy_payload(skb, s->off + skip, e->bytes.buf.data, have, n))
+		return DROP;
+	have += n;
+	e->bytes.l.have = have;
+	e->bytes.l.head_end = (__u16)have;
+	rc = ppbpf_parse_max(&e->bytes.buf, have, max, &e->hdr);
+	rc = apply_policy(rc, &e->hdr, pol->flags);
+	if (rc == PPBPF_E_INCOMPLETE) {
+		count(PPBPF_CNT_HELD);
+		return DROP;
+	}
+	e->rc = rc;
+	if (rc <= 0 && !(rc == PPBPF_E_NOT_PROXY && (pol->flags & PPBPF_PORT_OPTIONAL))) {
+		count(PPBPF_CNT_DROPPED);
+		return DROP;
+	}
+	return PASS; /* the child is made now; if earlier bytes were held, it queues this out of order */
+}
 
 /*
  * A listener saw payload (TCP_DEFER_ACCEPT, or data on the handshake's last
- * ACK): the child socket will be created in this same softirq, and its data
+ * ACK): the child socket will be made in this same softirq, and its data
  * queued, without passing through this hook again. So the header is judged
- * here, and sockops picks up the result. Only a complete, acceptable header
- * (or none, on an optional port) lets the segment through. Anything else
- * (an invalid or incomplete header, an untrusted peer where the port rejects
- * them) is dropped before any socket exists: no child is made, and the
- * peer's resends meet the same answer until the handshake expires.
+ * here, into an entry for the handshake that sockops takes with the child.
+ * Only a complete, acceptable header (or none, on an optional port) lets the
+ * segment through, and its resend passes again (the kernel could not make
+ * the child: a full accept queue). Anything else is dropped before any
+ * socket exists: no child is made, and the peer's resends meet the same
+ * answer until the handshake expires. A header split over segments is kept
+ * only for a handshake the kernel has (`early`); without one (`early_nohs`)
+ * only a whole header's verdict is, so spoofed segments can take no room
+ * from real handshakes. A reset of the handshake removes its entry.
  */
 static __always_inline int on_listener_segment(struct __sk_buff *skb)
 {
 	struct ppbpf_early_key key = {};
 	struct ppbpf_port_policy *pol;
-	struct ppbpf_pending *buf;
-	struct ppbpf_handoff *ho;
 	struct ppbpf_early *e;
-	enum append_result appended;
 	struct segment s;
 	__u32 zero = 0, start;
-	int rc;
+	int verdict, real;
+	void *entries;
 
-	if (read_segment(skb, &s) || !s.len)
+	if (read_segment(skb, &s)) {
+		count(PPBPF_CNT_UNDECODABLE); /* it could carry header bytes: nothing may pass unjudged */
+		return DROP;
+	}
+	early_key_of(&key, s.peer_addr, s.local_addr, s.peer_port, s.local_port);
+	if (!s.len) {
+		if (s.rst)
+			bpf_map_delete_elem(&early, &key);
 		return PASS;
+	}
 	pol = bpf_map_lookup_elem(&ports, &s.local_port);
 	if (!pol)
 		return PASS;
 	if (!trusted(s.local_port, s.v4, s.peer_addr))
 		return pol->flags & PPBPF_PORT_REJECT_UNTRUSTED ? DROP : PASS;
-	ho = bpf_map_lookup_elem(&handoff, &zero);
-	if (!ho)
-		return DROP;
-	ho->valid = 0;
-	__builtin_memcpy(key.peer_addr, s.peer_addr, 16);
-	key.peer_port = s.peer_port;
-	key.local_port = s.local_port;
-	/* The rest of a header whose first bytes came (and were held) before, or a new one. */
-	e = bpf_map_lookup_elem(&early, &key);
-	if (e) {
-		buf = &e->bytes;
-		start = e->seq;
-	} else {
-		buf = &ho->e.bytes;
-		start = s.seq;
-		buf->have = 0;
+	real = handshake_of(skb, &s, &start);
+	entries = real ? (void *)&early : (void *)&early_nohs;
+	if (!local_peer_ok(skb, pol, s.v4, s.local_addr, s.local_port, s.peer_addr, s.peer_port)) {
+		/* a trusted address, but the wrong local user: untrusted, and sockops must know */
+		if (pol->flags & PPBPF_PORT_REJECT_UNTRUSTED)
+			return DROP;
+		e = bpf_map_lookup_elem(&scratch_early, &zero);
+		if (!e)
+			return DROP;
+		e->start = start;
+		e->ack = s.ack;
+		e->born_ns = bpf_ktime_get_ns();
+		e->rc = PPBPF_E_UNTRUSTED; /* take_early leaves it plain */
+		e->busy = 0;
+		__builtin_memset(&e->bytes.l, 0, sizeof(e->bytes.l));
+		return bpf_map_update_elem(entries, &key, e, BPF_ANY) ? DROP : PASS;
 	}
-	appended = append_segment(skb, &s, start, buf);
-	if (appended != APPEND_OK) {
-		if (appended != APPEND_FAILED)
-			count(PPBPF_CNT_HELD); /* a gap before it, or nothing new: resent later, or already held */
-		return DROP;
-	}
-	rc = ppbpf_parse_max(&buf->buf, buf->have, max_header_of(pol), &ho->hdr);
-	rc = apply_policy(rc, &ho->hdr, pol->flags);
-	if (rc == PPBPF_E_INCOMPLETE) {
-		/* The first piece: keep it (a 4 KiB copy, only for split headers on deferred listeners). */
-		if (!e) {
-			ho->e.seq = start;
-			bpf_map_update_elem(&early, &key, &ho->e, BPF_ANY);
+	e = bpf_map_lookup_elem(entries, &key);
+	if (e && e->start == start && e->ack == s.ack) { /* this handshake's: its first bytes came before */
+		if (__sync_val_compare_and_swap(&e->busy, 0, 1)) {
+			count(PPBPF_CNT_BUSY);
+			return DROP;
 		}
-		count(PPBPF_CNT_HELD);
+		verdict = listener_take(skb, &s, pol, e, start);
+		if (e->rc != PPBPF_E_INCOMPLETE && verdict == DROP)
+			bpf_map_delete_elem(entries, &key); /* rejected: its resends start over, and fail again */
+		barrier();
+		WRITE_ONCE(e->busy, 0);
+		return verdict;
+	}
+	/* New (or an entry of an earlier connection on this 4-tuple, replaced): assembled per CPU first. */
+	e = bpf_map_lookup_elem(&scratch_early, &zero);
+	if (!e)
+		return DROP;
+	e->start = start;
+	e->ack = s.ack;
+	e->born_ns = bpf_ktime_get_ns();
+	e->rc = PPBPF_E_INCOMPLETE;
+	e->busy = 0;
+	__builtin_memset(&e->bytes.l, 0, sizeof(e->bytes.l));
+	verdict = listener_take(skb, &s, pol, e, start);
+	if (verdict == DROP && e->rc == PPBPF_E_INCOMPLETE && !real) {
+		count(PPBPF_CNT_NO_HANDSHAKE); /* the first piece of a split header, with no handshake: no state */
 		return DROP;
 	}
-	if (rc <= 0 && !(rc == PPBPF_E_NOT_PROXY && (pol->flags & PPBPF_PORT_OPTIONAL))) {
-		if (e)
-			bpf_map_delete_elem(&early, &key);
-		count(PPBPF_CNT_DROPPED);
-		return DROP;
+	if (verdict == PASS || (e->rc == PPBPF_E_INCOMPLETE && e->bytes.l.have)) {
+		/* a verdict for sockops, or the first piece of a split header; a copy of 4.4 KB, only here */
+		if (bpf_map_update_elem(entries, &key, e, BPF_ANY)) {
+			count(PPBPF_CNT_NO_MEMORY);
+			return DROP;
+		}
 	}
-	ho->rc = rc;
-	ho->early = e != NULL;
-	ho->e.seq = start;
-	ho->local_port = s.local_port;
-	ho->peer_port = s.peer_port;
-	__builtin_memcpy(ho->peer_addr, s.peer_addr, 16);
-	ho->valid = 1;
-	return PASS; /* the child is made now; if earlier bytes were held, it queues this out of order */
+	return verdict;
+}
+
+/* ---- ingress: streams ------------------------------------------------------------------ */
+
+/*
+ * A segment over kept bytes must bring the same bytes there (see
+ * assemble.h). 1 if it does, 0 if not, -1 if they cannot be read.
+ */
+static __always_inline int kept_agree(struct __sk_buff *skb, const struct segment *s, struct ppbpf_pending *pend,
+				      const struct ppbpf_seg_plan *p)
+{
+	/* Unrolled: 6.1's verifier takes a loop around a bpf_loop call for a back-edge it refuses. */
+#pragma unroll
+	for (int i = 0; i <= PPBPF_RUNS; i++) {
+		__u32 lo, hi;
+		int same;
+
+		if (!ppbpf_overlap(&pend->l, p, i, &lo, &hi))
+			continue;
+		same = same_payload(skb, s->off + p->skip + (lo - p->at), pend->buf.data, lo, hi - lo);
+		if (same != 1)
+			return same;
+	}
+	return 1;
 }
 
 /*
- * A segment of a tracked socket whose header is incomplete: take its new
- * in-sequence bytes and judge them. Until there is a verdict, every segment
- * that carries header bytes is dropped (held back), first sending or resent:
- * the application cannot read a byte of a header that may yet be rejected.
- * TCP resends what was held; once the header is accepted it all passes
- * (the segment that completes it first, out of order, and its SACK makes
- * the sender resend the rest at once). The first bytes are parsed in the per-CPU scratch: a header that came
- * whole never needs a pending entry.
+ * Take a segment of a pending header (the caller holds the socket's busy
+ * flag): where its bytes go, then the verdict over the contiguous bytes. The
+ * first bytes are taken in the per-CPU scratch: a header that came whole
+ * never needs a pending entry.
  */
-static __always_inline int on_stream_segment(struct __sk_buff *skb, struct bpf_sock *sk, struct ppbpf_sk *rec)
+static __always_inline int take_stream_segment(struct __sk_buff *skb, struct bpf_sock *sk, struct ppbpf_sk *rec,
+					       const struct segment *s)
 {
 	__u64 cookie = rec->info.cookie;
+	struct ppbpf_seg_plan plan;
 	struct ppbpf_pending *pend;
+	enum verdict_action v;
 	__u32 zero = 0;
-	struct segment s;
+	int agrees;
 
-	if (read_segment(skb, &s) || !s.len)
-		return PASS; /* an ACK or a FIN: no stream bytes */
-	if (rec->stored > PPBPF_SMALL_MAX) { /* a long header: parsed in its own entry */
+	if (READ_ONCE(rec->decided)) /* judged meanwhile (another CPU, or the sweep, maybe still storing it) */
+		return READ_ONCE(rec->info.state) == PPBPF_STATE_ERROR || READ_ONCE(rec->info.state) ==
+			PPBPF_STATE_PENDING ? DROP : PASS;
+	if (rec->stored > PPBPF_SMALL_MAX) { /* a long header: taken in its own entry */
 		pend = bpf_map_lookup_elem(&pending, &cookie);
 		if (!pend)
 			return DROP;
@@ -848,36 +1156,74 @@ static __always_inline int on_stream_segment(struct __sk_buff *skb, struct bpf_s
 		pend = bpf_map_lookup_elem(&scratch, &zero);
 		if (!pend)
 			return DROP;
-		pend->have = 0;
-		if (rec->stored && load_small(cookie, pend))
+		__builtin_memset(&pend->l, 0, sizeof(pend->l));
+		if (rec->stored && load_small(rec, pend))
 			return DROP;
 	}
-	switch (append_segment(skb, &s, rec->rcv_start, pend)) {
-	case APPEND_GAP:
-		/* Ahead of a gap: dropped too, unacknowledged (not SACKed), so it is resent after the gap fills. */
-		count(PPBPF_CNT_OUT_OF_ORDER);
+	ppbpf_seg_plan(&pend->l, (__s32)(s->seq - rec->rcv_start), s->len, rec->max_header, &plan);
+	if (plan.action == PPBPF_SEG_PASS)
+		return PASS;
+	if (plan.action == PPBPF_SEG_DROP) { /* no slot for a run yet: resent, when a gap may have closed */
 		count(PPBPF_CNT_HELD);
 		return DROP;
-	case APPEND_NOTHING_NEW:
-		count(PPBPF_CNT_RETRANSMIT);
-		count(PPBPF_CNT_HELD);
-		return DROP;
-	case APPEND_FAILED:
-		return DROP;
-	case APPEND_OK:
-		break;
 	}
+	if (plan.check) { /* a resend, or a segment over one: its bytes must be those kept */
+		count(PPBPF_CNT_RETRANSMIT);
+		agrees = kept_agree(skb, s, pend, &plan);
+		if (agrees != 1) {
+			if (!agrees && claim_verdict(rec)) {
+				WRITE_ONCE(rec->info.have, pend->l.have);
+				reject(rec, PPBPF_E_CHANGED);
+				drop_pending(rec, cookie);
+			}
+			return DROP;
+		}
+	}
+	if (plan.action == PPBPF_SEG_RUN)
+		count(PPBPF_CNT_OUT_OF_ORDER);
+	if (copy_payload(skb, s->off + plan.skip, pend->buf.data, plan.at, plan.n))
+		return DROP;
+	ppbpf_seg_commit(&pend->l, &plan);
 	count(PPBPF_CNT_SEGMENTS);
-	if (judge(sk, rec, pend)) {
-		if (rec->stored > PPBPF_SMALL_MAX)
-			rec->stored = pend->have; /* updated in place */
-		else
-			keep_pending(rec, pend);
+	v = judge(skb, sk, rec, pend);
+	if (v == V_HOLD) {
+		keep_pending(rec, pend);
+		if (plan.action == PPBPF_SEG_RUN)
+			return PASS; /* TCP keeps it out of order, and says so to the sender (SACK) */
 		count(PPBPF_CNT_HELD);
 		return DROP;
 	}
 	drop_pending(rec, cookie);
-	return READ_ONCE(rec->info.state) == PPBPF_STATE_ERROR ? DROP : PASS;
+	return v == V_PASS ? PASS : DROP;
+}
+
+/*
+ * A segment of a tracked socket whose header is pending. One CPU at a time
+ * takes in a socket's segments: ingress runs before the socket lock, so two
+ * CPUs could otherwise both change its pending entry; a segment that finds
+ * another being taken in is dropped, and resent. Until there is a verdict,
+ * nothing that cannot be decoded passes either.
+ */
+static __always_inline int on_stream_segment(struct __sk_buff *skb, struct bpf_sock *sk, struct ppbpf_sk *rec)
+{
+	struct segment s;
+	int verdict;
+
+	if (read_segment(skb, &s)) {
+		count(PPBPF_CNT_UNDECODABLE);
+		count(PPBPF_CNT_HELD);
+		return DROP;
+	}
+	if (!s.len)
+		return PASS; /* an ACK or a FIN: no stream bytes */
+	if (__sync_val_compare_and_swap(&rec->busy, 0, 1)) {
+		count(PPBPF_CNT_BUSY);
+		return DROP;
+	}
+	verdict = take_stream_segment(skb, sk, rec, &s);
+	barrier();
+	WRITE_ONCE(rec->busy, 0);
+	return verdict;
 }
 
 /* A rejected socket, until the sweep resets it: none of its bytes reach the application. */
@@ -885,8 +1231,8 @@ static __always_inline int on_rejected_segment(struct __sk_buff *skb)
 {
 	struct segment s;
 
-	if (read_segment(skb, &s) || !s.len)
-		return PASS;
+	if (!read_segment(skb, &s) && !s.len)
+		return PASS; /* an ACK or a FIN */
 	count(PPBPF_CNT_DROPPED);
 	return DROP;
 }
@@ -1127,6 +1473,20 @@ static __always_inline void ask_reset(struct seq_file *seq, struct sock_common *
  * "<cookie> <error>" per socket reset, or, where the kernel has no
  * bpf_sock_destroy, the line of ask_reset() per socket for the reader to reset.
  */
+/* Longer than any handshake lives (SYN-ACK retries): a listener entry this old no child will take. */
+#define EARLY_TTL_NS (75ULL * 1000 * NSEC_PER_MSEC)
+
+/* A bpf_for_each_map_elem callback: remove a listener entry no child took in time. */
+static long early_gc(void *map, const void *key, void *value, void *ctx)
+{
+	const struct ppbpf_early *e = value;
+	__u64 now = *(__u64 *)ctx;
+
+	if (now - e->born_ns > EARLY_TTL_NS)
+		bpf_map_delete_elem(map, key);
+	return 0;
+}
+
 SEC("iter/tcp")
 int ppbpf_sweep(struct bpf_iter__tcp *ctx)
 {
@@ -1135,8 +1495,13 @@ int ppbpf_sweep(struct bpf_iter__tcp *ctx)
 	struct ppbpf_sk *rec;
 	int state;
 
-	if (!skc)
+	if (!skc) { /* the end of the walk (an iterator's last call): the listener entries' turn */
+		__u64 now = bpf_ktime_get_ns();
+
+		bpf_for_each_map_elem(&early, early_gc, &now, 0);
+		bpf_for_each_map_elem(&early_nohs, early_gc, &now, 0);
 		return 0;
+	}
 	tp = bpf_skc_to_tcp_sock(skc);
 	if (!tp)
 		return 0; /* a request or time-wait socket: never tracked */

@@ -5,6 +5,7 @@
 
 #include <ppbpf/abi.h>
 #include <ppbpf/parse.h>
+#include "assemble.h"
 
 /* Largest header the kernel side parses: the parser's BPF buffer. */
 #define PPBPF_MAX_HEADER PPBPF_BPF_BUF_SIZE
@@ -34,17 +35,20 @@
 struct ppbpf_sk {
 	struct ppbpf_info info; /* what PPBPF_INFO returns */
 	__u32 rcv_start;        /* sequence number of the first stream byte */
-	__u32 port_flags;       /* PPBPF_PORT_* at establishment */
+	__u32 port_flags;       /* PPBPF_PORT_* at establishment (verdicts use the live policy) */
 	__u32 max_header;       /* header size limit at establishment */
 	__u32 tlv_count;        /* top-level TLVs in the header */
-	__u32 stored;           /* bytes in the socket's pending entry (small up to PPBPF_SMALL_MAX); 0: none */
+	__u32 stored;           /* extent of the socket's pending entry (small up to PPBPF_SMALL_MAX); 0: none */
 	__u32 timeout_ms;       /* header timeout at establishment (the sweep prefers the live policy) */
 	__u32 decided;          /* 1 once a verdict was claimed (claim_verdict) */
 	__u32 reset_asked;      /* 1 once the sweep reset it or asked `ppbpf run` to: its close is a reset */
-	__u16 local_port;       /* the socket's own endpoints, for rejection events */
+	__u32 busy;             /* 1 while one CPU takes in a segment of it (seg_trylock) */
+	__u32 closing;          /* 1 once sockops saw it close: a pending entry stored after that is removed */
+	__u16 local_port;       /* the socket's own endpoints, for rejection events and live policy */
 	__u16 peer_port;
 	__u8 af;
-	__u8 pad[3];
+	__u8 peer_v4;           /* peer_addr is IPv4 (also a v4-mapped peer of a dual-stack socket) */
+	__u8 pad[2];
 	__u8 local_addr[16];
 	__u8 peer_addr[16];
 };
@@ -54,61 +58,83 @@ struct ppbpf_sk_tlvs {
 	__u8 bytes[PPBPF_TLV_MAX];
 };
 
-/* A tracked socket's stream bytes while its header is incomplete. */
+/* A tracked socket's stream bytes while its header is incomplete (see assemble.h for the layout). */
 struct ppbpf_pending {
-	__u32 have; /* bytes in buf */
-	__u32 pad;
+	struct ppbpf_layout l;
 	struct ppbpf_bpf_buf buf;
 	__u8 slack[PPBPF_COPY_CHUNK]; /* a chunk copied at a masked offset stays inside */
 };
 
-/* A connection not yet accepted by the kernel (no child socket yet), by its peer and local port. */
+/* A connection not yet accepted by the kernel (no child socket yet): its 4-tuple. */
 struct ppbpf_early_key {
-	__u8 peer_addr[16]; /* IPv4 in the first 4 bytes */
-	__u16 peer_port;    /* host order */
+	__u8 peer_addr[16];  /* IPv4 in the first 4 bytes */
+	__u8 local_addr[16];
+	__u16 peer_port;     /* host order */
 	__u16 local_port;
 };
 
-/* Header bytes a listener took in over several segments (deferred accept and a split header). */
+/*
+ * A handshake's header bytes as its listener takes them in (deferred accept,
+ * or data on the last ACK), and the verdict once they are whole, for sockops
+ * to take when the kernel makes the child. Tied to the handshake by its
+ * sequence numbers: an entry of an earlier connection on the same 4-tuple
+ * never matches.
+ */
 struct ppbpf_early {
-	__u32 seq; /* sequence number of the first byte */
-	__u32 pad;
+	__u32 start;   /* sequence number of the peer's first byte (its ISN + 1) */
+	__u32 ack;     /* what the peer acknowledges: our ISN + 1 (the child's snd_una) */
+	__u64 born_ns; /* when the first byte came: the sweep removes what no child took */
+	__s32 rc;      /* the parse result under the policy once judged; PPBPF_E_INCOMPLETE before */
+	__u32 busy;    /* 1 while one CPU takes in a segment of it */
+	struct ppbpf_hdr hdr; /* the parsed header, once judged */
 	struct ppbpf_pending bytes;
 };
 
-/* Most bytes a small pending entry keeps: what a partial header almost always is. */
-#define PPBPF_SMALL_MAX 248
+/* Most bytes a small pending entry keeps: what a partial header almost always is (masked: 0xff). */
+#define PPBPF_SMALL_MAX 255
 
 /*
- * A short incomplete header (a pending entry of 256 bytes instead of 4.4 KB,
+ * A short incomplete header (a pending entry of 296 bytes instead of 4.4 KB,
  * which the kernel would allocate as 8 KiB): parsed after a copy into the
  * per-CPU scratch.
  */
 struct ppbpf_pending_small {
-	__u32 have;
-	__u32 pad;
-	__u8 bytes[PPBPF_SMALL_MAX];
+	struct ppbpf_layout l;
+	__u8 bytes[PPBPF_SMALL_MAX + 1];
 };
 
-/* Header bytes a listener saw before the child socket existed, for sockops to pick up. */
-struct ppbpf_handoff {
-	__u32 valid;
-	__u16 local_port; /* host order */
-	__u16 peer_port;  /* host order */
-	__u8 peer_addr[16]; /* IPv4 in the first 4 bytes */
-	__s32 rc;         /* the parse result under the port's policy */
-	__u32 early;      /* 1: the bytes are in the `early` entry of this connection, not below */
-	struct ppbpf_hdr hdr; /* the parsed header */
-	struct ppbpf_early e; /* where the bytes start and the bytes; inserted into `early` if incomplete */
-};
-
-/* Split headers that reach a listener, until complete; LRU: a peer that never finishes is evicted. */
+/*
+ * Headers that reach a listener, by 4-tuple, until sockops takes them with
+ * the child; only for handshakes the kernel has (a request socket, or a valid
+ * SYN cookie). LRU, and the sweep removes entries no child took.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 256);
 	__type(key, struct ppbpf_early_key);
 	__type(value, struct ppbpf_early);
 } early SEC(".maps");
+
+/*
+ * Verdicts on whole headers that reached a listener with no handshake the
+ * kernel has (a SYN cookie's ACK, a fast open SYN), until sockops takes them;
+ * apart from `early`, so that segments spoofing a trusted source take no
+ * room from real handshakes.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 64);
+	__type(key, struct ppbpf_early_key);
+	__type(value, struct ppbpf_early);
+} early_nohs SEC(".maps");
+
+/* Where a listener assembles the first bytes of a handshake before they go into `early` (per CPU). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ppbpf_early);
+} scratch_early SEC(".maps");
 
 /* Rejections for `ppbpf run` to log (it resets the sockets from a socket iterator). */
 struct {
@@ -169,14 +195,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct ppbpf_pending);
 } scratch SEC(".maps");
-
-/* Listener-to-sockops hand-off, per CPU: both run in the same softirq for one segment. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct ppbpf_handoff);
-} handoff SEC(".maps");
 
 /* Connection table, by socket cookie: `ppbpf list`, `bpftool map dump`. */
 struct {

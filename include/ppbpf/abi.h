@@ -107,6 +107,7 @@ struct ppbpf_conn {
 #define PPBPF_PORT_REJECT_UNTRUSTED 0x4 /* untrusted peers are reset (else: left plain) */
 #define PPBPF_PORT_NO_V1 0x8            /* v1 headers are refused */
 #define PPBPF_PORT_NO_V2 0x10           /* v2 headers are refused */
+#define PPBPF_PORT_LOCAL_UID 0x20       /* a trusted peer on this host must be local_uid's socket */
 
 /* Default header timeout, ms: the spec's advice, and HAProxy's habit. */
 #define PPBPF_TIMEOUT_DEFAULT_MS 3000
@@ -116,7 +117,7 @@ struct ppbpf_port_policy {
 	__u32 flags;      /* PPBPF_PORT_* */
 	__u32 max_header; /* largest header accepted, bytes */
 	__u32 timeout_ms; /* a header still incomplete this long after the handshake is reset; 0: never */
-	__u32 pad;
+	__u32 local_uid;  /* with PPBPF_PORT_LOCAL_UID: a peer on this host must be a socket of this user */
 };
 
 /* Trusted sources, per port: an LPM key over the port and then the address. */
@@ -141,6 +142,9 @@ struct ppbpf_trust6_key {
 #define PPBPF_E_VERSION (-33)   /* a valid header of a version the port refuses */
 #define PPBPF_E_TIMEOUT (-34)   /* the header was not complete within the port's timeout */
 #define PPBPF_E_UNTRUSTED (-35) /* an untrusted peer on a port that rejects them */
+#define PPBPF_E_CHANGED (-36)   /* a resent segment changed header bytes already taken in */
+/* The last kernel-side rejection code. */
+#define PPBPF_E_KERNEL_LAST PPBPF_E_CHANGED
 
 /* A rejected connection, sent on the RINGBUF "events" to `ppbpf run`. */
 struct ppbpf_event {
@@ -196,6 +200,11 @@ enum ppbpf_counter {
 	PPBPF_CNT_RESETS,       /* rejected connections reset by the sweep */
 	PPBPF_CNT_EVENTS_LOST,  /* rejection events lost: the ring buffer was full */
 	PPBPF_CNT_TIMEOUT_PLAIN, /* optional ports: nothing sent within the timeout, left plain */
+	PPBPF_CNT_UNDECODABLE,  /* segments of a pending header ingress could not decode: held back */
+	PPBPF_CNT_NO_HANDSHAKE, /* listener segments with header bytes but no handshake behind them: dropped */
+	PPBPF_CNT_BUSY,         /* segments dropped while another CPU took in one of the same connection */
+	PPBPF_CNT_REVOKED,      /* pending headers not honoured: the port's policy or the peer's trust changed */
+	PPBPF_CNT_REJ_CHANGED,  /* rejected: a resent segment changed header bytes already taken in */
 	PPBPF_CNT_MAX,
 };
 

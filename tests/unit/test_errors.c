@@ -102,7 +102,7 @@ static void test_success_is_ok(void **state)
 /* Beyond PPBPF_E_LAST: no name, and the sentence "unknown status". */
 static void test_out_of_range(void **state)
 {
-	static const int bad[] = { PPBPF_E_LAST - 1, PPBPF_E_LAST - 2, PPBPF_E_NO_ROOM + 1, PPBPF_E_UNTRUSTED - 1,
+	static const int bad[] = { PPBPF_E_LAST - 1, PPBPF_E_LAST - 2, PPBPF_E_NO_ROOM + 1, PPBPF_E_KERNEL_LAST - 1,
 				   -100, -65536, INT_MIN + 1, INT_MIN };
 
 	(void)state;
@@ -120,6 +120,7 @@ static void test_kernel_codes(void **state)
 		{ PPBPF_E_VERSION, "version_refused" },
 		{ PPBPF_E_TIMEOUT, "timeout" },
 		{ PPBPF_E_UNTRUSTED, "untrusted" },
+		{ PPBPF_E_CHANGED, "changed" },
 	};
 
 	(void)state;

@@ -65,7 +65,9 @@ static const char *const counter_names[PPBPF_CNT_MAX] = {
 	[PPBPF_CNT_REJ_TIMEOUT] = "rejected_timeout", [PPBPF_CNT_REJ_NO_ROOM] = "rejected_table_full",
 	[PPBPF_CNT_HELD] = "held_segments",        [PPBPF_CNT_DROPPED] = "dropped_segments",
 	[PPBPF_CNT_RESETS] = "resets",             [PPBPF_CNT_EVENTS_LOST] = "events_lost",
-	[PPBPF_CNT_TIMEOUT_PLAIN] = "timeout_plain",
+	[PPBPF_CNT_TIMEOUT_PLAIN] = "timeout_plain",    [PPBPF_CNT_UNDECODABLE] = "undecodable_segments",
+	[PPBPF_CNT_NO_HANDSHAKE] = "no_handshake",      [PPBPF_CNT_BUSY] = "busy_segments",
+	[PPBPF_CNT_REVOKED] = "revoked",               [PPBPF_CNT_REJ_CHANGED] = "rejected_changed",
 };
 
 /* "1,2", "1" or "2": the header versions a port accepts. */

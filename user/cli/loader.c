@@ -33,7 +33,7 @@ static const char *const link_pins[SLOT_MAX] = {
 
 /* Pin names of the maps. */
 static const char *const map_pins[] = { "conns", "ports", "trust4", "trust6", "settings", "stats",
-					"pending", "sks", "tlvs", "handoff", "scratch", "port_bits", "rewrite_bits",
+					"pending", "sks", "tlvs", "scratch_early", "scratch", "port_bits", "rewrite_bits",
 					"events", "early", "pending_small", "scratch_small" };
 #define N_MAP_PINS (sizeof(map_pins) / sizeof(map_pins[0]))
 
@@ -144,7 +144,7 @@ static int pin_maps(struct ppbpf_bpf *skel, const char *pin_dir)
 	struct bpf_map *maps[N_MAP_PINS] = {
 		skel->maps.conns, skel->maps.ports,   skel->maps.trust4,  skel->maps.trust6,
 		skel->maps.settings, skel->maps.stats, skel->maps.pending, skel->maps.ppbpf_sks, skel->maps.ppbpf_tlvs,
-		skel->maps.handoff, skel->maps.scratch, skel->maps.port_bits, skel->maps.rewrite_bits,
+		skel->maps.scratch_early, skel->maps.scratch, skel->maps.port_bits, skel->maps.rewrite_bits,
 		skel->maps.events, skel->maps.early, skel->maps.pending_small, skel->maps.scratch_small,
 	};
 	char p[4096];

@@ -37,11 +37,12 @@ static const struct status_text kernel_texts[] = {
 	[-PPBPF_E_VERSION - 32] = { "version_refused", "a header version the port does not accept" },
 	[-PPBPF_E_TIMEOUT - 32] = { "timeout", "the header was not complete within the port's timeout" },
 	[-PPBPF_E_UNTRUSTED - 32] = { "untrusted", "an untrusted peer on a port that rejects them" },
+	[-PPBPF_E_CHANGED - 32] = { "changed", "a resent segment changed header bytes already taken in" },
 };
 
 static const struct status_text *status_lookup(int status)
 {
-	if (status <= PPBPF_E_NO_ROOM && status >= PPBPF_E_UNTRUSTED)
+	if (status <= PPBPF_E_NO_ROOM && status >= PPBPF_E_KERNEL_LAST)
 		return &kernel_texts[-status - 32];
 	if (status > 0)
 		status = 0; /* a header length */

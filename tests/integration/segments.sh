@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# How the kernel side takes in a header's segments (segments_test.c, one mode
+# per case): a lost segment of a header longer than one MSS, deferred accept
+# with a full accept queue or an abandoned split header, segments with no
+# handshake behind them, IPv6 extension headers, untrusted connections and
+# the connection table, and trust revoked while a header is pending. Every
+# step checks that no table, pending or listener entry is left behind.
+. "$(dirname "$0")/lib.sh"
+need_root "the segment tests"
+
+TEST=$OUT/tests/segments_test
+new_cgroup CG seg
+new_pin_dir PIN seg
+free_port P_LOSS P_DEFER P_ABANDON P_FROM P_PLANT P_EXT6 P_PLAIN P_REJ P_SLOT_REJ P_SLOT_OK
+LOOP=127.0.0.1
+"$CLI" attach --cgroup "$CG" --pin-dir "$PIN" --port "$P_LOSS,$P_DEFER,$P_ABANDON,$P_PLANT" --trust $LOOP >/dev/null
+"$CLI" attach --pin-dir "$PIN" --port "$P_EXT6" --trust ::1 >/dev/null
+"$CLI" attach --pin-dir "$PIN" --port "$P_PLAIN" --trust $LOOP --untrusted plain >/dev/null
+"$CLI" attach --pin-dir "$PIN" --port "$P_REJ" --trust $LOOP --untrusted reject >/dev/null
+
+table_size() { "$CLI" status --pin-dir "$1" --json | jq -r '"\(.connections) \(.pending)"'; }
+# expect_empty WHAT [PIN]: no connection, pending or listener entry left (closes propagate asynchronously).
+expect_empty() {
+	local pin=${2:-$PIN} left early
+	for _ in $(seq 50); do
+		left=$(table_size "$pin")
+		early=$(bpftool -j map dump pinned "$pin/early" | jq length)
+		[ "$left $early" = "0 0 0" ] && return 0
+		sleep 0.1
+	done
+	fail "$1: entries left: $left in the table / pending maps, $early listener entries"
+}
+
+echo "== a 2,000-byte header in 536-byte segments, each segment lost once in turn (network namespace)"
+new_netns NS seg
+# one segment per skb on the wire: no GSO super-packet for the dropper to take whole
+ip -n "$NS" link set dev lo gso_max_segs 1
+DROP=/sys/fs/bpf/ppbpf-test-$$-seg-dropper
+CLEANUP+=("rm -rf '$DROP'")
+mkdir "$DROP"
+bpftool prog load "$OUT/bpf/drop_once.bpf.o" "$DROP/prog" type xdp pinmaps "$DROP"
+nsenter --net="/run/netns/$NS" bpftool net attach xdpgeneric pinned "$DROP/prog" dev lo
+PPBPF_TEST_DROPPER=$DROP nsenter --net="/run/netns/$NS" bash -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$CG" \
+	"$TEST" loss "$P_LOSS"
+expect_empty loss
+
+echo "== deferred accept: a split header completing while the accept queue is full"
+in_cgroup "$CG" "$TEST" deferfull "$P_DEFER"
+expect_empty deferfull
+
+echo "== deferred accept: a split header abandoned, then a new connection from the same source port"
+in_cgroup "$CG" "$TEST" abandon "$P_ABANDON" "$P_FROM"
+expect_empty abandon
+
+echo "== 300 segments with header bytes and no handshake, from a trusted source"
+in_cgroup "$CG" "$TEST" plant "$P_PLANT" 300
+expect_empty "segments with no handshake"
+
+echo "== IPv6 destination and hop-by-hop options before TCP"
+in_cgroup "$CG" "$TEST" ext6 "$P_EXT6"
+expect_empty ext6
+
+# revoke PORT EXPECT UNTRUSTED: half a header, then the peer's trust is taken away live, then the rest.
+revoke() {
+	local port=$1 expect=$2 untrusted=$3 line word pid
+	exec 5< <(rc=0; in_cgroup "$CG" "$TEST" revoke "$port" "$expect" || rc=$?; echo "EXIT $rc")
+	read -r line <&5 || fail "revoke: the test ended without a word"
+	read -r word pid <<< "$line"
+	[ "$word" = PENDING ] || fail "revoke: $line"
+	"$CLI" attach --pin-dir "$PIN" --port "$port" --trust 192.0.2.1 --untrusted "$untrusted" >/dev/null
+	kill -USR1 "$pid"
+	while read -r line <&5; do
+		echo "$line"
+		case $line in "EXIT 0") ok=1 ;; EXIT*) fail "revoke ($expect)" ;; esac
+	done
+	[ "${ok:-0}" = 1 ] || fail "revoke ($expect) did not finish"
+	unset ok
+}
+echo "== trust revoked while a header is pending: a port that leaves untrusted peers plain"
+revoke "$P_PLAIN" plain plain
+echo "== trust revoked while a header is pending: a port that rejects them"
+revoke "$P_REJ" reject reject
+expect_empty revoke
+
+echo "== 20 untrusted connections held open on a rejecting port, a table of 10, no daemon"
+new_cgroup CG_SLOTS slots
+new_pin_dir PIN_SLOTS slots
+"$CLI" attach --cgroup "$CG_SLOTS" --pin-dir "$PIN_SLOTS" --table-size 10 --port "$P_SLOT_REJ" --trust $LOOP \
+	--untrusted reject >/dev/null
+"$CLI" attach --pin-dir "$PIN_SLOTS" --port "$P_SLOT_OK" --trust $LOOP >/dev/null
+in_cgroup "$CG_SLOTS" "$TEST" slots "$P_SLOT_REJ" "$P_SLOT_OK" 20
+full=$("$CLI" status --pin-dir "$PIN_SLOTS" --json | jq .counters.rejected_table_full)
+[ "$full" = 0 ] || fail "slots: $full connections were refused for a full table"
+expect_empty slots "$PIN_SLOTS"
+echo "PASS: segments"
