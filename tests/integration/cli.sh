@@ -602,11 +602,195 @@ expect_usage "run: no port anywhere" pp run --keep
 printf 'port 1 trust 127.0.0.1\nport 2 untrusted maybe\n' > "$TMP/bad.conf"
 expect_usage "run: a config line with a bad value" pp run --config "$TMP/bad.conf"
 check "run: the config error names the file and line" \
-	'out=$(pp run --config "$TMP/bad.conf" 2>&1 || true); grep -q "bad.conf, line 2" <<<"$out"'
+	'out=$(pp run --config "$TMP/bad.conf" 2>&1 || true); grep -q "bad.conf:2: " <<<"$out"'
 printf 'trust 127.0.0.1\n' > "$TMP/noport.conf"
 expect_usage "run: a config policy line without a port" pp run --config "$TMP/noport.conf"
 check "run: a missing config file is a failure (1)" \
 	'pp run --config "$TMP/none.conf" 2>/dev/null; [ $? = 1 ]'
+
+# JSON output escapes every string it prints (the JSON writer is the only way out; these are the
+# strings that come from outside: TLV text, UNIX paths, the pin folder; status and list are
+# checked attached, with a cgroup path full of quotes, in trust.sh).
+expect_ok "parse: a TLV's quotes and backslashes are escaped" '.tlvs[0].text == "a\"b\\\\c\",\"x\":\"" and (.tlvs | length == 1)' \
+	rt_raw --command LOCAL --tlv-text 'AUTHORITY:a"b\\c","x":"'
+expect_ok "parse: a UNIX path's quotes and control bytes are escaped" \
+	'.src_addr == "/run/\"x\"\n\u007f" and .dst_addr == "@\\"' \
+	rt_raw --family UNIX --src-addr "$(printf '/run/"x"\n\177')" --dst-addr '@\'
+expect_json "status --json escapes a pin folder with control bytes" 0 \
+	'.attached == false and .pin_dir == "/x\u0001\n\t\"}"' pp status --pin-dir "$(printf '/x\001\n\t"}')" --json
+
+# ---- 7b. policy parsing fails closed --------------------------------------------------------------
+# Every input below is ambiguous or wrong: it must be a usage error (2), never a policy. The
+# commands name a cgroup that does not exist and a pin folder on tmpfs (not a bpffs), so a
+# policy that is wrongly accepted fails with 1 before anything is loaded or mounted.
+echo "# policy parsing fails closed"
+NOBPF=$TMP/not-bpffs
+mkdir -p "$NOBPF"
+SAFE=(--cgroup /nonexistent-ppbpf-cli-test --pin-dir "$NOBPF/pins")
+
+# refused NAME ARGS...: `ppbpf attach SAFE ARGS` is a usage error.
+refused() {
+	local name=$1
+	shift
+	expect_usage "attach refuses $name" pp attach "${SAFE[@]}" "$@"
+}
+check "an accepted policy reaches the pin folder, and stops there (1)" \
+	'rc=0; pp attach "${SAFE[@]}" --port 1 --trust 127.0.0.1 2>"$TMP/e" || rc=$?; [ $rc = 1 ] && grep -q "not on a bpffs" "$TMP/e"'
+refused "an empty --trust (it would trust every source)" --port 1 --trust ''
+refused "--trust ','" --port 1 --trust ,
+refused "--trust with an empty item at the end" --port 1 --trust 127.0.0.1,
+refused "--trust with an empty item at the start" --port 1 --trust ,127.0.0.1
+refused "--trust with an empty item inside" --port 1 --trust 127.0.0.1,,127.0.0.2
+refused "a prefix length of -0 (read as /0)" --port 1 --trust 10.0.0.1/-0
+refused "a prefix length of -0 on a network" --port 1 --trust 10.0.0.0/-0
+refused "a prefix length with a sign" --port 1 --trust 10.0.0.0/+8
+refused "a prefix length with a space" --port 1 --trust '10.0.0.0/ 8'
+refused "a prefix length with a leading zero" --port 1 --trust 10.0.0.0/08
+refused "a prefix length in hex" --port 1 --trust 10.0.0.0/0x8
+refused "a prefix length with trailing garbage" --port 1 --trust 10.0.0.0/8x
+refused "an empty prefix length" --port 1 --trust 10.0.0.0/
+refused "a prefix without an address" --port 1 --trust /8
+refused "two prefix lengths" --port 1 --trust 10.0.0.0/8/8
+refused "an IPv4 prefix over 32" --port 1 --trust 10.0.0.0/33
+refused "an IPv6 prefix over 128" --port 1 --trust 2001:db8::/129
+refused "a huge prefix length" --port 1 --trust 10.0.0.0/18446744073709551616
+refused "IPv4 host bits set under the prefix" --port 1 --trust 10.0.0.1/8
+refused "IPv6 host bits set under the prefix" --port 1 --trust 2001:db8::1/32
+refused "a v4-mapped IPv6 address (IPv4 peers are matched as IPv4)" --port 1 --trust ::ffff:127.0.0.1
+refused "a v4-mapped address in hex" --port 1 --trust ::ffff:7f00:1
+refused "the v4-mapped block" --port 1 --trust ::ffff:0:0/96
+refused "an IPv6 zone" --port 1 --trust fe80::1%lo
+refused "an IPv4 octet with a leading zero" --port 1 --trust 010.0.0.1
+refused "an address with a space" --port 1 --trust ' 127.0.0.1'
+refused "an empty --port" --port ''
+refused "--port ','" --port ,
+refused "--port with an empty item" --port 80,
+refused "--port with an empty item inside" --port 80,,81
+refused "a port with a leading zero" --port 080
+refused "a port with a sign" --port +80
+refused "a port with a space" --port ' 80'
+refused "a port with a tab" --port "$(printf '\t80')"
+refused "a port of '0x'" --port 0x
+refused "a port given twice in a list" --port 80,80
+refused "a port given twice" --port 80 --port 80
+refused "a second --port in one policy (one --trust applies to both)" --port 80 --trust 127.0.0.1 --port 81
+refused "a second --trust in one policy" --port 80 --trust 127.0.0.1 --trust 127.0.0.2
+refused "--timeout 0x (read as 0: no timeout)" --port 1 --timeout 0x
+refused "--timeout with a tab" --port 1 --timeout "$(printf '\t5')"
+refused "--timeout -0" --port 1 --timeout -0
+refused "--timeout with trailing garbage" --port 1 --timeout 5ms
+refused "--timeout past 2^64" --port 1 --timeout 18446744073709551617
+refused "--timeout given twice" --port 1 --timeout 1 --timeout 2
+refused "--max-header 0x" --port 1 --max-header 0x
+refused "--max-header given twice" --port 1 --max-header 100 --max-header 200
+refused "--tlv-cap 0x (read as 0)" --port 1 --tlv-cap 0x
+refused "--tlv-cap given twice" --port 1 --tlv-cap 1 --tlv-cap 2
+refused "--mode given twice" --port 1 --mode optional --mode required
+refused "--optional and --mode required" --port 1 --optional --mode required
+refused "--untrusted given twice" --port 1 --untrusted reject --untrusted plain
+refused "--versions given twice" --port 1 --versions 1 --versions 2
+refused "an empty --versions (every header refused)" --port 1 --versions ''
+refused "--versions with an empty item" --port 1 --versions 1,
+refused "--versions with a version twice" --port 1 --versions 2,2
+refused "--rewrite-peer given twice" --port 1 --rewrite-peer --rewrite-peer
+# refused_why NAME REGEX ARGS...: `ppbpf attach ARGS` is a usage error whose message matches REGEX.
+refused_why() {
+	local name=$1 why=$2
+	shift 2
+	run pp attach "$@"
+	if [[ $RC -ne 2 ]]; then
+		fail "attach refuses $name" "exit code $RC, expected 2"
+	elif ! grep -Eq -- "$why" "$ERR"; then
+		fail "attach refuses $name" "the message does not say /$why/"
+	else
+		pass "attach refuses $name"
+	fi
+}
+refused_why "--cgroup given twice" "'cgroup' given twice" "${SAFE[@]}" --port 1 --cgroup a
+refused_why "an empty --cgroup (it would mean the root)" "an empty path" --pin-dir "$NOBPF/pins" --port 1 --cgroup ''
+refused_why "a --cgroup with '..'" "'\.\.' component" --pin-dir "$NOBPF/pins" --port 1 --cgroup ../../x
+refused_why "--pin-dir given twice" "'pin-dir' given twice" "${SAFE[@]}" --port 1 --pin-dir "$NOBPF/other"
+refused_why "an empty --pin-dir" "an empty path" --cgroup /nonexistent-ppbpf-cli-test --pin-dir '' --port 1
+refused_why "a relative --pin-dir" "absolute" --cgroup /nonexistent-ppbpf-cli-test --pin-dir pins --port 1
+refused_why "an empty item, naming the list" "port '80,,81': an empty item" "${SAFE[@]}" --port 80,,81
+refused_why "host bits, saying why" "host bits are set" "${SAFE[@]}" --port 1 --trust 10.0.0.1/8
+refused_why "a v4-mapped block, saying why" "v4-mapped" "${SAFE[@]}" --port 1 --trust ::ffff:7f00:1
+refused "--table-size 0x" --port 1 --table-size 0x
+expect_usage "run refuses --sweep-ms 0x" pp run "${SAFE[@]}" --port 1 --sweep-ms 0x
+expect_usage "run refuses --log-rate 0x (read as 0: no lines)" pp run "${SAFE[@]}" --port 1 --log-rate 0x
+expect_usage "run refuses --log-rate given twice" pp run "${SAFE[@]}" --port 1 --log-rate 1 --log-rate 2
+expect_usage "run refuses --sweep-ms given twice" pp run "${SAFE[@]}" --port 1 --sweep-ms 50 --sweep-ms 60
+expect_usage "run refuses --config given twice" pp run "${SAFE[@]}" --config /dev/null --config /dev/null
+
+check "detach --help documents --port (one port's policy removed, the programs stay)" \
+	'h=$(pp detach --help) && grep -q -- "--port P" <<<"$h" && grep -q "programs stay" <<<"$h"'
+expect_usage "detach refuses --port 0" pp detach --pin-dir "$NOBPF/pins" --port 0
+expect_usage "detach refuses an empty --port" pp detach --pin-dir "$NOBPF/pins" --port ''
+expect_usage "detach refuses --port given twice" pp detach --pin-dir "$NOBPF/pins" --port 1 --port 2
+expect_usage "detach refuses a relative --pin-dir" pp detach --pin-dir pins
+check "detach of a pin folder that does not exist is not an error" \
+	'out=$(pp detach --pin-dir "$NOBPF/none") && grep -q "nothing attached" <<<"$out"'
+
+# config_refused NAME LINE FORMAT: a config file (printf FORMAT) is a usage error naming FILE:LINE.
+config_refused() {
+	local name=$1 line=$2
+	printf "$3" > "$TMP/p.conf"
+	run pp run "${SAFE[@]}" --config "$TMP/p.conf"
+	if [[ $RC -ne 2 ]]; then
+		fail "config refuses $name" "exit code $RC, expected 2"
+	elif ! grep -q "p.conf:$line: " "$ERR"; then
+		fail "config refuses $name" "the error does not name p.conf:$line"
+	else
+		pass "config refuses $name"
+	fi
+}
+config_refused "'trust ,'" 1 'port 1 trust ,\n'
+config_refused "a trust list of commas" 2 '# x\nport 1 trust ,,,\n'
+config_refused "a prefix length of -0" 1 'port 1 trust 10.0.0.1/-0\n'
+config_refused "a line over the limit (not split into two)" 1 \
+	"port 1 trust 127.0.0.1$(printf '%*s' 70000 '')port 2\n"
+config_refused "a line split at 4095 bytes before (two 'port' keys on one line)" 1 \
+	"port 1 trust 127.0.0.1$(printf '%*s' 4073 '')port 2\n"
+config_refused "a NUL byte" 1 'port 1 trust 127.0.0.1\0 untrusted reject\n'
+config_refused "a NUL byte at the start of a line" 2 'port 1 trust 127.0.0.1\n\0port 2\n'
+config_refused "a policy option on a line without 'port'" 2 'port 1 trust 127.0.0.1\ntrust 127.0.0.9\n'
+config_refused "a port on two lines" 2 'port 1 trust 127.0.0.1\nport 1 untrusted reject\n'
+config_refused "a port in two groups" 2 'port 1,2 trust 127.0.0.1\nport 2 trust 127.0.0.1\n'
+config_refused "two 'port' keys on one line" 1 'port 1 port 2\n'
+config_refused "two 'trust' keys on one line" 1 'port 1 trust 127.0.0.1 trust 127.0.0.9\n'
+config_refused "an abbreviated key" 1 'port 1 trus 127.0.0.1\n'
+config_refused "key=value" 1 'port=1 trust=127.0.0.1\n'
+config_refused "a 'config' key" 1 'port 1 config /dev/null\n'
+config_refused "a 'help' key" 1 'port 1 help\n'
+config_refused "a whole-attachment option on two lines" 2 'tlv-cap 1\ntlv-cap 2\nport 1\n'
+config_refused "a cgroup both on the command line and in the config" 1 'cgroup a\nport 1\n'
+config_refused "trailing garbage" 1 'port 1 trust 127.0.0.1 junk\n'
+config_refused "a value after a flag" 1 'port 1 rewrite-peer yes\n'
+config_refused "a control character" 1 'port 1 trust 127.0.0.1 \001\n'
+config_refused "a byte-order mark" 1 '\357\273\277port 1\n'
+config_refused "more ports than the kernel side holds (1024)" 17 \
+	"$(for g in $(seq 0 16); do printf 'port '; seq -s, $((g * 64 + 1)) $((g * 64 + 64)) | tr -d '\n'; printf '\\n'; done)"
+printf 'port 5\n' > "$TMP/p5.conf"
+expect_usage "run refuses command-line policy options without --port beside a config" \
+	pp run "${SAFE[@]}" --trust 127.0.0.9 --config "$TMP/p5.conf"
+
+# What is accepted is exactly what was written (run --check prints the policy, loads nothing).
+check "run --check prints the policy and loads nothing" \
+	'out=$(pp run "${SAFE[@]}" --port 7 --trust 10.0.0.0/8,2001:db8::/32 --untrusted reject --check) &&
+	 jq -e ".ports == [{\"port\":7,\"trust\":[\"10.0.0.0/8\",\"2001:db8::/32\"],\"mode\":\"required\",
+	   \"untrusted\":\"reject\",\"versions\":\"1,2\",\"timeout_ms\":3000,\"max_header\":4096,\"rewrite_peer\":false}]" <<<"$out" >/dev/null &&
+	 [ ! -e "$NOBPF/pins" ]'
+printf 'port 1 trust 127.0.0.1%*suntrusted reject\r\n# c\r\n\tport\t2 # comment\r\n' 5000 '' > "$TMP/long.conf"
+check "config: a 5000-byte line, CRLF, tabs and comments are read as written" \
+	'out=$(pp run "${SAFE[@]}" --config "$TMP/long.conf" --check) &&
+	 jq -e "[.ports[] | {port, trust, untrusted}] == [{\"port\":1,\"trust\":[\"127.0.0.1/32\"],\"untrusted\":\"reject\"},
+	   {\"port\":2,\"trust\":[\"0.0.0.0/0\",\"::/0\"],\"untrusted\":\"plain\"}]" <<<"$out" >/dev/null'
+check "config: command-line ports and config ports are separate groups (listed by port)" \
+	'out=$(pp run "${SAFE[@]}" --port 9 --trust 127.0.0.9 --config "$TMP/p5.conf" --check) &&
+	 jq -e "[.ports[] | {port, trust}] == [{\"port\":5,\"trust\":[\"0.0.0.0/0\",\"::/0\"]},{\"port\":9,\"trust\":[\"127.0.0.9/32\"]}]" <<<"$out" >/dev/null'
+check "the explicit 'every source' blocks are accepted" \
+	'out=$(pp run "${SAFE[@]}" --port 3 --trust 0.0.0.0/0,::/0 --check) &&
+	 jq -e ".ports[0].trust == [\"0.0.0.0/0\",\"::/0\"]" <<<"$out" >/dev/null'
 expect_json "status --json unattached: the kernel's release and what it lacks" 0 \
 	'.attached == false and (.kernel.release | length > 0) and (.kernel.supported | type == "boolean")
 	 and (.kernel.lacks | type == "array") and all(.kernel.lacks[]; (.feature | length > 0) and (.since | length > 0))' \
@@ -615,11 +799,36 @@ check "status unattached: one line on the kernel" \
 	'out=$(pp status --pin-dir "$TMP/nothing-here") && grep -q "^not attached" <<<"$out" && grep -q "^kernel: " <<<"$out"'
 expect_json "status --json escapes the pin folder it names" 0 '.attached == false and .pin_dir == "/x\",\"attached\":true,\"y\":\""' \
 	pp status --pin-dir '/x","attached":true,"y":"' --json
+# What the hardened unit scores at most (systemd-analyze security; 10 is no sandbox at all).
+UNIT_EXPOSURE_MAX=2.0
 if command -v systemd-analyze >/dev/null; then
 	check "the systemd unit installs and passes systemd-analyze verify" \
 		'make -s -C "$(dirname "$0")/../.." install PREFIX="$TMP/usr" SYSTEMD_UNIT_DIR="$TMP/unit" >/dev/null &&
 		 out=$(systemd-analyze verify "$TMP/unit/ppbpf.service" 2>&1) && [ -z "$out" ] &&
 		 grep -q "^ExecStart=$TMP/usr/bin/ppbpf run --config /etc/ppbpf.conf --keep$" "$TMP/unit/ppbpf.service"'
+	# The sandbox the daemon tolerates (see the unit's comments), as systemd itself scores it.
+	if systemd-analyze security --offline=yes "$TMP/unit/ppbpf.service" >"$TMP/security" 2>&1; then
+		for d in ProtectKernelModules= ProtectKernelLogs= ProtectKernelTunables= ProtectControlGroups= \
+			PrivateDevices= 'RestrictAddressFamilies=~AF_PACKET' 'RestrictAddressFamilies=~AF_UNIX' \
+			'RestrictAddressFamilies=~…' 'RestrictNamespaces=~user' 'RestrictNamespaces=~mnt' \
+			'SystemCallFilter=~@mount' 'SystemCallFilter=~@module' 'SystemCallFilter=~@reboot' \
+			'SystemCallFilter=~@swap' 'SystemCallFilter=~@raw-io' 'SystemCallFilter=~@debug' \
+			'SystemCallFilter=~@clock' 'SystemCallFilter=~@cpu-emulation' 'SystemCallFilter=~@obsolete' \
+			MemoryDenyWriteExecute= SystemCallArchitectures= LockPersonality= RestrictRealtime= \
+			RestrictSUIDSGID= ProtectHostname= ProtectClock= 'CapabilityBoundingSet=~CAP_SYS_ADMIN' \
+			'CapabilityBoundingSet=~CAP_SYS_(NICE|RESOURCE)' PrivateMounts= UMask= ProtectProc= ProcSubset=; do
+			if grep -qF "✓ $d " "$TMP/security"; then
+				pass "systemd-analyze security: $d"
+			else
+				fail "systemd-analyze security: $d" "not set in the unit: $(grep -F " $d " "$TMP/security" | tr -s ' ')"
+			fi
+		done
+		score=$(sed -n 's/.*Overall exposure level for ppbpf.service: \([0-9.]*\).*/\1/p' "$TMP/security")
+		check "systemd-analyze security: exposure $score, at most $UNIT_EXPOSURE_MAX" \
+			'[[ $score =~ ^[0-9]+\.[0-9]$ ]] && awk -v s="$score" -v m="$UNIT_EXPOSURE_MAX" "BEGIN { exit !(s <= m) }"'
+	else
+		fail "systemd-analyze security --offline=yes reads the unit" "$(tail -3 "$TMP/security")"
+	fi
 else
 	fail "the systemd unit installs and passes systemd-analyze verify" "systemd-analyze is not installed"
 fi

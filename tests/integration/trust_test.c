@@ -14,6 +14,11 @@
  *                                    paces them to about that many in all (default:
  *                                    4 KiB per connection every 2 ms, ~1 GiB for 100 x 6 s)
  *   tablefull PORT CAPACITY          the connection table's capacity
+ *   honoured PORT N FROM             N headers from FROM: each honoured (the policy trusts FROM)
+ *   untracked PORT N FROM            N headers from FROM: none honoured, streams untouched
+ *                                    (FROM is not trusted there, or the port has no policy)
+ *   flood PORT SECONDS THREADS       untrusted connections opened and dropped as fast as
+ *                                    THREADS threads can, for SECONDS (a flood of rejections)
  *
  * Clients connect from 127.0.0.1 (trusted) or 127.0.0.9 (not trusted). A
  * rejected connection must reach the client as an RST, and the server's
@@ -208,14 +213,14 @@ static bool is_addr(const struct sockaddr_in *a, const char *text)
 
 /* ---- spoof ------------------------------------------------------------------------------ */
 
-/* An untrusted peer on a "plain" port: nothing of its forged header is honoured. */
-static void spoof_plain_one(int lfd, int port, int i)
+/* A peer whose header must not be honoured (untrusted, or no policy): nothing of it is. */
+static void untracked_one(int lfd, int port, int i, const char *from)
 {
 	__u8 hdr[64], got[128];
 	struct sockaddr_in peer;
 	socklen_t len = sizeof(peer);
 	struct ppbpf_info info;
-	int hl = forged_v2(hdr, sizeof(hdr), 7, 40000 + i % 1000), c = dial(port, UNTRUSTED), s;
+	int hl = forged_v2(hdr, sizeof(hdr), 7, 40000 + i % 1000), c = dial(port, from), s;
 	bool via_lib = i % 2;
 
 	if (c < 0 || send_all(c, hdr, (size_t)hl) || send_all(c, "PING", 4)) {
@@ -234,12 +239,12 @@ static void spoof_plain_one(int lfd, int port, int i)
 		s = accept(lfd, (struct sockaddr *)&peer, &len);
 		CHECK(ppbpf_get(s, &info) == -ENODATA, "spoof %d: the untrusted socket is tracked", i);
 	}
-	CHECK(s >= 0 && is_addr(&peer, UNTRUSTED), "spoof %d: accept gave another address than %s", i, UNTRUSTED);
+	CHECK(s >= 0 && is_addr(&peer, from), "spoof %d: accept gave another address than %s", i, from);
 	len = sizeof(peer);
-	CHECK(!getpeername(s, (struct sockaddr *)&peer, &len) && is_addr(&peer, UNTRUSTED),
+	CHECK(!getpeername(s, (struct sockaddr *)&peer, &len) && is_addr(&peer, from),
 	      "spoof %d: getpeername was rewritten", i);
 	len = sizeof(peer);
-	CHECK(!ppbpf_getpeername(s, (struct sockaddr *)&peer, &len) && is_addr(&peer, UNTRUSTED),
+	CHECK(!ppbpf_getpeername(s, (struct sockaddr *)&peer, &len) && is_addr(&peer, from),
 	      "spoof %d: ppbpf_getpeername believed the header", i);
 	/* Untouched: the forged header is still the first bytes the application reads. */
 	set_timeout(s, 2000);
@@ -307,7 +312,7 @@ static int run_spoof(int plain_port, int reject_port, int n)
 	int hl, c, s;
 
 	for (int i = 0; i < n; i++)
-		spoof_plain_one(lp, plain_port, i);
+		untracked_one(lp, plain_port, i, UNTRUSTED);
 	printf("spoof: %d forged headers from %s on a plain port: never honoured\n", n, UNTRUSTED);
 	for (int i = 0; i < n; i++)
 		spoof_reject_one(lr, reject_port, i);
@@ -355,9 +360,142 @@ static int run_plain(int port, int n)
 	int lfd = listen_on(port);
 
 	for (int i = 0; i < n; i++)
-		spoof_plain_one(lfd, port, i);
+		untracked_one(lfd, port, i, UNTRUSTED);
 	printf("plain: %d forged headers from %s: never honoured, stream untouched\n", n, UNTRUSTED);
 	close(lfd);
+	return 0;
+}
+
+/* Headers from `from` on a port without a policy, or where `from` is not trusted: none honoured. */
+static int run_untracked(int port, int n, const char *from)
+{
+	int lfd = listen_on(port);
+
+	for (int i = 0; i < n; i++)
+		untracked_one(lfd, port, i, from);
+	printf("untracked: %d headers from %s on port %d: never honoured, streams untouched\n", n, from, port);
+	close(lfd);
+	return 0;
+}
+
+/* Headers from `from`, trusted there: each one honoured, the payload after it intact. */
+static int run_honoured(int port, int n, const char *from)
+{
+	int lfd = listen_on(port);
+
+	for (int i = 0; i < n; i++) {
+		struct ppbpf_info info = { 0 };
+		struct ppbpf_accept_opts o = { .info = &info, .timeout_ms = 2000 };
+		struct sockaddr_in orig;
+		socklen_t len = sizeof(orig);
+		__u8 hdr[64];
+		char buf[4];
+		int hl = forged_v2(hdr, sizeof(hdr), 80, 44000 + i), c = dial(port, from), s;
+
+		if (c < 0 || send_all(c, hdr, (size_t)hl) || send_all(c, "PING", 4)) {
+			CHECK(false, "honoured %d: the client failed", i);
+			if (c >= 0)
+				close(c);
+			continue;
+		}
+		s = ppbpf_accept_opts(lfd, (struct sockaddr *)&orig, &len, 0, &o);
+		CHECK(s >= 0 && info.state == PPBPF_STATE_DONE && is_addr(&orig, "203.0.113.80") &&
+			      ntohs(orig.sin_port) == 44000 + i,
+		      "honoured %d: the header from %s on port %d was not honoured (state %d)", i, from, port, info.state);
+		if (s >= 0) {
+			set_timeout(s, 2000);
+			CHECK(recv(s, buf, 4, MSG_WAITALL) == 4 && !memcmp(buf, "PING", 4), "honoured %d: the payload", i);
+			close(s);
+		}
+		close(c);
+	}
+	printf("honoured: %d headers from %s on port %d: each honoured\n", n, from, port);
+	close(lfd);
+	return 0;
+}
+
+/* ---- flood ------------------------------------------------------------------------------- */
+
+struct flood {
+	int port;
+	double until;
+	volatile int stop;
+	unsigned long made, failed;
+	pthread_mutex_t lock;
+};
+
+/* Accept and close whatever comes, so the listen queue never fills. */
+static void *flood_acceptor(void *arg)
+{
+	struct flood *f = arg;
+	int lfd = listen_on(f->port);
+
+	fcntl(lfd, F_SETFL, O_NONBLOCK);
+	while (!f->stop) {
+		struct pollfd p = { .fd = lfd, .events = POLLIN };
+		int fd;
+
+		if (poll(&p, 1, 50) <= 0)
+			continue;
+		while ((fd = accept(lfd, NULL, NULL)) >= 0)
+			close(fd);
+	}
+	close(lfd);
+	return NULL;
+}
+
+/* Connect from the untrusted address and drop the connection at once (an RST: no TIME_WAIT). */
+static void *flood_client(void *arg)
+{
+	struct flood *f = arg;
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((__u16)f->port) };
+	struct sockaddr_in src = { .sin_family = AF_INET };
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+	unsigned long made = 0, failed = 0;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	inet_pton(AF_INET, UNTRUSTED, &src.sin_addr);
+	while (now_s() < f->until) {
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+		if (fd < 0) {
+			failed++;
+			continue;
+		}
+		if (bind(fd, (struct sockaddr *)&src, sizeof(src)) || connect(fd, (struct sockaddr *)&a, sizeof(a)))
+			failed++;
+		else
+			made++;
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		close(fd);
+	}
+	pthread_mutex_lock(&f->lock);
+	f->made += made;
+	f->failed += failed;
+	pthread_mutex_unlock(&f->lock);
+	return NULL;
+}
+
+static int run_flood(int port, int seconds, int threads)
+{
+	struct flood f = { .port = port, .lock = PTHREAD_MUTEX_INITIALIZER };
+	pthread_t acceptor, clients[64];
+
+	if (threads < 1 || threads > 64)
+		return 2;
+	pthread_create(&acceptor, NULL, flood_acceptor, &f);
+	sleep_ms(100);
+	f.until = now_s() + seconds;
+	for (int i = 0; i < threads; i++)
+		pthread_create(&clients[i], NULL, flood_client, &f);
+	for (int i = 0; i < threads; i++)
+		pthread_join(clients[i], NULL);
+	f.stop = 1;
+	pthread_join(acceptor, NULL);
+	CHECK(f.made >= 100, "flood: only %lu connections in %d s", f.made, seconds);
+	printf("FLOOD %lu %lu\n", f.made, f.failed);
+	printf("flood: %lu untrusted connections in %d s (%lu failed to connect), %d threads\n", f.made, seconds,
+	       f.failed, threads);
 	return 0;
 }
 
@@ -943,8 +1081,15 @@ int main(int argc, char **argv)
 		rc = run_stream(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), argc == 6 ? strtoull(argv[5], NULL, 10) : 0);
 	else if (argc == 4 && !strcmp(argv[1], "tablefull"))
 		rc = run_tablefull(atoi(argv[2]), atoi(argv[3]));
+	else if (argc == 5 && !strcmp(argv[1], "honoured"))
+		rc = run_honoured(atoi(argv[2]), atoi(argv[3]), argv[4]);
+	else if (argc == 5 && !strcmp(argv[1], "untracked"))
+		rc = run_untracked(atoi(argv[2]), atoi(argv[3]), argv[4]);
+	else if (argc == 5 && !strcmp(argv[1], "flood"))
+		rc = run_flood(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]));
 	else
-		fprintf(stderr, "usage: trust_test spoof|malformed|slow|load|stream|tablefull ARGS (see the source)\n");
+		fprintf(stderr, "usage: trust_test spoof|plain|malformed|slow|load|stream|tablefull|honoured|untracked|flood "
+			"ARGS (see the source)\n");
 	if (rc)
 		return rc;
 	printf("%s: %d checks, %d failed\n", argv[1], checks, failures);

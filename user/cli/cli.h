@@ -41,7 +41,7 @@ void format_endpoint(char *out, size_t cap, int af, const __u8 *addr, __u16 port
  */
 int stored_addr_af(int sock_af, const __u8 *addr);
 
-/* Unsigned decimal (or 0x hex) with an upper bound. Returns 0 or -1. */
+/* Unsigned decimal (no leading zero) or 0x hex, digits only, with an upper bound. Returns 0 or -1. */
 int parse_uint(const char *s, unsigned long long max, unsigned long long *out);
 
 #endif

@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "loader.h"
 #include "options.h"
+#include "policy.h"
 
 static const char attach_help[] =
 	"Usage: ppbpf attach --port P[,P...] [--trust CIDR[,...]] [--untrusted plain|reject]\n"
@@ -35,18 +36,27 @@ static const char attach_help[] =
 	"  bpftool map dump pinned " PPBPF_PIN_DIR "/conns\n";
 
 static const char detach_help[] =
-	"Usage: ppbpf detach [--cgroup PATH] [--pin-dir DIR]\n"
+	"Usage: ppbpf detach [--cgroup PATH] [--pin-dir DIR] [--port P[,P...]]\n"
 	"\n"
 	"Detach ppbpf's programs and remove every link, map and pin it created.\n"
-	"Nothing attached is not an error.\n"
+	"Each pin is checked to be ppbpf's first: anything else in the folder (another\n"
+	"tool's pins) stays, and so does the folder. Nothing attached is not an error.\n"
+	"\n"
+	"With --port, only those ports lose their policy (the policy entry, the port\n"
+	"bits and every trusted source): new connections to them are left alone, and\n"
+	"the programs stay attached for the other ports. A `ppbpf run` serving the\n"
+	"folder puts back what its config says at its next reload (SIGHUP): remove the\n"
+	"port from the config instead.\n"
 	"\n"
 	"Options:\n"
 	"  -c, --cgroup PATH   only detach if attached to this cgroup\n"
 	"  -d, --pin-dir DIR   bpffs folder of the attachment (default " PPBPF_PIN_DIR ")\n"
+	"  -p, --port P[,...]  remove the policy of these ports only\n"
 	"  -h, --help          show this help\n"
 	"\n"
 	"Examples:\n"
 	"  ppbpf detach\n"
+	"  ppbpf detach --port 8080\n"
 	"  ppbpf detach --pin-dir /sys/fs/bpf/ppbpf-test\n";
 
 int cmd_attach(int argc, char **argv)
@@ -60,18 +70,53 @@ int cmd_attach(int argc, char **argv)
 	rc = options_parse(argc, argv, &a, "attach", attach_help);
 	if (rc)
 		return rc;
-	if (!a.groups[0].n_ports)
+	if (!a.n_groups)
 		return usage_error("attach", "--port is required");
+	if (a.check) {
+		options_print_json(&a, stdout);
+		return EXIT_OK;
+	}
 	loader_verbose(a.verbose);
-	rc = options_apply(&a, "attach", &fresh);
+	rc = options_apply(&a, "attach", false, &fresh);
 	if (rc)
 		return rc;
 	for (int g = 0; g < a.n_groups; g++)
 		ports += a.groups[g].n_ports;
-	if (cgroup_resolve(a.cgroup, cgroup_path, sizeof(cgroup_path)))
-		snprintf(cgroup_path, sizeof(cgroup_path), "%s", a.cgroup ? a.cgroup : "the cgroup2 root");
+	if (cgroup_resolve(a.cgroup[0] ? a.cgroup : NULL, cgroup_path, sizeof(cgroup_path)))
+		snprintf(cgroup_path, sizeof(cgroup_path), "%s", a.cgroup[0] ? a.cgroup : "the cgroup2 root");
 	printf("ppbpf: %s %s (pins in %s); %d port(s) set\n", fresh ? "attached to" : "updated policy on",
 	       cgroup_path, a.pin_dir, ports);
+	return EXIT_OK;
+}
+
+/* `detach --port`: those ports lose their policy; the attachment stays. */
+static int detach_ports(const char *pin_dir, const __u16 *ports, int n)
+{
+	struct ppbpf_maps m;
+	int lock, rc;
+
+	if (!loader_attached(pin_dir)) {
+		fprintf(stderr, "ppbpf detach: nothing attached at %s\n", pin_dir);
+		return EXIT_FAIL;
+	}
+	lock = loader_lock(pin_dir);
+	if (lock < 0)
+		return EXIT_FAIL;
+	rc = loader_open_maps(pin_dir, &m);
+	if (rc) {
+		fprintf(stderr, "ppbpf detach: failed to open the maps in %s: %s\n", pin_dir, strerror(-rc));
+		loader_unlock(lock);
+		return EXIT_FAIL;
+	}
+	rc = policy_remove_ports(&m, ports, n);
+	loader_close_maps(&m);
+	loader_unlock(lock);
+	if (rc < 0) {
+		fprintf(stderr, "ppbpf detach: failed to remove the policy of the ports: %s\n", strerror(-rc));
+		return EXIT_FAIL;
+	}
+	printf("ppbpf: removed the policy of %d port(s) in %s (%d had one); the programs stay attached\n", n, pin_dir,
+	       rc);
 	return EXIT_OK;
 }
 
@@ -80,35 +125,64 @@ int cmd_detach(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "cgroup", required_argument, NULL, 'c' },
 		{ "pin-dir", required_argument, NULL, 'd' },
+		{ "port", required_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	const char *pin_dir = PPBPF_PIN_DIR, *cgroup = NULL;
+	static struct attach_args ports; /* the --port list, parsed as attach parses it */
+	const char *pin_dir = PPBPF_PIN_DIR, *cgroup = NULL, *port_list = NULL;
 	char cgroup_path[4096];
-	int c, rc;
+	int c, rc, lock;
 
-	while ((c = getopt_long(argc, argv, "c:d:h", opts, NULL)) != -1) {
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "c:d:p:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': cgroup = optarg; break;
 		case 'd': pin_dir = optarg; break;
+		case 'p':
+			if (port_list)
+				return usage_error("detach", "'--port' given twice");
+			port_list = optarg;
+			break;
 		case 'h': fputs(detach_help, stdout); return EXIT_OK;
-		default: return usage_error("detach", "unknown option");
+		default: return usage_error("detach", "unknown option or missing value: '%s'", argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
 		return usage_error("detach", "unexpected argument '%s'", argv[optind]);
+	if (!*pin_dir || pin_dir[0] != '/')
+		return usage_error("detach", "--pin-dir must be an absolute path");
 	loader_verbose(false);
-	if (!loader_attached(pin_dir)) {
-		rc = loader_detach(pin_dir); /* leftovers of an interrupted attach, if any */
-		printf("ppbpf: nothing attached at %s\n", pin_dir);
-		return rc < 0 ? EXIT_FAIL : EXIT_OK;
-	}
-	if (cgroup && (cgroup_resolve(cgroup, cgroup_path, sizeof(cgroup_path)) ||
-		       !attached_to(pin_dir, cgroup_path))) {
+	if (cgroup && loader_attached(pin_dir) &&
+	    (cgroup_resolve(cgroup, cgroup_path, sizeof(cgroup_path)) || !attached_to(pin_dir, cgroup_path))) {
 		fprintf(stderr, "ppbpf detach: %s is not attached to %s\n", pin_dir, cgroup);
 		return EXIT_FAIL;
 	}
+	if (port_list) {
+		char *args[] = { "detach", "--port", (char *)port_list, NULL };
+
+		options_init(&ports, "attach");
+		rc = options_parse(3, args, &ports, "detach", NULL);
+		if (rc)
+			return rc;
+		return detach_ports(pin_dir, ports.groups[0].ports, ports.groups[0].n_ports);
+	}
+	if (access(pin_dir, F_OK)) {
+		printf("ppbpf: nothing attached at %s\n", pin_dir);
+		return EXIT_OK;
+	}
+	lock = loader_lock(pin_dir);
+	if (lock < 0)
+		return EXIT_FAIL;
+	if (!loader_attached(pin_dir)) {
+		rc = loader_detach(pin_dir); /* leftovers of an interrupted attach, if any */
+		loader_unlock(lock);
+		printf("ppbpf: nothing attached at %s%s\n", pin_dir, rc > 0 ? " (removed what an interrupted attach left)" : "");
+		return rc < 0 ? EXIT_FAIL : EXIT_OK;
+	}
 	rc = loader_detach(pin_dir);
+	loader_unlock(lock);
 	if (rc < 0) {
 		fprintf(stderr, "ppbpf detach: failed to remove every pin in %s: %s\n", pin_dir, strerror(-rc));
 		return EXIT_FAIL;

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
  * `ppbpf run`: the foreground daemon. It attaches (or picks up what is
- * pinned), applies the policy, logs rejections from the ring buffer, and
- * runs the sweep iterator, which resets rejected sockets and times out late
- * headers, after each batch of events and every --sweep-ms.
+ * pinned), applies the policy (exactly its config: what the config does not
+ * have is removed), logs rejections from the ring buffer, and runs the sweep
+ * iterator, which resets rejected sockets and times out late headers, soon
+ * after events (at most every SWEEP_MIN_MS) and every --sweep-ms.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +29,9 @@
 #define LOG_WARNING "<4>"
 #define LOG_INFO "<6>"
 
+/* Sweeps that events ask for are at least this far apart: a flood of rejections must not keep the daemon walking every TCP socket. */
+#define SWEEP_MIN_MS 10
+
 static const char run_help[] =
 	"Usage: ppbpf run [--config FILE] [--keep] [--sweep-ms MS] [--log-rate N]\n"
 	"                 [policy options, as for attach]\n"
@@ -38,17 +42,26 @@ static const char run_help[] =
 	"too large, missing or late, full table) as one line on stderr, rate-limited;\n"
 	"reset rejected connections (an RST to the peer, ECONNABORTED to the\n"
 	"application); and reset headers still incomplete at the port's --timeout.\n"
-	"One daemon per --pin-dir (a lock on the folder). SIGHUP re-reads the config\n"
-	"file. SIGTERM or SIGINT exits: the programs are detached, unless --keep is\n"
-	"given, in which case they stay pinned and a new `ppbpf run` carries on with\n"
-	"every live connection.\n"
+	"The policy is exactly the options and the config, at start and on every\n"
+	"reload: a port or a trusted source that is no longer there is removed (new\n"
+	"sources are added before old ones go, so a port that stays never passes\n"
+	"through \"nobody is trusted\"). One daemon per --pin-dir (a lock on the\n"
+	"folder). SIGHUP re-reads the config file; an invalid one is refused whole\n"
+	"(FILE:LINE: why) and the policy stays. SIGTERM or SIGINT exits: the programs\n"
+	"are detached, unless --keep is given, in which case they stay pinned and a\n"
+	"new `ppbpf run` carries on with every live connection. The last line says\n"
+	"how many sweeps and events there were.\n"
 	"\n"
 	"Daemon options:\n"
-	"      --config FILE        policy from a file: one option per word, without the\n"
-	"                           dashes; each line with a port is a policy group;\n"
-	"                           '#' starts a comment. Re-read on SIGHUP\n"
+	"      --config FILE        policy from a file: each option as its full long name\n"
+	"                           without the dashes, then its value, separated by\n"
+	"                           spaces or tabs; each line with a port is a policy group,\n"
+	"                           and per-port options go on that line; '#' starts a\n"
+	"                           comment. Lines of at most 65536 bytes, no NUL or\n"
+	"                           control bytes. Re-read on SIGHUP\n"
 	"      --keep               on exit, leave the programs attached and pinned\n"
-	"      --sweep-ms MS        how often to look for late headers (default 100)\n"
+	"      --sweep-ms MS        how often to look for late headers (default 100); after\n"
+	"                           rejections the sweep runs sooner, at most every 10 ms\n"
 	"      --log-rate N         rejection lines per second at most (default 10; 0: none)\n"
 	"\n"
 	POLICY_OPTIONS_HELP
@@ -60,6 +73,7 @@ static const char run_help[] =
 	"\n"
 	"Examples:\n"
 	"  ppbpf run --config /etc/ppbpf.conf --keep\n"
+	"  ppbpf run --config /etc/ppbpf.conf --check   # validate, print the policy\n"
 	"  ppbpf run --cgroup system.slice/app.service --port 8080 --trust 10.0.0.0/8 \\\n"
 	"      --untrusted reject\n";
 
@@ -112,7 +126,8 @@ static bool rate_allow(struct rate_limit *r)
 
 struct run_state {
 	struct rate_limit rl;
-	unsigned long events;
+	unsigned long events, sweeps;
+	long started_ms;
 };
 
 static int on_event(void *ctx, void *data, size_t size)
@@ -228,9 +243,8 @@ static int load_options(int argc, char **argv, struct attach_args *a)
 		rc = options_read_config(a->config, a);
 	if (rc)
 		return rc;
-	for (int g = 0; g < a->n_groups; g++)
-		if (!a->groups[g].n_ports)
-			return usage_error("run", "a policy without --port (or a config line without 'port')");
+	if (!a->n_groups)
+		return usage_error("run", "no policy: give --port, or a config with a 'port' line");
 	return 0;
 }
 
@@ -256,20 +270,36 @@ static void reload(int argc, char **argv, struct attach_args *a)
 		return;
 	}
 	if (strcmp(fresh_args.pin_dir, a->pin_dir)) {
-		fprintf(stderr, LOG_ERR "ppbpf: reload: --pin-dir cannot change while running\n");
+		fprintf(stderr, LOG_ERR "ppbpf: reload: --pin-dir cannot change while running; the old policy stays\n");
 		return;
 	}
-	if (options_apply(&fresh_args, "run", &fresh))
+	if (options_apply(&fresh_args, "run", true, &fresh)) {
+		fprintf(stderr, LOG_ERR "ppbpf: reload failed while applying (said above); each port has its old "
+					"or its new policy. Fix it and send SIGHUP again\n");
 		return;
+	}
 	*a = fresh_args;
-	fprintf(stderr, LOG_INFO "ppbpf: policy reloaded\n");
+	fprintf(stderr, LOG_INFO "ppbpf: policy reloaded (%d policy group(s); any other port removed)\n", a->n_groups);
 }
 
-static int serve(int argc, char **argv, struct attach_args *a, struct ring_buffer *rb)
+/*
+ * When the next sweep is due: every --sweep-ms, and sooner after events (the
+ * rejected sockets they name), but never sooner than SWEEP_MIN_MS after the
+ * last one.
+ */
+static long sweep_due(long next_periodic, long last_sweep, bool events_waiting)
+{
+	long soon = last_sweep + SWEEP_MIN_MS;
+
+	return events_waiting && soon < next_periodic ? soon : next_periodic;
+}
+
+static int serve(int argc, char **argv, struct attach_args *a, struct ring_buffer *rb, struct run_state *st)
 {
 	struct resetter resetter = { .fd = -1 };
 	struct kernel_report kr;
-	long next_sweep = 0;
+	long next_sweep = 0, last_sweep = -SWEEP_MIN_MS;
+	bool events_waiting = false;
 	int rc = EXIT_OK;
 
 	features_probe(&kr);
@@ -277,8 +307,8 @@ static int serve(int argc, char **argv, struct attach_args *a, struct ring_buffe
 		resetter_start(&resetter);
 
 	while (!stop_signal) {
-		long now = now_ms();
-		int n, wait = next_sweep > now ? (int)(next_sweep - now) : 0;
+		long now = now_ms(), due = sweep_due(next_sweep, last_sweep, events_waiting);
+		int n, wait = due > now ? (int)(due - now) : 0;
 
 		if (reload_signal) {
 			reload_signal = 0;
@@ -290,7 +320,8 @@ static int serve(int argc, char **argv, struct attach_args *a, struct ring_buffe
 			rc = EXIT_FAIL;
 			break;
 		}
-		if (n > 0 || now_ms() >= next_sweep) {
+		events_waiting |= n > 0;
+		if (now_ms() >= sweep_due(next_sweep, last_sweep, events_waiting)) {
 			int r = sweep(a->pin_dir, &resetter, a->verbose);
 
 			if (r < 0 && !stop_signal) {
@@ -298,7 +329,10 @@ static int serve(int argc, char **argv, struct attach_args *a, struct ring_buffe
 				rc = EXIT_FAIL;
 				break;
 			}
-			next_sweep = now_ms() + a->sweep_ms;
+			st->sweeps++;
+			events_waiting = false;
+			last_sweep = now_ms();
+			next_sweep = last_sweep + a->sweep_ms;
 		}
 	}
 	if (resetter.fd >= 0)
@@ -335,29 +369,38 @@ int cmd_run(int argc, char **argv)
 	struct ring_buffer *rb = NULL;
 	struct ppbpf_maps m;
 	bool fresh;
-	int rc, lock = -1;
+	int rc, lock;
 
 	rc = load_options(argc, argv, &a);
 	if (rc)
 		return rc;
-	loader_verbose(a.verbose);
-	/* A daemon already serving this attachment: say so before touching its policy. */
-	if (loader_attached(a.pin_dir)) {
-		lock = lock_pin_dir(a.pin_dir);
-		if (lock < 0)
-			return EXIT_FAIL;
+	if (a.check) {
+		options_print_json(&a, stdout);
+		return EXIT_OK;
 	}
-	rc = options_apply(&a, "run", &fresh);
-	if (rc)
+	loader_verbose(a.verbose);
+	/*
+	 * The daemon's lock first, then attach: of two daemons started at once,
+	 * the second stops here, before it has attached or touched anything.
+	 */
+	if (loader_pin_dir_ready(a.pin_dir))
+		return EXIT_FAIL;
+	lock = lock_pin_dir(a.pin_dir);
+	if (lock < 0)
+		return EXIT_FAIL;
+	rc = options_apply(&a, "run", true, &fresh);
+	if (rc) {
+		close(lock);
 		return rc;
-	if (lock < 0 && (lock = lock_pin_dir(a.pin_dir)) < 0)
-		return EXIT_FAIL; /* another daemon attached it at the same moment: it is theirs now */
+	}
 	rc = loader_open_maps(a.pin_dir, &m);
 	if (rc) {
 		fprintf(stderr, LOG_ERR "ppbpf run: failed to open the maps in %s: %s\n", a.pin_dir, strerror(-rc));
+		close(lock);
 		return EXIT_FAIL;
 	}
 	st.rl = (struct rate_limit){ .per_sec = a.log_rate, .tokens = a.log_rate, .last_ms = now_ms() };
+	st.started_ms = now_ms();
 	rb = ring_buffer__new(m.events, on_event, &st, NULL);
 	if (!rb) {
 		fprintf(stderr, LOG_ERR "ppbpf run: failed to open the event ring buffer: %s\n", strerror(errno));
@@ -367,15 +410,18 @@ int cmd_run(int argc, char **argv)
 	install_signals();
 	fprintf(stderr, LOG_INFO "ppbpf: running (%s %s; pid %d)\n", fresh ? "attached, pins in" : "picked up",
 		a.pin_dir, (int)getpid());
-	rc = serve(argc, argv, &a, rb);
+	rc = serve(argc, argv, &a, rb, &st);
 cleanup:
 	ring_buffer__free(rb);
 	loader_close_maps(&m);
+	fprintf(stderr, LOG_INFO "ppbpf: %lu sweeps, %lu events in %ld ms\n", st.sweeps, st.events,
+		now_ms() - st.started_ms);
 	if (a.keep) {
 		fprintf(stderr, LOG_INFO "ppbpf: exiting; the programs stay pinned in %s (--keep)\n", a.pin_dir);
 	} else {
-		int removed = loader_detach(a.pin_dir);
+		int policy_lock = loader_lock(a.pin_dir), removed = loader_detach(a.pin_dir);
 
+		loader_unlock(policy_lock);
 		fprintf(stderr, LOG_INFO "ppbpf: exiting; detached (%d pins removed)\n", removed < 0 ? 0 : removed);
 	}
 	close(lock);

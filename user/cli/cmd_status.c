@@ -14,6 +14,7 @@
 #include "features.h"
 #include "json.h"
 #include "loader.h"
+#include "options.h"
 #include "policy.h"
 
 static const char status_help[] =
@@ -229,17 +230,18 @@ static void print_status_text(const char *cgroup, const char *pin_dir, const str
 	printf("ports:\n");
 	for (int i = 0; i < n; i++) {
 		struct ppbpf_port_policy pol = {};
-		struct cidr trust[64];
-		int nt = policy_trust_of(m, ports[i], trust, 64);
+		static struct cidr trust[MAX_TRUST];
+		int nt = policy_trust_of(m, ports[i], trust, MAX_TRUST);
 
 		bpf_map_lookup_elem(m->ports, &ports[i], &pol);
-		printf("  %-5u mode %s untrusted %s versions %s timeout %ums max-header %u%s trust", ports[i],
+		printf("  %-5u mode %s untrusted %s versions %s timeout %ums max-header %u%s", ports[i],
 		       pol.flags & PPBPF_PORT_OPTIONAL ? "optional" : "required",
 		       pol.flags & PPBPF_PORT_REJECT_UNTRUSTED ? "reject" : "plain", versions_of(pol.flags),
 		       pol.timeout_ms, pol.max_header ? pol.max_header : 4096,
 		       pol.flags & PPBPF_PORT_REWRITE_PEER ? " rewrite-peer" : "");
+		printf(" trust");
 		for (int t = 0; t < nt; t++) {
-			char txt[64];
+			char txt[CIDR_STRLEN];
 
 			cidr_format(&trust[t], txt, sizeof(txt));
 			printf("%s %s", t ? "," : "", txt);
@@ -281,8 +283,8 @@ static void print_status_json(const char *cgroup, const char *pin_dir, const str
 	json_arr_begin(&j);
 	for (int i = 0; i < n; i++) {
 		struct ppbpf_port_policy pol = {};
-		struct cidr trust[64];
-		int nt = policy_trust_of(m, ports[i], trust, 64);
+		static struct cidr trust[MAX_TRUST];
+		int nt = policy_trust_of(m, ports[i], trust, MAX_TRUST);
 
 		bpf_map_lookup_elem(m->ports, &ports[i], &pol);
 		json_obj_begin(&j);
@@ -299,7 +301,7 @@ static void print_status_json(const char *cgroup, const char *pin_dir, const str
 		json_key(&j, "trust");
 		json_arr_begin(&j);
 		for (int t = 0; t < nt; t++) {
-			char txt[64];
+			char txt[CIDR_STRLEN];
 
 			cidr_format(&trust[t], txt, sizeof(txt));
 			json_str(&j, txt);

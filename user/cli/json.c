@@ -74,7 +74,17 @@ void json_strn(struct json *j, const void *s, size_t n)
 
 void json_str(struct json *j, const char *s)
 {
+	if (!s) { /* a name that does not exist: null, never a crash or a guess */
+		json_null(j);
+		return;
+	}
 	json_strn(j, s, __builtin_strlen(s));
+}
+
+void json_null(struct json *j)
+{
+	sep(j);
+	fputs("null", j->f);
 }
 
 void json_int(struct json *j, long long v)

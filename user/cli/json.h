@@ -23,10 +23,11 @@ void json_obj_end(struct json *j);
 void json_arr_begin(struct json *j);
 void json_arr_end(struct json *j);
 void json_key(struct json *j, const char *key);
-void json_str(struct json *j, const char *s);
+void json_str(struct json *j, const char *s); /* NULL: null */
 void json_strn(struct json *j, const void *s, size_t n);
 void json_int(struct json *j, long long v);
 void json_bool(struct json *j, bool v);
+void json_null(struct json *j);
 void json_hex(struct json *j, const void *data, size_t n);
 /* Shorthands for "key": value. */
 void json_kv_str(struct json *j, const char *key, const char *s);

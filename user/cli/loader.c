@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* Loading, attaching, pinning and finding ppbpf's kernel side. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -8,6 +9,7 @@
 #include <string.h>
 #include <libgen.h>
 #include <linux/magic.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
@@ -138,17 +140,33 @@ static struct bpf_program *slot_prog(struct ppbpf_bpf *skel, int slot)
 	}
 }
 
-/* Pin every map of the object under the names in map_pins. */
-static int pin_maps(struct ppbpf_bpf *skel, const char *pin_dir)
+/* The object's maps, in the order of map_pins. */
+static void skel_maps(struct ppbpf_bpf *skel, struct bpf_map **maps)
 {
-	struct bpf_map *maps[N_MAP_PINS] = {
+	struct bpf_map *m[N_MAP_PINS] = {
 		skel->maps.conns, skel->maps.ports,   skel->maps.trust4,  skel->maps.trust6,
 		skel->maps.settings, skel->maps.stats, skel->maps.pending, skel->maps.ppbpf_sks, skel->maps.ppbpf_tlvs,
 		skel->maps.scratch_early, skel->maps.scratch, skel->maps.port_bits, skel->maps.rewrite_bits,
 		skel->maps.events, skel->maps.early, skel->maps.pending_small, skel->maps.scratch_small,
 	};
+
+	memcpy(maps, m, sizeof(m));
+}
+
+/* What one attach pinned, so that its cleanup removes exactly that and nothing of anyone else's. */
+struct own_pins {
+	bool map[N_MAP_PINS], sweep;
+	struct bpf_link *links[SLOT_MAX];
+	bool linked[SLOT_MAX]; /* links[s] is pinned */
+};
+
+/* Pin every map of the object under the names in map_pins. */
+static int pin_maps(struct ppbpf_bpf *skel, const char *pin_dir, struct own_pins *own)
+{
+	struct bpf_map *maps[N_MAP_PINS];
 	char p[4096];
 
+	skel_maps(skel, maps);
 	for (size_t i = 0; i < N_MAP_PINS; i++) {
 		int rc = pin_path(p, sizeof(p), pin_dir, map_pins[i]);
 
@@ -156,12 +174,13 @@ static int pin_maps(struct ppbpf_bpf *skel, const char *pin_dir)
 			fprintf(stderr, "failed to pin map %s: %s\n", p, strerror(-rc));
 			return rc;
 		}
+		own->map[i] = true;
 	}
 	return 0;
 }
 
 /* The sweep iterator, pinned: reading the pin runs one sweep (`ppbpf run` does, and so can `cat`). */
-static int pin_sweep(struct ppbpf_bpf *skel, const char *pin_dir)
+static int pin_sweep(struct ppbpf_bpf *skel, const char *pin_dir, struct own_pins *own)
 {
 	struct bpf_link *link = bpf_program__attach_iter(skel->progs.ppbpf_sweep, NULL);
 	char p[4096];
@@ -175,8 +194,144 @@ static int pin_sweep(struct ppbpf_bpf *skel, const char *pin_dir)
 	rc = pin_path(p, sizeof(p), pin_dir, PPBPF_SWEEP_PIN);
 	if (!rc && (rc = bpf_link__pin(link, p)))
 		fprintf(stderr, "failed to pin %s: %s\n", p, strerror(-rc));
+	if (!rc)
+		own->sweep = true;
 	bpf_link__destroy(link);
 	return rc;
+}
+
+/* Remove what this attach pinned (its links detach as they go), and the folder if that empties it. */
+static void unpin_own(const char *pin_dir, struct own_pins *own)
+{
+	char p[4096];
+
+	for (int s = 0; s < SLOT_MAX; s++)
+		if (own->linked[s])
+			bpf_link__unpin(own->links[s]);
+	if (own->sweep && !pin_path(p, sizeof(p), pin_dir, PPBPF_SWEEP_PIN))
+		unlink(p);
+	for (size_t i = 0; i < N_MAP_PINS; i++)
+		if (own->map[i] && !pin_path(p, sizeof(p), pin_dir, map_pins[i]))
+			unlink(p);
+	rmdir(pin_dir); /* only if that emptied it: never a folder with anyone else's pins */
+}
+
+/* ---- is a pin ppbpf's? ---------------------------------------------------------------------- */
+
+/* What kind of BPF object an fd is: 'm' map, 'l' link, 'p' program, 0 something else. */
+static char fd_kind(int fd)
+{
+	char link[64], target[64];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, target, sizeof(target) - 1);
+	if (n < 0)
+		return 0;
+	target[n] = '\0';
+	if (!strcmp(target, "anon_inode:bpf-map"))
+		return 'm';
+	if (!strcmp(target, "anon_inode:bpf-link") || !strcmp(target, "anon_inode:bpf_link"))
+		return 'l';
+	if (!strcmp(target, "anon_inode:bpf-prog"))
+		return 'p';
+	return 0;
+}
+
+/* Has a pinned map the shape of this map of ppbpf's object (type, sizes, flags, name)? */
+static bool map_matches(int fd, const struct bpf_map *want, bool any_size)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	char name[BPF_OBJ_NAME_LEN];
+
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return false;
+	snprintf(name, sizeof(name), "%s", bpf_map__name(want)); /* the kernel keeps 15 characters */
+	return info.type == (__u32)bpf_map__type(want) && info.key_size == bpf_map__key_size(want) &&
+	       info.value_size == bpf_map__value_size(want) && info.map_flags == bpf_map__map_flags(want) &&
+	       (any_size || info.max_entries == bpf_map__max_entries(want)) && !strcmp(info.name, name);
+}
+
+/* Is this link ppbpf's: a cgroup link of the slot's attach type, or (slot -1) an iterator? */
+static bool link_matches(int fd, struct ppbpf_bpf *skel, int slot)
+{
+	struct bpf_link_info info = {};
+	__u32 len = sizeof(info);
+
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return false;
+	if (slot < 0)
+		return info.type == BPF_LINK_TYPE_ITER;
+	return info.type == BPF_LINK_TYPE_CGROUP &&
+	       info.cgroup.attach_type == (__u32)bpf_program__expected_attach_type(slot_prog(skel, slot));
+}
+
+/*
+ * Is the pin `name` in pin_dir ppbpf's (one of its names, and an object of
+ * the shape ppbpf pins there)? 1 yes, 0 no, -ENOENT if there is no such pin.
+ */
+static int pin_is_ours(struct ppbpf_bpf *skel, const char *pin_dir, const char *name)
+{
+	struct bpf_map *maps[N_MAP_PINS];
+	char p[4096], kind;
+	int fd, ours = 0;
+
+	if (pin_path(p, sizeof(p), pin_dir, name))
+		return 0;
+	fd = bpf_obj_get(p);
+	if (fd < 0)
+		return errno == ENOENT ? -ENOENT : 0;
+	kind = fd_kind(fd);
+	skel_maps(skel, maps);
+	for (size_t i = 0; i < N_MAP_PINS; i++)
+		if (!strcmp(name, map_pins[i]))
+			ours = kind == 'm' && map_matches(fd, maps[i], maps[i] == skel->maps.conns);
+	for (int s = 0; s < SLOT_MAX; s++)
+		if (!strcmp(name, link_pins[s]))
+			ours = kind == 'l' && link_matches(fd, skel, s);
+	if (!strcmp(name, PPBPF_SWEEP_PIN))
+		ours = kind == 'l' && link_matches(fd, skel, -1);
+	close(fd);
+	return ours;
+}
+
+/* The object, opened (not loaded): what ppbpf's pins look like. NULL after saying why. */
+static struct ppbpf_bpf *open_for_shapes(void)
+{
+	struct ppbpf_bpf *skel = ppbpf_bpf__open();
+
+	if (!skel)
+		fprintf(stderr, "failed to open the BPF object: %s\n", strerror(errno));
+	return skel;
+}
+
+/* The entries of pin_dir that are not ppbpf's pins, "a, b" into out. Returns how many, or -errno. */
+static int foreign_entries(struct ppbpf_bpf *skel, const char *pin_dir, char *out, size_t cap)
+{
+	DIR *d = opendir(pin_dir);
+	struct dirent *e;
+	size_t used = 0;
+	int n = 0;
+
+	if (cap)
+		out[0] = '\0';
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	while ((e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		if (e->d_type == DT_REG && pin_is_ours(skel, pin_dir, e->d_name) == 1)
+			continue;
+		n++;
+		if (used + 1 < cap) {
+			int w = snprintf(out + used, cap - used, "%s%s", used ? ", " : "", e->d_name);
+
+			used = w < 0 ? used : used + (size_t)w < cap ? used + (size_t)w : cap - 1;
+		}
+	}
+	closedir(d);
+	return n;
 }
 
 static int write_default_settings(struct ppbpf_bpf *skel)
@@ -268,28 +423,157 @@ static void print_verifier_cost(struct ppbpf_bpf *skel)
 	}
 }
 
-int loader_attach(const char *cgroup_path, const char *pin_dir, __u32 table_size)
+/* Is the folder (or, for a parent, its sticky-bit case) root's own, that no one else may change? 0 or -EPERM after saying why. */
+static int check_owner_mode(const char *path, const struct stat *st, bool parent)
 {
-	struct bpf_link *links[SLOT_MAX] = {};
-	struct ppbpf_bpf *skel = NULL;
-	int cg = -1, rc, n_selftest;
-	char p[4096];
+	if (st->st_uid != geteuid()) {
+		fprintf(stderr, "refusing %s: it is owned by uid %u, not by uid %u (who runs ppbpf); another user "
+				"could have put pins there. Remove it, or use another --pin-dir\n",
+			path, (unsigned int)st->st_uid, (unsigned int)geteuid());
+		return -EPERM;
+	}
+	if ((st->st_mode & (S_IWGRP | S_IWOTH)) && !(parent && (st->st_mode & S_ISVTX))) {
+		fprintf(stderr, "refusing %s: it is writable by others (mode %04o): anyone could put pins "
+				"there, or replace ppbpf's. `chmod go-w %s`, or use another --pin-dir\n",
+			path, (unsigned int)(st->st_mode & 07777), path);
+		return -EPERM;
+	}
+	return 0;
+}
 
+int loader_pin_dir_ready(const char *pin_dir)
+{
+	char copy[4096], *parent;
+	struct stat st;
+	int rc;
+
+	if (pin_dir[0] != '/') {
+		fprintf(stderr, "the pin folder must be an absolute path: %s\n", pin_dir);
+		return -EINVAL;
+	}
 	rc = loader_prepare_pin_dir(pin_dir);
 	if (rc)
 		return rc;
-	if (mkdir(pin_dir, 0700) && errno != EEXIST) {
+	snprintf(copy, sizeof(copy), "%s", pin_dir);
+	parent = dirname(copy);
+	if (lstat(parent, &st)) {
+		rc = -errno;
+		fprintf(stderr, "failed to look at %s: %s\n", parent, strerror(errno));
+		return rc;
+	}
+	rc = check_owner_mode(parent, &st, true);
+	if (rc)
+		return rc;
+	if (mkdir(pin_dir, 0700) == 0)
+		return 0;
+	if (errno != EEXIST) {
 		rc = -errno;
 		fprintf(stderr, "failed to create %s: %s\n", pin_dir, strerror(errno));
 		return rc;
 	}
-	cg = open(cgroup_path, O_RDONLY | O_DIRECTORY);
+	if (lstat(pin_dir, &st)) {
+		rc = -errno;
+		fprintf(stderr, "failed to look at %s: %s\n", pin_dir, strerror(errno));
+		return rc;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "refusing %s: it is not a folder%s\n", pin_dir,
+			S_ISLNK(st.st_mode) ? " (a symbolic link)" : "");
+		return -ENOTDIR;
+	}
+	return check_owner_mode(pin_dir, &st, false);
+}
+
+int loader_lock(const char *pin_dir)
+{
+	char copy[4096], *parent;
+	int fd;
+
+	snprintf(copy, sizeof(copy), "%s", pin_dir);
+	parent = dirname(copy);
+	fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		int rc = -errno;
+
+		fprintf(stderr, "failed to open %s: %s\n", parent, strerror(errno));
+		return rc;
+	}
+	/* At most 10 s: an attach holds it for well under a second. */
+	for (int i = 0; i < 1000; i++) {
+		if (!flock(fd, LOCK_EX | LOCK_NB))
+			return fd;
+		if (errno != EWOULDBLOCK)
+			break;
+		usleep(10000);
+	}
+	fprintf(stderr, "failed to lock %s (another ppbpf changing pins or policy there?): %s\n", parent,
+		strerror(errno == EWOULDBLOCK ? ETIMEDOUT : errno));
+	close(fd);
+	return -EBUSY;
+}
+
+void loader_unlock(int fd)
+{
+	if (fd >= 0)
+		close(fd); /* releases the lock */
+}
+
+/*
+ * Before a first attach: the folder holds ppbpf's own pins at most (what an
+ * interrupted attach left, removed now). Anything else is another tool's, and
+ * a reason to attach elsewhere. 0 or -errno after saying why.
+ */
+static int clear_leftovers(struct ppbpf_bpf *skel, const char *pin_dir)
+{
+	char foreign[1024], p[4096];
+	int n = foreign_entries(skel, pin_dir, foreign, sizeof(foreign)), removed = 0;
+
+	if (n < 0) {
+		fprintf(stderr, "failed to read %s: %s\n", pin_dir, strerror(-n));
+		return n;
+	}
+	if (n) {
+		fprintf(stderr, "refusing to attach in %s: it holds %d pin(s) or folder(s) that are not ppbpf's (%s); "
+				"use a --pin-dir of ppbpf's own\n", pin_dir, n, foreign);
+		return -EEXIST;
+	}
+	for (size_t i = 0; i < N_MAP_PINS; i++)
+		if (pin_is_ours(skel, pin_dir, map_pins[i]) == 1 && !pin_path(p, sizeof(p), pin_dir, map_pins[i]) &&
+		    !unlink(p))
+			removed++;
+	for (int s = 0; s < SLOT_MAX; s++)
+		if (pin_is_ours(skel, pin_dir, link_pins[s]) == 1 && !pin_path(p, sizeof(p), pin_dir, link_pins[s])) {
+			int fd = bpf_obj_get(p);
+
+			if (fd >= 0) {
+				bpf_link_detach(fd);
+				close(fd);
+			}
+			removed += !unlink(p);
+		}
+	if (pin_is_ours(skel, pin_dir, PPBPF_SWEEP_PIN) == 1 && !pin_path(p, sizeof(p), pin_dir, PPBPF_SWEEP_PIN))
+		removed += !unlink(p);
+	if (removed)
+		fprintf(stderr, "ppbpf: removed %d pins an interrupted attach left in %s\n", removed, pin_dir);
+	return 0;
+}
+
+int loader_attach(const char *cgroup_path, const char *pin_dir, __u32 table_size)
+{
+	struct own_pins own = {};
+	struct ppbpf_bpf *skel = NULL;
+	int cg = -1, rc, n_selftest;
+	char p[4096];
+
+	cg = open(cgroup_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (cg < 0) {
 		rc = -errno;
 		fprintf(stderr, "failed to open cgroup %s: %s\n", cgroup_path, strerror(errno));
-		goto cleanup;
+		return rc;
 	}
 	rc = open_for_kernel(&skel, table_size);
+	if (!rc)
+		rc = clear_leftovers(skel, pin_dir);
 	if (rc)
 		goto cleanup;
 	rc = ppbpf_bpf__load(skel);
@@ -304,41 +588,44 @@ int loader_attach(const char *cgroup_path, const char *pin_dir, __u32 table_size
 		goto cleanup;
 	rc = write_default_settings(skel);
 	if (!rc)
-		rc = pin_maps(skel, pin_dir);
+		rc = pin_maps(skel, pin_dir, &own);
 	if (!rc)
-		rc = pin_sweep(skel, pin_dir);
+		rc = pin_sweep(skel, pin_dir, &own);
 	for (int s = 0; !rc && s < SLOT_MAX; s++) {
-		links[s] = bpf_program__attach_cgroup(slot_prog(skel, s), cg);
-		if (!links[s]) {
+		own.links[s] = bpf_program__attach_cgroup(slot_prog(skel, s), cg);
+		if (!own.links[s]) {
 			rc = -errno;
 			fprintf(stderr, "failed to attach %s to %s: %s\n", bpf_program__name(slot_prog(skel, s)),
 				cgroup_path, strerror(errno));
 			break;
 		}
 		rc = pin_path(p, sizeof(p), pin_dir, link_pins[s]);
-		if (!rc && (rc = bpf_link__pin(links[s], p)))
+		if (!rc && (rc = bpf_link__pin(own.links[s], p)))
 			fprintf(stderr, "failed to pin %s: %s\n", p, strerror(-rc));
+		own.linked[s] = !rc;
 	}
 cleanup:
-	for (int s = 0; s < SLOT_MAX; s++)
-		bpf_link__destroy(links[s]); /* pinned links stay attached; the others go */
-	ppbpf_bpf__destroy(skel);
-	if (cg >= 0)
-		close(cg);
 	if (rc)
-		loader_detach(pin_dir); /* leave nothing half-made behind */
+		unpin_own(pin_dir, &own); /* leave nothing half-made behind, and touch nothing else */
+	for (int s = 0; s < SLOT_MAX; s++)
+		bpf_link__destroy(own.links[s]); /* pinned links stay attached; the others go */
+	ppbpf_bpf__destroy(skel);
+	close(cg);
 	return rc;
 }
 
 int loader_detach(const char *pin_dir)
 {
-	int removed = 0, rc = 0;
-	char p[4096];
+	struct ppbpf_bpf *skel = open_for_shapes();
+	int removed = 0, rc = 0, n;
+	char p[4096], foreign[1024];
 
+	if (!skel)
+		return -EINVAL;
 	for (int s = 0; s < SLOT_MAX; s++) {
 		int fd;
 
-		if (pin_path(p, sizeof(p), pin_dir, link_pins[s]))
+		if (pin_is_ours(skel, pin_dir, link_pins[s]) != 1 || pin_path(p, sizeof(p), pin_dir, link_pins[s]))
 			continue;
 		fd = bpf_obj_get(p);
 		if (fd < 0)
@@ -352,14 +639,19 @@ int loader_detach(const char *pin_dir)
 		else
 			rc = -errno;
 	}
-	for (size_t i = 0; i < N_MAP_PINS; i++) {
-		if (!pin_path(p, sizeof(p), pin_dir, map_pins[i]) && unlink(p) == 0)
+	for (size_t i = 0; i < N_MAP_PINS; i++)
+		if (pin_is_ours(skel, pin_dir, map_pins[i]) == 1 && !pin_path(p, sizeof(p), pin_dir, map_pins[i]) &&
+		    unlink(p) == 0)
 			removed++;
-	}
 	/* An iterator link has nothing to detach: removing the pin frees it. */
-	if (!pin_path(p, sizeof(p), pin_dir, PPBPF_SWEEP_PIN) && unlink(p) == 0)
+	if (pin_is_ours(skel, pin_dir, PPBPF_SWEEP_PIN) == 1 && !pin_path(p, sizeof(p), pin_dir, PPBPF_SWEEP_PIN) &&
+	    unlink(p) == 0)
 		removed++;
-	if (rmdir(pin_dir) && errno != ENOENT)
+	n = foreign_entries(skel, pin_dir, foreign, sizeof(foreign));
+	ppbpf_bpf__destroy(skel);
+	if (n > 0)
+		fprintf(stderr, "ppbpf: left %s in %s: not ppbpf's; the folder stays\n", foreign, pin_dir);
+	else if (rmdir(pin_dir) && errno != ENOENT)
 		fprintf(stderr, "failed to remove %s: %s\n", pin_dir, strerror(errno));
 	return rc ? rc : removed;
 }

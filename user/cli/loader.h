@@ -37,11 +37,37 @@ int cgroup_path_of_id(__u64 id, char *out, size_t cap);
  * after saying what to run.
  */
 int loader_prepare_pin_dir(const char *pin_dir);
+/*
+ * Make pin_dir ready for ppbpf's pins: an absolute path, bpffs mounted
+ * (loader_prepare_pin_dir), the parent and the folder owned by this user and
+ * writable by no one else (the parent may be sticky), the folder created
+ * (0700) if missing. 0 or -errno, after saying why.
+ */
+int loader_pin_dir_ready(const char *pin_dir);
+/*
+ * The lock of every command that changes pins or policy (attach, detach, run
+ * and its reloads): on pin_dir's parent, so that one attaches while others
+ * wait and then find it attached. At most 10 s of waiting. Returns the fd to
+ * pass to loader_unlock, or -errno after saying why.
+ */
+int loader_lock(const char *pin_dir);
+void loader_unlock(int fd);
 /* Is there an attachment pinned in pin_dir? */
 bool loader_attached(const char *pin_dir);
-/* Load the programs, attach them to cgroup_path, pin links and maps in pin_dir. 0 or -errno. */
+/*
+ * Load the programs, attach them to cgroup_path, pin links and maps in
+ * pin_dir (ready, and locked by the caller). Refuses a folder that holds
+ * anything that is not ppbpf's; ppbpf's own leftovers of an interrupted
+ * attach are removed first. On a failure, exactly what this call pinned is
+ * removed. 0 or -errno.
+ */
 int loader_attach(const char *cgroup_path, const char *pin_dir, __u32 table_size);
-/* Detach and remove everything pinned in pin_dir. Returns the number of pins removed, or -errno. */
+/*
+ * Detach and remove ppbpf's pins in pin_dir: each one checked to be ppbpf's
+ * (a map of its name, type, sizes and flags; a link of its kind). Anything
+ * else stays, is named on stderr, and keeps the folder. Returns the number of
+ * pins removed, or -errno.
+ */
 int loader_detach(const char *pin_dir);
 /* Open the pinned maps. 0 or -errno (and nothing open). */
 int loader_open_maps(const char *pin_dir, struct ppbpf_maps *m);

@@ -1,64 +1,160 @@
 // SPDX-License-Identifier: MIT
-/* The policy options shared by `ppbpf attach` and `ppbpf run`, and applying them. */
+/*
+ * The policy options shared by `ppbpf attach` and `ppbpf run`: the command
+ * line and the config file. Strict: anything that could be read two ways is
+ * an error (named by file and line in a config), never a policy. Nothing here
+ * touches the kernel (apply.c does), so the fuzzers link this alone.
+ */
 #include <errno.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <ppbpf/ppbpf.h>
 #include "cli.h"
-#include "loader.h"
+#include "json.h"
 #include "options.h"
+
+/* Longest config line, newline included (the fuzzer builds with a smaller one to reach it). */
+#ifndef PPBPF_CONFIG_LINE_MAX
+#define PPBPF_CONFIG_LINE_MAX 65536
+#endif
+/* What the kernel side's maps hold (bpf/ppbpf.bpf.h): ports with a policy, trusted blocks per family. */
+#define PORTS_MAX 1024
+#define TRUST_KEYS_MAX 16384
+
+FILE *options_diag;
 
 /* Long-only options get codes past the ASCII range. */
 enum { OPT_TLV_CAP = 256, OPT_TABLE_SIZE, OPT_MODE, OPT_UNTRUSTED, OPT_VERSIONS, OPT_TIMEOUT,
-       OPT_CONFIG, OPT_KEEP, OPT_SWEEP_MS, OPT_LOG_RATE };
+       OPT_CONFIG, OPT_KEEP, OPT_SWEEP_MS, OPT_LOG_RATE, OPT_CHECK };
 
-static const struct option attach_opts[] = {
-	{ "port", required_argument, NULL, 'p' },       { "trust", required_argument, NULL, 't' },
-	{ "rewrite-peer", no_argument, NULL, 'r' },      { "optional", no_argument, NULL, 'o' },
-	{ "mode", required_argument, NULL, OPT_MODE },   { "untrusted", required_argument, NULL, OPT_UNTRUSTED },
-	{ "versions", required_argument, NULL, OPT_VERSIONS }, { "timeout", required_argument, NULL, OPT_TIMEOUT },
-	{ "max-header", required_argument, NULL, 'm' },  { "tlv-cap", required_argument, NULL, OPT_TLV_CAP },
-	{ "cgroup", required_argument, NULL, 'c' },      { "pin-dir", required_argument, NULL, 'd' },
-	{ "table-size", required_argument, NULL, OPT_TABLE_SIZE }, { "verbose", no_argument, NULL, 'v' },
-	{ "help", no_argument, NULL, 'h' },
-	/* run only; refused by attach below */
-	{ "config", required_argument, NULL, OPT_CONFIG }, { "keep", no_argument, NULL, OPT_KEEP },
-	{ "sweep-ms", required_argument, NULL, OPT_SWEEP_MS }, { "log-rate", required_argument, NULL, OPT_LOG_RATE },
-	{ 0 },
+/* Where an option may be given. */
+enum { PER_PORT = 1, WHOLE = 2, RUN_ONLY = 4, CMDLINE_ONLY = 8, REPEATABLE = 16 };
+
+struct opt_def {
+	const char *name;
+	int code, has_arg;
+	unsigned int scope;
+	unsigned int bit; /* SET_* for per-port options; a bit of attach_args.given for the others */
 };
 
-static void group_init(struct port_group *g)
+static const struct opt_def defs[] = {
+	{ "port", 'p', 1, PER_PORT, SET_PORT },
+	{ "trust", 't', 1, PER_PORT, SET_TRUST },
+	{ "rewrite-peer", 'r', 0, PER_PORT, SET_REWRITE },
+	{ "optional", 'o', 0, PER_PORT, SET_MODE },
+	{ "mode", OPT_MODE, 1, PER_PORT, SET_MODE },
+	{ "untrusted", OPT_UNTRUSTED, 1, PER_PORT, SET_UNTRUSTED },
+	{ "versions", OPT_VERSIONS, 1, PER_PORT, SET_VERSIONS },
+	{ "timeout", OPT_TIMEOUT, 1, PER_PORT, SET_TIMEOUT },
+	{ "max-header", 'm', 1, PER_PORT, SET_MAX_HEADER },
+	{ "tlv-cap", OPT_TLV_CAP, 1, WHOLE, 1 << 0 },
+	{ "cgroup", 'c', 1, WHOLE, 1 << 1 },
+	{ "pin-dir", 'd', 1, WHOLE, 1 << 2 },
+	{ "table-size", OPT_TABLE_SIZE, 1, WHOLE, 1 << 3 },
+	{ "verbose", 'v', 0, WHOLE | REPEATABLE, 0 },
+	{ "check", OPT_CHECK, 0, WHOLE | CMDLINE_ONLY, 1 << 4 },
+	{ "help", 'h', 0, CMDLINE_ONLY, 0 },
+	{ "config", OPT_CONFIG, 1, RUN_ONLY | CMDLINE_ONLY, 1 << 5 },
+	{ "keep", OPT_KEEP, 0, RUN_ONLY | REPEATABLE, 0 },
+	{ "sweep-ms", OPT_SWEEP_MS, 1, RUN_ONLY, 1 << 6 },
+	{ "log-rate", OPT_LOG_RATE, 1, RUN_ONLY, 1 << 7 },
+};
+#define N_DEFS (sizeof(defs) / sizeof(defs[0]))
+
+static const struct opt_def *def_of_code(int code)
+{
+	for (size_t i = 0; i < N_DEFS; i++)
+		if (defs[i].code == code)
+			return &defs[i];
+	return NULL;
+}
+
+/* Where a message is about: the command line (file NULL) or a config line. */
+struct where {
+	const char *cmd;
+	const char *file;
+	int line;
+};
+
+static FILE *diag(void)
+{
+	return options_diag ? options_diag : stderr;
+}
+
+/* Say what is wrong, where. Returns EXIT_USAGE. */
+__attribute__((format(printf, 2, 3))) static int say(const struct where *w, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (w->file)
+		fprintf(diag(), "ppbpf %s: %s:%d: ", w->cmd, w->file, w->line);
+	else
+		fprintf(diag(), "ppbpf %s: ", w->cmd);
+	va_start(ap, fmt);
+	vfprintf(diag(), fmt, ap);
+	va_end(ap);
+	fputc('\n', diag());
+	if (!w->file)
+		fprintf(diag(), "Try 'ppbpf %s --help'.\n", w->cmd);
+	return EXIT_USAGE;
+}
+
+static void group_init(struct port_group *g, int line)
 {
 	memset(g, 0, sizeof(*g));
 	g->pol.timeout_ms = PPBPF_TIMEOUT_DEFAULT_MS;
+	g->line = line;
 }
 
 void options_init(struct attach_args *a, const char *cmd)
 {
 	memset(a, 0, sizeof(*a));
 	a->tlv_cap = -1;
-	a->pin_dir = PPBPF_PIN_DIR;
-	a->n_groups = 1;
-	group_init(&a->groups[0]);
+	snprintf(a->pin_dir, sizeof(a->pin_dir), "%s", PPBPF_PIN_DIR);
+	group_init(&a->groups[0], 0);
 	if (!strcmp(cmd, "run")) {
 		a->sweep_ms = 100;
 		a->log_rate = 10;
 	}
 }
 
-/* Split a comma list and hand each item to fn. Returns the first error message. */
-static const char *each_item(const char *list, struct port_group *g,
+/*
+ * Split a comma list and hand each item to fn. An empty list or an empty
+ * item is an error (an empty trust list would mean "any source"). Returns
+ * the first error message, or NULL; *bad is the item it is about.
+ */
+static const char *each_item(const char *list, struct port_group *g, const char **bad,
 			     const char *(*fn)(const char *item, struct port_group *g))
 {
-	char *copy = strdup(list), *save = NULL, *tok;
-	const char *err = copy ? NULL : "out of memory";
+	static char item[256];
 
-	for (tok = copy ? strtok_r(copy, ",", &save) : NULL; tok && !err; tok = strtok_r(NULL, ",", &save))
-		err = fn(tok, g);
-	free(copy);
-	return err;
+	*bad = list;
+	if (!*list)
+		return "an empty list";
+	for (const char *p = list;;) {
+		const char *comma = strchr(p, ',');
+		size_t n = comma ? (size_t)(comma - p) : strlen(p);
+		const char *err;
+
+		if (!n) {
+			*bad = list;
+			return "an empty item in the list";
+		}
+		if (n >= sizeof(item))
+			return "an item too long to be one";
+		memcpy(item, p, n);
+		item[n] = '\0';
+		*bad = item;
+		err = fn(item, g);
+		if (err)
+			return err;
+		if (!comma)
+			return NULL;
+		p = comma + 1;
+	}
 }
 
 static const char *add_port(const char *item, struct port_group *g)
@@ -66,301 +162,442 @@ static const char *add_port(const char *item, struct port_group *g)
 	unsigned long long v;
 
 	if (parse_uint(item, 65535, &v) || v == 0)
-		return "not a port 1..65535";
+		return "not a port 1..65535 (plain decimal)";
+	for (int i = 0; i < g->n_ports; i++)
+		if (g->ports[i] == v)
+			return "a port listed twice";
 	if (g->n_ports == MAX_PORTS)
-		return "too many ports";
+		return "more than 64 ports in one policy";
 	g->ports[g->n_ports++] = (__u16)v;
 	return NULL;
 }
 
+static const char *cidr_why;
+
 static const char *add_trust(const char *item, struct port_group *g)
 {
-	if (g->n_trust == MAX_TRUST)
-		return "too many CIDRs";
-	return cidr_parse(item, &g->trust[g->n_trust++]) ? "not an address or CIDR" : NULL;
-}
+	struct cidr c;
 
-static const char *refuse_version(const char *item, struct port_group *g)
-{
-	if (!strcmp(item, "1") || !strcmp(item, "v1"))
-		g->pol.flags &= ~PPBPF_PORT_NO_V1;
-	else if (!strcmp(item, "2") || !strcmp(item, "v2"))
-		g->pol.flags &= ~PPBPF_PORT_NO_V2;
-	else
-		return "must be 1, 2 or 1,2";
+	if (cidr_parse(item, &c, &cidr_why))
+		return cidr_why;
+	for (int i = 0; i < g->n_trust; i++)
+		if (cidr_equal(&g->trust[i], &c))
+			return "a block listed twice";
+	if (g->n_trust == MAX_TRUST)
+		return "more than 256 trusted blocks in one policy";
+	g->trust[g->n_trust++] = c;
 	return NULL;
 }
 
-/* port_option's answer for an option that is not about ports. */
-static const char not_a_port_option[] = "not a port option";
-
-/* One port option into the group g. Returns an error message, not_a_port_option, or NULL. */
-static const char *port_option(int c, const char *arg, struct port_group *g)
+static const char *accept_version(const char *item, struct port_group *g)
 {
-	unsigned long long v;
+	__u32 bit;
 
-	switch (c) {
-	case 'p': return each_item(arg, g, add_port);
-	case 't': return each_item(arg, g, add_trust);
-	case 'r': g->pol.flags |= PPBPF_PORT_REWRITE_PEER; return NULL;
-	case 'o': g->pol.flags |= PPBPF_PORT_OPTIONAL; return NULL;
-	case OPT_MODE:
-		if (!strcmp(arg, "required"))
-			g->pol.flags &= ~PPBPF_PORT_OPTIONAL;
-		else if (!strcmp(arg, "optional"))
-			g->pol.flags |= PPBPF_PORT_OPTIONAL;
-		else
-			return "must be required or optional";
-		return NULL;
-	case OPT_UNTRUSTED:
-		if (!strcmp(arg, "plain"))
-			g->pol.flags &= ~PPBPF_PORT_REJECT_UNTRUSTED;
-		else if (!strcmp(arg, "reject"))
-			g->pol.flags |= PPBPF_PORT_REJECT_UNTRUSTED;
-		else
-			return "must be plain or reject";
-		return NULL;
-	case OPT_VERSIONS:
-		g->pol.flags |= PPBPF_PORT_NO_V1 | PPBPF_PORT_NO_V2;
-		return each_item(arg, g, refuse_version);
-	case OPT_TIMEOUT:
-		if (parse_uint(arg, 3600 * 1000, &v))
-			return "must be 0..3600000 ms";
-		g->pol.timeout_ms = (__u32)v;
-		return NULL;
-	case 'm':
-		if (parse_uint(arg, 4096, &v) || v < PPBPF_MIN_LEN)
-			return "must be 15..4096";
-		g->pol.max_header = (__u32)v;
-		return NULL;
-	}
-	return not_a_port_option;
+	if (!strcmp(item, "1") || !strcmp(item, "v1"))
+		bit = PPBPF_PORT_NO_V1;
+	else if (!strcmp(item, "2") || !strcmp(item, "v2"))
+		bit = PPBPF_PORT_NO_V2;
+	else
+		return "must be 1, 2 or 1,2";
+	if (!(g->pol.flags & bit))
+		return "a version listed twice";
+	g->pol.flags &= ~bit;
+	return NULL;
 }
 
-/* One option of the whole attachment (or of `run`). */
-static const char *global_option(int c, const char *arg, struct attach_args *a, bool run)
+/* A path option: not empty, no ".." component, fits. NULL or why not. */
+static const char *path_value(const char *arg, char *out, size_t cap, bool absolute)
+{
+	size_t n = strlen(arg);
+
+	if (!n)
+		return "an empty path";
+	if (absolute && arg[0] != '/')
+		return "must be an absolute path";
+	if (n >= cap)
+		return "a path too long";
+	for (const char *p = arg; (p = strstr(p, "..")); p += 2)
+		if ((p == arg || p[-1] == '/') && (p[2] == '/' || p[2] == '\0'))
+			return "a path with a '..' component";
+	memcpy(out, arg, n + 1);
+	return NULL;
+}
+
+/* One option's value into a and the group g. Returns EXIT_USAGE after saying why, or 0. */
+static int apply_option(struct attach_args *a, struct port_group *g, const struct opt_def *d, const char *arg,
+			const struct where *w)
 {
 	unsigned long long v;
+	const char *err = NULL, *bad = arg;
 
-	switch (c) {
+	if (d->scope & PER_PORT) {
+		if (g->set & d->bit)
+			return say(w, d->code == 'o' || d->code == OPT_MODE ? "'%s': the mode is given twice in one policy"
+									  : "'%s' given twice in one policy",
+				   d->name);
+		g->set |= d->bit;
+	} else if (!(d->scope & REPEATABLE)) {
+		if (a->given & d->bit)
+			return say(w, "'%s' given twice", d->name);
+		a->given |= d->bit;
+	}
+	switch (d->code) {
+	case 'p': err = each_item(arg, g, &bad, add_port); break;
+	case 't': err = each_item(arg, g, &bad, add_trust); break;
+	case 'r': g->pol.flags |= PPBPF_PORT_REWRITE_PEER; break;
+	case 'o': g->pol.flags |= PPBPF_PORT_OPTIONAL; break;
+	case OPT_MODE:
+		if (!strcmp(arg, "optional"))
+			g->pol.flags |= PPBPF_PORT_OPTIONAL;
+		else if (strcmp(arg, "required"))
+			err = "must be required or optional";
+		break;
+	case OPT_UNTRUSTED:
+		if (!strcmp(arg, "reject"))
+			g->pol.flags |= PPBPF_PORT_REJECT_UNTRUSTED;
+		else if (strcmp(arg, "plain"))
+			err = "must be plain or reject";
+		break;
+	case OPT_VERSIONS:
+		g->pol.flags |= PPBPF_PORT_NO_V1 | PPBPF_PORT_NO_V2;
+		err = each_item(arg, g, &bad, accept_version);
+		break;
+	case OPT_TIMEOUT:
+		if (parse_uint(arg, 3600 * 1000, &v))
+			err = "must be 0..3600000 ms";
+		else
+			g->pol.timeout_ms = (__u32)v;
+		break;
+	case 'm':
+		if (parse_uint(arg, 4096, &v) || v < PPBPF_MIN_LEN)
+			err = "must be 15..4096";
+		else
+			g->pol.max_header = (__u32)v;
+		break;
 	case OPT_TLV_CAP:
 		if (parse_uint(arg, PPBPF_TLV_MAX, &v))
-			return "must be 0..1024";
-		a->tlv_cap = (long)v;
-		return NULL;
-	/* Copies: a config file's line buffer is reused for the next line. */
-	case 'c': a->cgroup = strdup(arg); return a->cgroup ? NULL : "out of memory";
-	case 'd': a->pin_dir = strdup(arg); return a->pin_dir ? NULL : "out of memory";
+			err = "must be 0..1024";
+		else
+			a->tlv_cap = (long)v;
+		break;
+	case 'c': err = path_value(arg, a->cgroup, sizeof(a->cgroup), false); break;
+	case 'd': err = path_value(arg, a->pin_dir, sizeof(a->pin_dir), true); break;
 	case OPT_TABLE_SIZE:
 		if (parse_uint(arg, 1u << 24, &v) || v == 0)
-			return "must be 1..16777216";
-		a->table_size = v;
-		return NULL;
-	case 'v': a->verbose = true; return NULL;
-	}
-	if (!run)
-		return "unknown option";
-	switch (c) {
-	case OPT_CONFIG: a->config = arg; return NULL;
-	case OPT_KEEP: a->keep = true; return NULL;
+			err = "must be 1..16777216";
+		else
+			a->table_size = v;
+		break;
+	case 'v': a->verbose = true; break;
+	case OPT_CHECK: a->check = true; break;
+	case OPT_CONFIG: a->config = arg; break;
+	case OPT_KEEP: a->keep = true; break;
 	case OPT_SWEEP_MS:
 		if (parse_uint(arg, 60000, &v) || v < 10)
-			return "must be 10..60000 ms";
-		a->sweep_ms = (unsigned int)v;
-		return NULL;
+			err = "must be 10..60000 ms";
+		else
+			a->sweep_ms = (unsigned int)v;
+		break;
 	case OPT_LOG_RATE:
 		if (parse_uint(arg, 100000, &v))
-			return "must be 0..100000 lines per second";
-		a->log_rate = (unsigned int)v;
-		return NULL;
+			err = "must be 0..100000 lines per second";
+		else
+			a->log_rate = (unsigned int)v;
+		break;
 	}
-	return "unknown option";
+	if (!err)
+		return 0;
+	if (strcmp(bad, arg))
+		return say(w, "%s '%s': '%s': %s", d->name, arg, bad, err);
+	return say(w, "%s '%s': %s", d->name, arg, err);
+}
+
+/*
+ * A group is complete: its ports must be in no other group, and all groups
+ * must fit the kernel side's maps. Then it counts. 0 or EXIT_USAGE.
+ */
+static int finish_group(struct attach_args *a, const struct where *w)
+{
+	struct port_group *g = &a->groups[a->n_groups];
+	long ports = g->n_ports, keys[2] = { 0, 0 };
+
+	for (int k = 0; k < a->n_groups; k++) {
+		const struct port_group *o = &a->groups[k];
+
+		for (int i = 0; i < g->n_ports; i++)
+			for (int j = 0; j < o->n_ports; j++)
+				if (g->ports[i] == o->ports[j])
+					return o->line ? say(w, "port %u is already in the policy of line %d", g->ports[i],
+							     o->line)
+						       : say(w, "port %u is already in the policy of the command line",
+							     g->ports[i]);
+		ports += o->n_ports;
+	}
+	if (ports > PORTS_MAX)
+		return say(w, "more than %d ports in all: the kernel side holds %d", PORTS_MAX, PORTS_MAX);
+	for (int k = 0; k <= a->n_groups; k++) {
+		const struct port_group *o = &a->groups[k];
+		long v4 = 0;
+
+		for (int t = 0; t < o->n_trust; t++)
+			v4 += o->trust[t].af == AF_INET;
+		keys[0] += (o->n_trust ? v4 : 1) * o->n_ports;
+		keys[1] += (o->n_trust ? o->n_trust - v4 : 1) * o->n_ports;
+	}
+	if (keys[0] > TRUST_KEYS_MAX || keys[1] > TRUST_KEYS_MAX)
+		return say(w, "more than %d trusted blocks times ports of one family in all: the kernel side holds %d",
+			   TRUST_KEYS_MAX, TRUST_KEYS_MAX);
+	a->n_groups++;
+	return 0;
 }
 
 int options_parse(int argc, char **argv, struct attach_args *a, const char *cmd, const char *help)
 {
+	struct option longopts[N_DEFS + 1];
+	struct where w = { .cmd = cmd };
 	bool run = !strcmp(cmd, "run");
-	const char *err;
 	int c;
 
-	optind = 0; /* GNU getopt: start over (config lines are parsed one after another) */
+	for (size_t i = 0; i < N_DEFS; i++)
+		longopts[i] = (struct option){ defs[i].name, defs[i].has_arg ? required_argument : no_argument, NULL,
+					       defs[i].code };
+	memset(&longopts[N_DEFS], 0, sizeof(longopts[N_DEFS]));
+	optind = 0; /* GNU getopt: start over */
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "p:t:rom:c:d:vh", attach_opts, NULL)) != -1) {
+	group_init(&a->groups[a->n_groups], 0);
+	while ((c = getopt_long(argc, argv, "p:t:rom:c:d:vh", longopts, NULL)) != -1) {
+		const struct opt_def *d = def_of_code(c);
+		int rc;
+
 		if (c == 'h' && help) {
 			fputs(help, stdout);
 			exit(EXIT_OK);
 		}
-		if (c == '?' || c == ':' || c == 'h')
-			return usage_error(cmd, "unknown option or missing value: '%s'", argv[optind - 1]);
-		err = port_option(c, optarg, &a->groups[a->n_groups - 1]);
-		if (err == not_a_port_option)
-			err = global_option(c, optarg, a, run);
-		if (err)
-			return optarg ? usage_error(cmd, "'%s': %s", optarg, err)
-				      : usage_error(cmd, "'%s': %s", argv[optind - 1], err);
+		if (c == '?' || c == ':' || !d || c == 'h')
+			return say(&w, "unknown option or missing value: '%s'", argv[optind - 1]);
+		if ((d->scope & RUN_ONLY) && !run)
+			return say(&w, "'--%s' is an option of ppbpf run", d->name);
+		rc = apply_option(a, &a->groups[a->n_groups], d, optarg, &w);
+		if (rc)
+			return rc;
 	}
 	if (optind < argc)
-		return usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+		return say(&w, "unexpected argument '%s'", argv[optind]);
+	if (a->groups[a->n_groups].set && !(a->groups[a->n_groups].set & SET_PORT))
+		return say(&w, "policy options without --port");
+	if (a->groups[a->n_groups].set & SET_PORT)
+		return finish_group(a, &w);
 	return 0;
 }
 
-/* Keys of a config line that take no value. */
-static bool flag_key(const char *key)
+/* One word of a config line as the option it names: exact names only, no abbreviation, no "=". */
+static const struct opt_def *config_key(const char *word)
 {
-	return !strcmp(key, "--rewrite-peer") || !strcmp(key, "--optional") || !strcmp(key, "--keep") ||
-	       !strcmp(key, "--verbose");
+	for (size_t i = 0; i < N_DEFS; i++)
+		if (!strcmp(defs[i].name, word))
+			return defs[i].scope & CMDLINE_ONLY ? NULL : &defs[i];
+	return NULL;
 }
 
-/* "key [value] ..." words of a config line as "--key [value]" arguments. Returns argc or -1. */
-static int line_to_argv(char *line, char **argv, int max, char *store, size_t cap)
+/*
+ * One config line (its bytes, newline included) into a. Each line with a
+ * `port` is one policy group; per-port options go only on such a line.
+ */
+static int config_line(struct attach_args *a, char *line, size_t len, const struct where *w)
 {
-	char *save = NULL, *tok;
-	bool want_key = true;
-	int argc = 1;
-	size_t used = 0;
+	/* (a line has at most half as many words as bytes) */
+	static const struct opt_def *d[PPBPF_CONFIG_LINE_MAX / 2 + 1];
+	static char *word[PPBPF_CONFIG_LINE_MAX / 2 + 1], *value[PPBPF_CONFIG_LINE_MAX / 2 + 1];
+	int n_words = 0, n_opts = 0, has_port = 0;
+	struct port_group *g = &a->groups[a->n_groups];
 
-	argv[0] = "run";
-	for (tok = strtok_r(line, " \t\r\n", &save); tok; tok = strtok_r(NULL, " \t\r\n", &save)) {
-		if (argc + 1 >= max)
-			return -1;
-		if (want_key) { /* give it its dashes */
-			int n = snprintf(store + used, cap - used, "--%s", tok);
+	if (len > PPBPF_CONFIG_LINE_MAX)
+		return say(w, "a line longer than %d bytes", PPBPF_CONFIG_LINE_MAX);
+	if (len && line[len - 1] == '\n')
+		line[--len] = '\0';
+	if (len && line[len - 1] == '\r') /* CRLF */
+		line[--len] = '\0';
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)line[i];
 
-			if (n < 0 || (size_t)n >= cap - used)
-				return -1;
-			argv[argc++] = store + used;
-			used += (size_t)n + 1;
-			want_key = flag_key(argv[argc - 1]);
-		} else {
-			argv[argc++] = tok;
-			want_key = true;
-		}
+		if (!ch)
+			return say(w, "a NUL byte (column %zu)", i + 1);
+		if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+			return say(w, "a control character 0x%02x (column %zu)", ch, i + 1);
 	}
-	argv[argc] = NULL;
-	return argc;
+	line[len] = '\0';
+	if (strchr(line, '#'))
+		*strchr(line, '#') = '\0';
+	for (char *save = NULL, *tok = strtok_r(line, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save))
+		word[n_words++] = tok;
+	for (int i = 0; i < n_words; n_opts++) {
+		d[n_opts] = config_key(word[i]);
+		if (!d[n_opts])
+			return say(w, "'%s' is not a config key (keys are the long options without dashes, in full)",
+				   word[i]);
+		if ((d[n_opts]->scope & RUN_ONLY) && strcmp(w->cmd, "run"))
+			return say(w, "'%s' is an option of ppbpf run", word[i]);
+		value[n_opts] = NULL;
+		if (d[n_opts]->has_arg) {
+			if (i + 1 >= n_words)
+				return say(w, "'%s' needs a value", word[i]);
+			value[n_opts] = word[i + 1];
+		}
+		has_port |= d[n_opts]->code == 'p';
+		i += d[n_opts]->has_arg ? 2 : 1;
+	}
+	if (!n_opts)
+		return 0;
+	if (has_port) {
+		if (a->n_groups == MAX_GROUPS)
+			return say(w, "more than %d lines with a port", MAX_GROUPS);
+		group_init(g, w->line);
+	}
+	for (int i = 0; i < n_opts; i++) {
+		int rc;
+
+		if ((d[i]->scope & PER_PORT) && !has_port)
+			return say(w, "'%s' on a line without 'port': each line with a port is one policy, and its "
+				      "options go on that line",
+				   d[i]->name);
+		rc = apply_option(a, g, d[i], value[i], w);
+		if (rc)
+			return rc;
+	}
+	return has_port ? finish_group(a, w) : 0;
 }
 
-/* Does a config line set a port (and so start a policy group of its own)? */
-static bool line_has_port(char **argv, int argc)
+/*
+ * The next line, newline included, into buf (NUL bytes kept: *len counts
+ * them). 1: a line; 0: the end; -1: longer than cap - 1 bytes.
+ */
+static int read_line(FILE *f, char *buf, size_t cap, size_t *len)
 {
-	for (int i = 1; i < argc; i++)
-		if (!strcmp(argv[i], "--port"))
-			return true;
-	return false;
+	int ch;
+
+	*len = 0;
+	while ((ch = getc(f)) != EOF) {
+		if (*len + 1 >= cap)
+			return -1;
+		buf[(*len)++] = (char)ch;
+		if (ch == '\n')
+			break;
+	}
+	buf[*len] = '\0';
+	return *len ? 1 : 0;
+}
+
+int options_read_config_stream(FILE *f, const char *name, struct attach_args *a)
+{
+	static char line[PPBPF_CONFIG_LINE_MAX + 2];
+	struct where w = { .cmd = "run", .file = name };
+	size_t len;
+	int rc = 0, got;
+
+	while (!rc && (got = read_line(f, line, sizeof(line), &len)) != 0) {
+		w.line++;
+		if (got < 0)
+			return say(&w, "a line longer than %d bytes", PPBPF_CONFIG_LINE_MAX);
+		rc = config_line(a, line, len, &w);
+	}
+	if (!rc && ferror(f)) {
+		fprintf(diag(), "ppbpf run: failed to read %s: %s\n", name, strerror(errno));
+		return EXIT_FAIL;
+	}
+	return rc;
 }
 
 int options_read_config(const char *path, struct attach_args *a)
 {
-	FILE *f = fopen(path, "r");
-	char line[4096], store[4096], *argv[128];
-	int lineno = 0, rc = 0;
-	bool first_group = a->groups[0].n_ports == 0;
+	FILE *f = fopen(path, "re");
+	int rc;
 
 	if (!f) {
-		fprintf(stderr, "ppbpf run: failed to open %s: %s\n", path, strerror(errno));
+		fprintf(diag(), "ppbpf run: failed to open %s: %s\n", path, strerror(errno));
 		return EXIT_FAIL;
 	}
-	while (!rc && fgets(line, sizeof(line), f)) {
-		char *hash = strchr(line, '#');
-		int argc;
-
-		lineno++;
-		if (hash)
-			*hash = '\0';
-		argc = line_to_argv(line, argv, 128, store, sizeof(store));
-		if (argc < 0) {
-			fprintf(stderr, "ppbpf run: %s:%d: line too long\n", path, lineno);
-			rc = EXIT_USAGE;
-			break;
-		}
-		if (argc == 1)
-			continue;
-		if (line_has_port(argv, argc)) {
-			if (!first_group) {
-				if (a->n_groups == MAX_GROUPS) {
-					fprintf(stderr, "ppbpf run: %s:%d: more than %d port lines\n", path, lineno,
-						MAX_GROUPS);
-					rc = EXIT_USAGE;
-					break;
-				}
-				group_init(&a->groups[a->n_groups++]);
-			}
-			first_group = false;
-		}
-		rc = options_parse(argc, argv, a, "run", NULL);
-		if (rc)
-			fprintf(stderr, "ppbpf run: in %s, line %d\n", path, lineno);
-	}
+	rc = options_read_config_stream(f, path, a);
 	fclose(f);
 	return rc;
 }
 
-bool attached_to(const char *pin_dir, const char *cgroup_path)
+/* "1,2", "1" or "2": the header versions a policy accepts. */
+static const char *versions_of(__u32 flags)
 {
-	struct link_desc links[SLOT_MAX];
-	char path[4096];
-
-	loader_links(pin_dir, links);
-	return links[SLOT_SOCKOPS].present &&
-	       !cgroup_path_of_id(links[SLOT_SOCKOPS].cgroup_id, path, sizeof(path)) && !strcmp(path, cgroup_path);
+	if (flags & PPBPF_PORT_NO_V1)
+		return flags & PPBPF_PORT_NO_V2 ? "none" : "2";
+	return flags & PPBPF_PORT_NO_V2 ? "1" : "1,2";
 }
 
-/* Set the policy of every port of every group, and the settings. 0 or -errno. */
-static int set_policy(const struct attach_args *a, const struct ppbpf_maps *m)
+/* A port and its group, to list them by port. */
+struct port_ref {
+	__u16 port;
+	const struct port_group *g;
+};
+
+static int by_port(const void *x, const void *y)
 {
-	int rc = 0;
-
-	if (a->tlv_cap >= 0) {
-		struct ppbpf_config cfg = { .tlv_cap = (__u32)a->tlv_cap };
-
-		rc = policy_set_config(m, &cfg);
-	}
-	for (int g = 0; !rc && g < a->n_groups; g++) {
-		const struct port_group *pg = &a->groups[g];
-
-		for (int i = 0; !rc && i < pg->n_ports; i++)
-			rc = policy_set_port(m, pg->ports[i], &pg->pol, pg->trust, pg->n_trust);
-	}
-	return rc;
+	return (int)((const struct port_ref *)x)->port - (int)((const struct port_ref *)y)->port;
 }
 
-int options_apply(const struct attach_args *a, const char *cmd, bool *fresh)
+void options_print_json(const struct attach_args *a, FILE *f)
 {
-	struct ppbpf_maps m;
-	char cgroup_path[4096];
-	int rc;
+	static const struct cidr any[2] = { { .af = AF_INET }, { .af = AF_INET6 } };
+	static struct port_ref refs[MAX_GROUPS * MAX_PORTS];
+	struct json j;
+	int n = 0;
 
-	*fresh = false;
-	rc = cgroup_resolve(a->cgroup, cgroup_path, sizeof(cgroup_path));
-	if (rc) {
-		fprintf(stderr, "ppbpf %s: failed to find the cgroup2 mount: %s\n", cmd, strerror(-rc));
-		return EXIT_FAIL;
+	for (int k = 0; k < a->n_groups; k++)
+		for (int i = 0; i < a->groups[k].n_ports; i++)
+			refs[n++] = (struct port_ref){ a->groups[k].ports[i], &a->groups[k] };
+	qsort(refs, (size_t)n, sizeof(refs[0]), by_port);
+
+	json_init(&j, f);
+	json_obj_begin(&j);
+	json_key(&j, "cgroup");
+	if (a->cgroup[0])
+		json_str(&j, a->cgroup);
+	else
+		json_null(&j);
+	json_kv_str(&j, "pin_dir", a->pin_dir);
+	json_key(&j, "tlv_cap");
+	if (a->tlv_cap >= 0)
+		json_int(&j, a->tlv_cap);
+	else
+		json_null(&j);
+	json_key(&j, "table_size");
+	if (a->table_size)
+		json_int(&j, (long long)a->table_size);
+	else
+		json_null(&j);
+	json_key(&j, "ports");
+	json_arr_begin(&j);
+	for (int r = 0; r < n; r++) {
+		const struct port_group *g = refs[r].g;
+		const struct cidr *trust = g->n_trust ? g->trust : any;
+		int n_trust = g->n_trust ? g->n_trust : 2;
+
+		json_obj_begin(&j);
+		json_kv_int(&j, "port", refs[r].port);
+		json_key(&j, "trust");
+		json_arr_begin(&j);
+		for (int t = 0; t < n_trust; t++) {
+			char txt[CIDR_STRLEN];
+
+			cidr_format(&trust[t], txt, sizeof(txt));
+			json_str(&j, txt);
+		}
+		json_arr_end(&j);
+		json_kv_str(&j, "mode", g->pol.flags & PPBPF_PORT_OPTIONAL ? "optional" : "required");
+		json_kv_str(&j, "untrusted", g->pol.flags & PPBPF_PORT_REJECT_UNTRUSTED ? "reject" : "plain");
+		json_kv_str(&j, "versions", versions_of(g->pol.flags));
+		json_kv_int(&j, "timeout_ms", g->pol.timeout_ms);
+		json_kv_int(&j, "max_header", g->pol.max_header ? g->pol.max_header : 4096);
+		json_key(&j, "rewrite_peer");
+		json_bool(&j, g->pol.flags & PPBPF_PORT_REWRITE_PEER);
+		json_obj_end(&j);
 	}
-	if (!loader_attached(a->pin_dir)) {
-		if (loader_attach(cgroup_path, a->pin_dir, (__u32)a->table_size))
-			return EXIT_FAIL;
-		*fresh = true;
-	} else if (a->cgroup && !attached_to(a->pin_dir, cgroup_path)) {
-		fprintf(stderr, "ppbpf %s: %s holds an attachment to another cgroup; detach it first "
-				"or use another --pin-dir\n", cmd, a->pin_dir);
-		return EXIT_FAIL;
-	}
-	rc = loader_open_maps(a->pin_dir, &m);
-	if (rc) {
-		fprintf(stderr, "ppbpf %s: failed to open the maps in %s: %s\n", cmd, a->pin_dir, strerror(-rc));
-		return EXIT_FAIL;
-	}
-	rc = set_policy(a, &m);
-	loader_close_maps(&m);
-	if (rc) {
-		fprintf(stderr, "ppbpf %s: failed to set the policy: %s\n", cmd, strerror(-rc));
-		if (*fresh)
-			loader_detach(a->pin_dir);
-		return EXIT_FAIL;
-	}
-	for (int g = 0; g < a->n_groups; g++)
-		if (a->groups[g].n_ports && !a->groups[g].n_trust)
-			fprintf(stderr, "ppbpf %s: port %u has no trust list: headers are honoured from any source\n",
-				cmd, a->groups[g].ports[0]);
-	return 0;
+	json_arr_end(&j);
+	json_obj_end(&j);
+	json_end(&j);
 }

@@ -10,112 +10,98 @@
 #include <ppbpf/ppbpf.h>
 #include "policy.h"
 
-int cidr_parse(const char *text, struct cidr *out)
-{
-	char addr[64];
-	const char *slash = strchr(text, '/');
-	size_t n = slash ? (size_t)(slash - text) : strlen(text);
-	int max;
+/* A trust key of either family (trust4 keys are a prefix of this layout). */
+union trust_key {
+	struct ppbpf_trust4_key k4;
+	struct ppbpf_trust6_key k6;
+};
 
-	if (n >= sizeof(addr))
-		return -EINVAL;
-	memcpy(addr, text, n);
-	addr[n] = '\0';
+/* Every key of a trust map. */
+struct key_set {
+	union trust_key *keys;
+	size_t n, cap;
+};
+
+static size_t key_size(int af)
+{
+	return af == AF_INET ? sizeof(struct ppbpf_trust4_key) : sizeof(struct ppbpf_trust6_key);
+}
+
+static int trust_fd(const struct ppbpf_maps *m, int af)
+{
+	return af == AF_INET ? m->trust4 : m->trust6;
+}
+
+static void make_key(union trust_key *k, __u16 port, const struct cidr *c)
+{
+	memset(k, 0, sizeof(*k));
+	k->k6.prefixlen = PPBPF_TRUST_PORT_BITS + (__u32)c->bits;
+	k->k6.port = htons(port);
+	memcpy(k->k6.addr, c->addr, c->af == AF_INET ? 4 : 16);
+}
+
+static __u16 key_port(const union trust_key *k)
+{
+	return ntohs(k->k6.port); /* the same offset in both layouts */
+}
+
+/* The key as a block of its family. */
+static void key_cidr(const union trust_key *k, int af, struct cidr *out)
+{
 	memset(out, 0, sizeof(*out));
-	if (!ppbpf_parse_ip(AF_INET, addr, out->addr))
-		out->af = AF_INET, max = 32;
-	else if (!ppbpf_parse_ip(AF_INET6, addr, out->addr))
-		out->af = AF_INET6, max = 128;
-	else
-		return -EINVAL;
-	out->bits = max;
-	if (slash) {
-		char *end;
-		long bits = strtol(slash + 1, &end, 10);
+	out->af = af;
+	out->bits = (int)k->k6.prefixlen - PPBPF_TRUST_PORT_BITS;
+	memcpy(out->addr, k->k6.addr, af == AF_INET ? 4 : 16);
+}
 
-		if (!slash[1] || *end || bits < 0 || bits > max)
-			return -EINVAL;
-		out->bits = (int)bits;
+/* All keys of a trust map, walked once (deleting while walking a trie skips keys). 0 or -errno. */
+static int read_keys(int fd, int af, struct key_set *s)
+{
+	union trust_key key, next;
+	void *prev = NULL;
+
+	s->n = 0;
+	memset(&next, 0, sizeof(next));
+	while (!bpf_map_get_next_key(fd, prev, &next)) {
+		if (s->n == s->cap) {
+			size_t cap = s->cap ? s->cap * 2 : 256;
+			union trust_key *k = realloc(s->keys, cap * sizeof(*k));
+
+			if (!k)
+				return -ENOMEM;
+			s->keys = k;
+			s->cap = cap;
+		}
+		memset(&s->keys[s->n], 0, sizeof(s->keys[s->n]));
+		memcpy(&s->keys[s->n], &next, key_size(af));
+		s->n++;
+		memcpy(&key, &next, sizeof(key));
+		prev = &key;
 	}
-	for (int i = out->bits; i < max; i++) /* clear the host bits */
-		out->addr[i / 8] &= (__u8) ~(0x80 >> (i % 8));
-	return 0;
+	return errno == ENOENT ? 0 : -errno;
 }
 
-void cidr_format(const struct cidr *c, char *out, size_t cap)
+static bool key_in(const struct key_set *s, const union trust_key *k, int af)
 {
-	char txt[PPBPF_ADDRSTRLEN];
-
-	ppbpf_format_ip(c->af, c->addr, txt, sizeof(txt));
-	snprintf(out, cap, "%s/%d", txt, c->bits);
-}
-
-static int add_trust(const struct ppbpf_maps *m, __u16 port, const struct cidr *c)
-{
-	__u8 one = 1;
-
-	if (c->af == AF_INET) {
-		struct ppbpf_trust4_key k = { .prefixlen = PPBPF_TRUST_PORT_BITS + (__u32)c->bits, .port = htons(port) };
-
-		memcpy(k.addr, c->addr, 4);
-		return bpf_map_update_elem(m->trust4, &k, &one, BPF_ANY) ? -errno : 0;
-	} else {
-		struct ppbpf_trust6_key k = { .prefixlen = PPBPF_TRUST_PORT_BITS + (__u32)c->bits, .port = htons(port) };
-
-		memcpy(k.addr, c->addr, 16);
-		return bpf_map_update_elem(m->trust6, &k, &one, BPF_ANY) ? -errno : 0;
-	}
-}
-
-/* Is this trust key one of the port's new sources? */
-static bool key_listed(const void *key, int af, const struct cidr *trust, int n_trust)
-{
-	const struct ppbpf_trust6_key *k6 = key;
-	const struct ppbpf_trust4_key *k4 = key;
-	__u32 bits = (af == AF_INET ? k4->prefixlen : k6->prefixlen) - PPBPF_TRUST_PORT_BITS;
-	const __u8 *addr = af == AF_INET ? k4->addr : k6->addr;
-
-	for (int i = 0; i < n_trust; i++)
-		if (trust[i].af == af && (__u32)trust[i].bits == bits &&
-		    !memcmp(trust[i].addr, addr, af == AF_INET ? 4 : 16))
+	for (size_t i = 0; i < s->n; i++)
+		if (!memcmp(&s->keys[i], k, key_size(af)))
 			return true;
 	return false;
 }
 
-/*
- * Delete the trust keys of port that are not in the new list. New keys are
- * added before this runs, so a live change never passes through "nobody is
- * trusted" (which a port that rejects untrusted peers would act on).
- */
-static int prune_trust(int fd, int af, __u16 port, const struct cidr *trust, int n_trust)
+/* Is this key one of the blocks the port wants? No block listed: the two "any" blocks. */
+static bool key_wanted(const union trust_key *k, int af, const struct policy_port *p)
 {
-	size_t key_size = af == AF_INET ? sizeof(struct ppbpf_trust4_key) : sizeof(struct ppbpf_trust6_key);
-	unsigned char key[sizeof(struct ppbpf_trust6_key)], next[sizeof(struct ppbpf_trust6_key)];
-	unsigned char doomed[64][sizeof(struct ppbpf_trust6_key)];
-	int n, more = 1;
+	static const struct cidr any[2] = { { .af = AF_INET }, { .af = AF_INET6 } };
+	const struct cidr *list = p->n_trust ? p->trust : any;
+	int n = p->n_trust ? p->n_trust : 2;
+	struct cidr c;
 
-	/* Collect a batch, delete it, start over: deleting while walking a trie skips keys. */
-	while (more) {
-		void *prev = NULL;
-
-		n = 0;
-		more = 0;
-		while (!bpf_map_get_next_key(fd, prev, next)) {
-			memcpy(key, next, key_size);
-			prev = key;
-			if (((struct ppbpf_trust4_key *)key)->port != htons(port) || key_listed(key, af, trust, n_trust))
-				continue;
-			if (n == 64) {
-				more = 1;
-				break;
-			}
-			memcpy(doomed[n++], key, key_size);
-		}
-		for (int i = 0; i < n; i++)
-			if (bpf_map_delete_elem(fd, doomed[i]) && errno != ENOENT)
-				return -errno;
-	}
-	return 0;
+	key_cidr(k, af, &c);
+	for (int i = 0; i < n; i++)
+		if (cidr_equal(&list[i], &c))
+			return true;
+	return false;
 }
 
 /* Set or clear a port's bit in a per-port bitmap map. */
@@ -124,7 +110,8 @@ static int set_port_bit(int fd, __u16 port, bool on)
 	__u32 word = port >> 6;
 	__u64 bits = 0;
 
-	bpf_map_lookup_elem(fd, &word, &bits);
+	if (bpf_map_lookup_elem(fd, &word, &bits))
+		return -errno;
 	if (on)
 		bits |= 1ull << (port & 63);
 	else
@@ -132,51 +119,244 @@ static int set_port_bit(int fd, __u16 port, bool on)
 	return bpf_map_update_elem(fd, &word, &bits, BPF_ANY) ? -errno : 0;
 }
 
-int policy_set_port(const struct ppbpf_maps *m, __u16 port, const struct ppbpf_port_policy *pol,
-		    const struct cidr *trust, int n_trust)
+/* Ports marked in a bitmap map, into owned[] (a 65536-bit bitmap). 0 or -errno. */
+static int or_port_bits(int fd, __u64 *owned)
 {
-	static const struct cidr any[2] = { { .af = AF_INET }, { .af = AF_INET6 } };
+	for (__u32 word = 0; word < 65536 / 64; word++) {
+		__u64 bits;
+
+		if (bpf_map_lookup_elem(fd, &word, &bits))
+			return -errno;
+		owned[word] |= bits;
+	}
+	return 0;
+}
+
+static void mark(__u64 *bitmap, __u16 port)
+{
+	bitmap[port >> 6] |= 1ull << (port & 63);
+}
+
+static bool marked(const __u64 *bitmap, __u16 port)
+{
+	return bitmap[port >> 6] >> (port & 63) & 1;
+}
+
+/*
+ * Everything a port owns in the maps goes, in an order that never makes a
+ * connection meet half a policy: the policy first (sockops tracks no new
+ * connection, and a header still pending is judged against no policy: not
+ * honoured), then the ingress and getpeername bits (segments and queries stop
+ * looking), and the trusted blocks last (the caller deletes them): never a
+ * port with a policy and nobody trusted.
+ */
+static int unset_port(const struct ppbpf_maps *m, __u16 port)
+{
 	int rc = 0;
 
-	if (!n_trust) { /* no list: any source */
-		trust = any;
-		n_trust = 2;
-	}
-	/* Trust first: a new port must not be live before its sources are known. */
-	for (int i = 0; !rc && i < n_trust; i++)
-		rc = add_trust(m, port, &trust[i]);
-	if (!rc)
-		rc = prune_trust(m->trust4, AF_INET, port, trust, n_trust);
-	if (!rc)
-		rc = prune_trust(m->trust6, AF_INET6, port, trust, n_trust);
-	if (!rc && bpf_map_update_elem(m->ports, &port, pol, BPF_ANY))
+	if (bpf_map_delete_elem(m->ports, &port) && errno != ENOENT)
 		rc = -errno;
 	if (!rc)
-		rc = set_port_bit(m->rewrite_bits, port, pol->flags & PPBPF_PORT_REWRITE_PEER);
-	if (!rc) /* last: the ingress hook starts looking at the port once its bit is set */
-		rc = set_port_bit(m->port_bits, port, true);
+		rc = set_port_bit(m->port_bits, port, false);
+	if (!rc)
+		rc = set_port_bit(m->rewrite_bits, port, false);
 	return rc;
+}
+
+/* Delete the keys of the set that doomed() says go. 0 or -errno. */
+static int delete_keys(int fd, int af, const struct key_set *s,
+		       bool (*doomed)(const union trust_key *k, int af, const void *ctx), const void *ctx)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (doomed(&s->keys[i], af, ctx) && bpf_map_delete_elem(fd, &s->keys[i]) && errno != ENOENT)
+			return -errno;
+	return 0;
+}
+
+struct apply_ctx {
+	const struct policy_port *ports;
+	const int *index;     /* port -> index in ports, -1: not wanted */
+	const __u64 *removed; /* ports to remove */
+};
+
+static bool doomed_on_apply(const union trust_key *k, int af, const void *arg)
+{
+	const struct apply_ctx *c = arg;
+	__u16 port = key_port(k);
+
+	if (c->index[port] >= 0)
+		return !key_wanted(k, af, &c->ports[c->index[port]]);
+	return c->removed && marked(c->removed, port);
+}
+
+int policy_apply(const struct ppbpf_maps *m, const struct policy_port *ports, int n, bool exact, __u16 *failed_port)
+{
+	static const struct cidr any[2] = { { .af = AF_INET }, { .af = AF_INET6 } };
+	static __u64 owned[65536 / 64], removed[65536 / 64];
+	struct key_set have[2] = { { 0 } }, added[2] = { { 0 } };
+	int *index = malloc(65536 * sizeof(int)), rc = 0;
+	const int afs[2] = { AF_INET, AF_INET6 };
+	struct apply_ctx ctx = { .ports = ports };
+
+	*failed_port = 0;
+	if (!index)
+		return -ENOMEM;
+	for (int i = 0; i < 65536; i++)
+		index[i] = -1;
+	for (int i = 0; i < n; i++)
+		index[ports[i].port] = i;
+	ctx.index = index;
+	for (int f = 0; !rc && f < 2; f++)
+		rc = read_keys(trust_fd(m, afs[f]), afs[f], &have[f]);
+
+	/* 1. The new trusted blocks; on a failure, take back those added: nothing has changed. */
+	for (int i = 0; !rc && i < n; i++) {
+		const struct cidr *list = ports[i].n_trust ? ports[i].trust : any;
+		int nt = ports[i].n_trust ? ports[i].n_trust : 2;
+
+		for (int t = 0; !rc && t < nt; t++) {
+			int f = list[t].af == AF_INET ? 0 : 1;
+			struct key_set *a = &added[f];
+			union trust_key k;
+			__u8 one = 1;
+
+			make_key(&k, ports[i].port, &list[t]);
+			if (key_in(&have[f], &k, afs[f]) || key_in(a, &k, afs[f]))
+				continue;
+			if (bpf_map_update_elem(trust_fd(m, afs[f]), &k, &one, BPF_NOEXIST)) {
+				rc = -errno;
+				*failed_port = ports[i].port;
+				break;
+			}
+			if (a->n == a->cap) {
+				size_t cap = a->cap ? a->cap * 2 : 64;
+				union trust_key *grown = realloc(a->keys, cap * sizeof(*grown));
+
+				if (!grown) {
+					bpf_map_delete_elem(trust_fd(m, afs[f]), &k);
+					rc = -ENOMEM;
+					break;
+				}
+				a->keys = grown;
+				a->cap = cap;
+			}
+			a->keys[a->n++] = k;
+		}
+	}
+	if (rc) {
+		for (int f = 0; f < 2; f++)
+			for (size_t i = 0; i < added[f].n; i++)
+				bpf_map_delete_elem(trust_fd(m, afs[f]), &added[f].keys[i]);
+		goto out;
+	}
+
+	/* 2. The policies, then the bits: the ingress hook looks at a port once its bit is set. */
+	for (int i = 0; !rc && i < n; i++) {
+		const struct policy_port *p = &ports[i];
+
+		if (bpf_map_update_elem(m->ports, &p->port, &p->pol, BPF_ANY))
+			rc = -errno;
+		if (!rc)
+			rc = set_port_bit(m->rewrite_bits, p->port, p->pol.flags & PPBPF_PORT_REWRITE_PEER);
+		if (!rc)
+			rc = set_port_bit(m->port_bits, p->port, true);
+		if (rc)
+			*failed_port = p->port;
+	}
+
+	/* 3. exact: every other port that owns anything goes (bits, policy; its blocks in 4). */
+	if (!rc && exact) {
+		__u16 key, next;
+		void *prev = NULL;
+
+		memset(owned, 0, sizeof(owned));
+		memset(removed, 0, sizeof(removed));
+		while (!bpf_map_get_next_key(m->ports, prev, &next)) {
+			mark(owned, next);
+			key = next;
+			prev = &key;
+		}
+		rc = or_port_bits(m->port_bits, owned);
+		if (!rc)
+			rc = or_port_bits(m->rewrite_bits, owned);
+		for (int f = 0; !rc && f < 2; f++)
+			for (size_t i = 0; i < have[f].n; i++)
+				mark(owned, key_port(&have[f].keys[i]));
+		for (int port = 0; !rc && port < 65536; port++) {
+			if (!marked(owned, (__u16)port) || index[port] >= 0)
+				continue;
+			mark(removed, (__u16)port);
+			rc = unset_port(m, (__u16)port);
+			if (rc)
+				*failed_port = (__u16)port;
+		}
+		ctx.removed = removed;
+	}
+
+	/* 4. Last, the blocks no port wants any more. */
+	for (int f = 0; !rc && f < 2; f++)
+		rc = delete_keys(trust_fd(m, afs[f]), afs[f], &have[f], doomed_on_apply, &ctx);
+out:
+	for (int f = 0; f < 2; f++) {
+		free(have[f].keys);
+		free(added[f].keys);
+	}
+	free(index);
+	return rc;
+}
+
+static bool doomed_on_remove(const union trust_key *k, int af, const void *arg)
+{
+	(void)af;
+	return marked(arg, key_port(k));
+}
+
+int policy_remove_ports(const struct ppbpf_maps *m, const __u16 *ports, int n)
+{
+	static __u64 gone[65536 / 64];
+	const int afs[2] = { AF_INET, AF_INET6 };
+	struct key_set have[2] = { { 0 } };
+	int rc = 0, had = 0;
+
+	memset(gone, 0, sizeof(gone));
+	for (int f = 0; !rc && f < 2; f++)
+		rc = read_keys(trust_fd(m, afs[f]), afs[f], &have[f]);
+	for (int i = 0; !rc && i < n; i++) {
+		struct ppbpf_port_policy pol;
+		__u32 word = ports[i] >> 6;
+		__u64 pb = 0, rb = 0;
+		bool any = !bpf_map_lookup_elem(m->ports, &ports[i], &pol);
+
+		bpf_map_lookup_elem(m->port_bits, &word, &pb);
+		bpf_map_lookup_elem(m->rewrite_bits, &word, &rb);
+		any = any || ((pb | rb) >> (ports[i] & 63) & 1);
+		for (int f = 0; !any && f < 2; f++)
+			for (size_t k = 0; !any && k < have[f].n; k++)
+				any = key_port(&have[f].keys[k]) == ports[i];
+		had += any;
+		mark(gone, ports[i]);
+		rc = unset_port(m, ports[i]);
+	}
+	for (int f = 0; !rc && f < 2; f++)
+		rc = delete_keys(trust_fd(m, afs[f]), afs[f], &have[f], doomed_on_remove, gone);
+	for (int f = 0; f < 2; f++)
+		free(have[f].keys);
+	return rc ? rc : had;
 }
 
 int policy_trust_of(const struct ppbpf_maps *m, __u16 port, struct cidr *out, int max)
 {
-	int fds[2] = { m->trust4, m->trust6 }, n = 0;
+	const int afs[2] = { AF_INET, AF_INET6 };
+	int n = 0;
 
-	for (int t = 0; t < 2; t++) {
-		struct ppbpf_trust6_key key, next;
-		void *prev = NULL;
+	for (int f = 0; f < 2; f++) {
+		struct key_set s = { 0 };
 
-		while (n < max && !bpf_map_get_next_key(fds[t], prev, &next)) {
-			key = next;
-			prev = &key;
-			if (key.port != htons(port))
-				continue;
-			memset(&out[n], 0, sizeof(out[n]));
-			out[n].af = t ? AF_INET6 : AF_INET;
-			out[n].bits = (int)key.prefixlen - PPBPF_TRUST_PORT_BITS;
-			memcpy(out[n].addr, key.addr, t ? 16 : 4);
-			n++;
-		}
+		if (!read_keys(trust_fd(m, afs[f]), afs[f], &s))
+			for (size_t i = 0; i < s.n && n < max; i++)
+				if (key_port(&s.keys[i]) == port)
+					key_cidr(&s.keys[i], afs[f], &out[n++]);
+		free(s.keys);
 	}
 	return n;
 }

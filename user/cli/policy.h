@@ -3,24 +3,40 @@
 #ifndef PPBPF_CLI_POLICY_H
 #define PPBPF_CLI_POLICY_H
 
+#include <stdbool.h>
 #include <ppbpf/abi.h>
+#include "cidr.h"
 #include "loader.h"
 
-/* An address block. */
-struct cidr {
-	int af;        /* AF_INET or AF_INET6 */
-	__u8 addr[16]; /* network order, host bits cleared */
-	int bits;
+/* What the kernel side's maps hold at most (bpf/ppbpf.bpf.h): ports with a policy, trusted blocks per family. */
+#define POLICY_PORTS_MAX 1024
+#define POLICY_TRUST_MAX 16384
+
+/* One port's policy as a command wants it. No trusted block: any source. */
+struct policy_port {
+	__u16 port;
+	struct ppbpf_port_policy pol;
+	const struct cidr *trust;
+	int n_trust;
 };
 
-/* "192.0.2.0/24", "2001:db8::/32", or a bare address. 0 or -EINVAL. */
-int cidr_parse(const char *text, struct cidr *out);
-/* Text of a CIDR. */
-void cidr_format(const struct cidr *c, char *out, size_t cap);
-
-/* Set the policy of one port and replace its trusted sources (none given: any source). */
-int policy_set_port(const struct ppbpf_maps *m, __u16 port, const struct ppbpf_port_policy *pol,
-		    const struct cidr *trust, int n_trust);
+/*
+ * Give these ports exactly these policies and trusted sources. All new
+ * trusted blocks are added first (if one cannot be, those added are taken
+ * back and nothing has changed), then the policies and port bits are set,
+ * and only then are the blocks no longer listed removed, so no port that
+ * stays passes through "nobody is trusted". With `exact`, every other port
+ * that owns anything in the maps (a policy, a port or rewrite bit, a
+ * trusted block) is removed too: the maps then hold these ports and nothing
+ * else. 0 or -errno; *failed_port names the port a failure was about (0: none).
+ */
+int policy_apply(const struct ppbpf_maps *m, const struct policy_port *ports, int n, bool exact, __u16 *failed_port);
+/*
+ * Remove ports: their bits first (no new connection is tracked), then the
+ * policy, then their trusted blocks. A port without anything is no error.
+ * Returns how many of them had something, or -errno.
+ */
+int policy_remove_ports(const struct ppbpf_maps *m, const __u16 *ports, int n);
 /* The trusted sources of a port, at most max. Returns the count. */
 int policy_trust_of(const struct ppbpf_maps *m, __u16 port, struct cidr *out, int max);
 /* Set the whole-attachment settings. */

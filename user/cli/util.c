@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,18 +54,28 @@ long hex_decode(const char *hex, unsigned char *out, size_t cap)
 
 int parse_uint(const char *s, unsigned long long max, unsigned long long *out)
 {
-	unsigned long long v;
-	char *end;
+	unsigned long long v = 0;
+	bool hex = s[0] == '0' && (s[1] == 'x' || s[1] == 'X');
+	const char *p = hex ? s + 2 : s;
+	unsigned int base = hex ? 16 : 10;
 
-	if (!*s || *s == '-' || *s == '+' || *s == ' ')
+	/*
+	 * Digits only: no sign, no space, no empty "0x", no leading zero in
+	 * decimal ("010" could be read as octal); hex only after 0x. Anything
+	 * else is not a number, rather than the number strtoull would make of it.
+	 */
+	if (!*p || (!hex && p[0] == '0' && p[1]))
 		return -1;
-	errno = 0;
-	/* Decimal, or hex after 0x; never octal, so "010" is ten. */
-	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
-		v = strtoull(s + 2, &end, 16);
-	else
-		v = strtoull(s, &end, 10);
-	if (errno || *end || v > max)
+	for (; *p; p++) {
+		int d = *p >= '0' && *p <= '9' ? *p - '0'
+			: hex && *p >= 'a' && *p <= 'f' ? *p - 'a' + 10
+			: hex && *p >= 'A' && *p <= 'F' ? *p - 'A' + 10 : -1;
+
+		if (d < 0 || v > (~0ULL - (unsigned int)d) / base)
+			return -1;
+		v = v * base + (unsigned int)d;
+	}
+	if (v > max)
 		return -1;
 	*out = v;
 	return 0;
