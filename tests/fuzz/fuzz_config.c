@@ -99,7 +99,9 @@ static void check_valid(const struct attach_args *a)
 				CHECK(!cidr_equal(c, &pg->trust[u]));
 		}
 		CHECK(!(pg->pol.flags & ~(__u32)(PPBPF_PORT_REWRITE_PEER | PPBPF_PORT_OPTIONAL | PPBPF_PORT_REJECT_UNTRUSTED |
-						  PPBPF_PORT_NO_V1 | PPBPF_PORT_NO_V2)));
+						  PPBPF_PORT_NO_V1 | PPBPF_PORT_NO_V2 | PPBPF_PORT_LOCAL_UID)));
+		CHECK((pg->pol.flags & PPBPF_PORT_LOCAL_UID) || pg->pol.local_uid == 0);
+		CHECK(pg->pol.local_uid != 0xffffffffu);
 		CHECK((pg->pol.flags & (PPBPF_PORT_NO_V1 | PPBPF_PORT_NO_V2)) != (PPBPF_PORT_NO_V1 | PPBPF_PORT_NO_V2));
 		CHECK(pg->pol.max_header == 0 || (pg->pol.max_header >= 15 && pg->pol.max_header <= 4096));
 		CHECK(pg->pol.timeout_ms <= 3600000);
@@ -160,6 +162,8 @@ static size_t write_config(const struct attach_args *a, char *out, size_t cap)
 			fprintf(f, " timeout %u", pg->pol.timeout_ms);
 		if (pg->pol.max_header)
 			fprintf(f, " max-header 0x%x", pg->pol.max_header);
+		if (fl & PPBPF_PORT_LOCAL_UID)
+			fprintf(f, " local-uid %u", pg->pol.local_uid);
 		fprintf(f, " # group %d\n", g);
 	}
 	n = ftell(f);

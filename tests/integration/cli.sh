@@ -596,6 +596,13 @@ expect_usage "attach: --versions must be 1, 2 or 1,2" pp attach --port 1 --versi
 expect_usage "attach: --timeout beyond an hour" pp attach --port 1 --timeout 3600001
 expect_usage "attach: --max-header below the smallest header" pp attach --port 1 --max-header 14
 expect_usage "attach: --trust not a CIDR" pp attach --port 1 --trust 10.0.0.0/33
+expect_usage "attach: --local-uid of no user" pp attach --port 1 --local-uid no-such-user-ppbpf
+expect_usage "attach: --local-uid -1" pp attach --port 1 --local-uid -1
+expect_usage "attach: --local-uid 4294967295 (no user)" pp attach --port 1 --local-uid 4294967295
+check "run --check: --local-uid takes a name or a uid" \
+	'a=$(pp run "${SAFE[@]}" --port 7 --trust 127.0.0.1 --local-uid root --check) &&
+	 b=$(pp run "${SAFE[@]}" --port 7 --trust 127.0.0.1 --local-uid 65534 --check) &&
+	 jq -e ".ports[0].local_uid == 0" <<<"$a" >/dev/null && jq -e ".ports[0].local_uid == 65534" <<<"$b" >/dev/null'
 expect_usage "attach: run-only option --keep" pp attach --port 1 --keep
 expect_usage "run: --sweep-ms below 10" pp run --port 1 --sweep-ms 5
 expect_usage "run: no port anywhere" pp run --keep
@@ -778,7 +785,8 @@ expect_usage "run refuses command-line policy options without --port beside a co
 check "run --check prints the policy and loads nothing" \
 	'out=$(pp run "${SAFE[@]}" --port 7 --trust 10.0.0.0/8,2001:db8::/32 --untrusted reject --check) &&
 	 jq -e ".ports == [{\"port\":7,\"trust\":[\"10.0.0.0/8\",\"2001:db8::/32\"],\"mode\":\"required\",
-	   \"untrusted\":\"reject\",\"versions\":\"1,2\",\"timeout_ms\":3000,\"max_header\":4096,\"rewrite_peer\":false}]" <<<"$out" >/dev/null &&
+	   \"untrusted\":\"reject\",\"versions\":\"1,2\",\"timeout_ms\":3000,\"max_header\":4096,\"rewrite_peer\":false,
+	   \"local_uid\":null}]" <<<"$out" >/dev/null &&
 	 [ ! -e "$NOBPF/pins" ]'
 printf 'port 1 trust 127.0.0.1%*suntrusted reject\r\n# c\r\n\tport\t2 # comment\r\n' 5000 '' > "$TMP/long.conf"
 check "config: a 5000-byte line, CRLF, tabs and comments are read as written" \

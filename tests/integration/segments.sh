@@ -11,12 +11,13 @@ need_root "the segment tests"
 TEST=$OUT/tests/segments_test
 new_cgroup CG seg
 new_pin_dir PIN seg
-free_port P_LOSS P_DEFER P_ABANDON P_FROM P_PLANT P_EXT6 P_PLAIN P_REJ P_SLOT_REJ P_SLOT_OK
+free_port P_LOSS P_DEFER P_ABANDON P_FROM P_PLANT P_EXT6 P_PLAIN P_REJ P_SLOT_REJ P_SLOT_OK P_LUID
 LOOP=127.0.0.1
 "$CLI" attach --cgroup "$CG" --pin-dir "$PIN" --port "$P_LOSS,$P_DEFER,$P_ABANDON,$P_PLANT" --trust $LOOP >/dev/null
 "$CLI" attach --pin-dir "$PIN" --port "$P_EXT6" --trust ::1 >/dev/null
 "$CLI" attach --pin-dir "$PIN" --port "$P_PLAIN" --trust $LOOP --untrusted plain >/dev/null
 "$CLI" attach --pin-dir "$PIN" --port "$P_REJ" --trust $LOOP --untrusted reject >/dev/null
+"$CLI" attach --pin-dir "$PIN" --port "$P_LUID" --trust $LOOP --local-uid root >/dev/null
 
 table_size() { "$CLI" status --pin-dir "$1" --json | jq -r '"\(.connections) \(.pending)"'; }
 # expect_empty WHAT [PIN]: no connection, pending or listener entry left (closes propagate asynchronously).
@@ -81,6 +82,13 @@ revoke "$P_PLAIN" plain plain
 echo "== trust revoked while a header is pending: a port that rejects them"
 revoke "$P_REJ" reject reject
 expect_empty revoke
+
+echo "== --local-uid root: local clients from a trusted address, as root and as nobody"
+for defer in 0 5; do
+	in_cgroup "$CG" "$TEST" localuid "$P_LUID" 0 done "$defer"
+	in_cgroup "$CG" "$TEST" localuid "$P_LUID" 65534 plain "$defer"
+done
+expect_empty localuid
 
 echo "== 20 untrusted connections held open on a rejecting port, a table of 10, no daemon"
 new_cgroup CG_SLOTS slots

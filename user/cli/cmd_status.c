@@ -239,6 +239,8 @@ static void print_status_text(const char *cgroup, const char *pin_dir, const str
 		       pol.flags & PPBPF_PORT_REJECT_UNTRUSTED ? "reject" : "plain", versions_of(pol.flags),
 		       pol.timeout_ms, pol.max_header ? pol.max_header : 4096,
 		       pol.flags & PPBPF_PORT_REWRITE_PEER ? " rewrite-peer" : "");
+		if (pol.flags & PPBPF_PORT_LOCAL_UID)
+			printf(" local-uid %u", pol.local_uid);
 		printf(" trust");
 		for (int t = 0; t < nt; t++) {
 			char txt[CIDR_STRLEN];
@@ -298,6 +300,11 @@ static void print_status_json(const char *cgroup, const char *pin_dir, const str
 		json_kv_str(&j, "untrusted", pol.flags & PPBPF_PORT_REJECT_UNTRUSTED ? "reject" : "plain");
 		json_kv_str(&j, "versions", versions_of(pol.flags));
 		json_kv_int(&j, "timeout_ms", pol.timeout_ms);
+		json_key(&j, "local_uid");
+		if (pol.flags & PPBPF_PORT_LOCAL_UID)
+			json_int(&j, pol.local_uid);
+		else
+			json_null(&j);
 		json_key(&j, "trust");
 		json_arr_begin(&j);
 		for (int t = 0; t < nt; t++) {

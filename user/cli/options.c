@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +29,7 @@ FILE *options_diag;
 
 /* Long-only options get codes past the ASCII range. */
 enum { OPT_TLV_CAP = 256, OPT_TABLE_SIZE, OPT_MODE, OPT_UNTRUSTED, OPT_VERSIONS, OPT_TIMEOUT,
-       OPT_CONFIG, OPT_KEEP, OPT_SWEEP_MS, OPT_LOG_RATE, OPT_CHECK };
+       OPT_CONFIG, OPT_KEEP, OPT_SWEEP_MS, OPT_LOG_RATE, OPT_CHECK, OPT_LOCAL_UID };
 
 /* Where an option may be given. */
 enum { PER_PORT = 1, WHOLE = 2, RUN_ONLY = 4, CMDLINE_ONLY = 8, REPEATABLE = 16 };
@@ -50,6 +51,7 @@ static const struct opt_def defs[] = {
 	{ "versions", OPT_VERSIONS, 1, PER_PORT, SET_VERSIONS },
 	{ "timeout", OPT_TIMEOUT, 1, PER_PORT, SET_TIMEOUT },
 	{ "max-header", 'm', 1, PER_PORT, SET_MAX_HEADER },
+	{ "local-uid", OPT_LOCAL_UID, 1, PER_PORT, SET_LOCAL_UID },
 	{ "tlv-cap", OPT_TLV_CAP, 1, WHOLE, 1 << 0 },
 	{ "cgroup", 'c', 1, WHOLE, 1 << 1 },
 	{ "pin-dir", 'd', 1, WHOLE, 1 << 2 },
@@ -205,6 +207,23 @@ static const char *accept_version(const char *item, struct port_group *g)
 	return NULL;
 }
 
+/* A user: a name of the system's, or a uid in decimal. NULL or why not. */
+static const char *user_value(const char *arg, __u32 *uid)
+{
+	unsigned long long v;
+	struct passwd pw, *found = NULL;
+	char buf[4096];
+
+	if (!parse_uint(arg, 0xfffffffeULL, &v)) { /* (uid_t)-1 is no user */
+		*uid = (__u32)v;
+		return NULL;
+	}
+	if (getpwnam_r(arg, &pw, buf, sizeof(buf), &found) || !found)
+		return "no such user (a name, or a uid)";
+	*uid = (__u32)found->pw_uid;
+	return NULL;
+}
+
 /* A path option: not empty, no ".." component, fits. NULL or why not. */
 static const char *path_value(const char *arg, char *out, size_t cap, bool absolute)
 {
@@ -273,6 +292,11 @@ static int apply_option(struct attach_args *a, struct port_group *g, const struc
 			err = "must be 15..4096";
 		else
 			g->pol.max_header = (__u32)v;
+		break;
+	case OPT_LOCAL_UID:
+		err = user_value(arg, &g->pol.local_uid);
+		if (!err)
+			g->pol.flags |= PPBPF_PORT_LOCAL_UID;
 		break;
 	case OPT_TLV_CAP:
 		if (parse_uint(arg, PPBPF_TLV_MAX, &v))
@@ -595,6 +619,11 @@ void options_print_json(const struct attach_args *a, FILE *f)
 		json_kv_int(&j, "max_header", g->pol.max_header ? g->pol.max_header : 4096);
 		json_key(&j, "rewrite_peer");
 		json_bool(&j, g->pol.flags & PPBPF_PORT_REWRITE_PEER);
+		json_key(&j, "local_uid");
+		if (g->pol.flags & PPBPF_PORT_LOCAL_UID)
+			json_int(&j, g->pol.local_uid);
+		else
+			json_null(&j);
 		json_obj_end(&j);
 	}
 	json_arr_end(&j);

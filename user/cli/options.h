@@ -32,6 +32,10 @@
 	"  -m, --max-header BYTES   largest header accepted (default and limit 4096; v1 is\n" \
 	"                           always at most 107); a longer one is reset\n" \
 	"  -r, --rewrite-peer       accept() and getpeername() return the original source\n" \
+	"      --local-uid USER     a trusted peer on this host (a socket of this network\n" \
+	"                           namespace, say a local HAProxy) must be this user's, a\n" \
+	"                           name or a uid: else any local process could connect\n" \
+	"                           from a trusted address and forge headers\n" \
 	"Whole attachment:\n" \
 	"      --tlv-cap BYTES      TLV bytes kept per socket (default 512, at most 1024)\n" \
 	"  -c, --cgroup PATH        cgroup to attach to; relative paths are under the cgroup2\n" \
@@ -56,7 +60,7 @@
 /* The per-port options a group was given (each at most once). */
 enum {
 	SET_PORT = 1 << 0, SET_TRUST = 1 << 1, SET_REWRITE = 1 << 2, SET_MODE = 1 << 3, SET_UNTRUSTED = 1 << 4,
-	SET_VERSIONS = 1 << 5, SET_TIMEOUT = 1 << 6, SET_MAX_HEADER = 1 << 7,
+	SET_VERSIONS = 1 << 5, SET_TIMEOUT = 1 << 6, SET_MAX_HEADER = 1 << 7, SET_LOCAL_UID = 1 << 8,
 };
 
 /* Ports that share one policy and one list of trusted sources. */
