@@ -53,9 +53,13 @@ DEMO_CLIENT := $(OUTPUT)/ppbpf-demo-client
 BPF_CHECK := $(OUTPUT)/tests/bpf_parse_check
 RECV_TEST := $(OUTPUT)/tests/recv_test
 TRUST_TEST := $(OUTPUT)/tests/trust_test
+ACCEPT_TEST := $(OUTPUT)/tests/accept_test
+SEGMENTS_TEST := $(OUTPUT)/tests/segments_test
 BENCH := $(OUTPUT)/bench_codec
 BENCH_NET := $(OUTPUT)/bench_net
 FUZZ := $(OUTPUT)/fuzz_parse
+FUZZ_ASSEMBLE := $(OUTPUT)/fuzz_assemble
+FUZZ_CLI := $(OUTPUT)/fuzz_config $(OUTPUT)/fuzz_cidr
 
 # Each test group's time, said as it ends and listed at the end of make test / vm-suite.
 TIMES := $(OUTPUT)/test-times.txt
@@ -81,7 +85,7 @@ $(OUTPUT)/vmlinux.h: | $(OUTPUT)
 	$(Q)test -r /sys/kernel/btf/vmlinux || { echo "no /sys/kernel/btf/vmlinux: kernel BTF is required" >&2; exit 1; }
 	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@
 
-$(OUTPUT)/bpf/%.bpf.o: bpf/%.bpf.c $(OUTPUT)/vmlinux.h $(HDRS) $(wildcard bpf/*.bpf.h) | $(OUTPUT)/bpf
+$(OUTPUT)/bpf/%.bpf.o: bpf/%.bpf.c $(OUTPUT)/vmlinux.h $(HDRS) $(wildcard bpf/*.h) | $(OUTPUT)/bpf
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
@@ -143,9 +147,17 @@ $(RECV_TEST): tests/integration/recv_test.c $(LIBA) $(SKELS) $(HDRS) | $(OUTPUT)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LIBA) -lcmocka -lpthread $(LIBBPF_LIBS)
 
+$(ACCEPT_TEST): tests/integration/accept_test.c $(LIBA) $(HDRS) | $(OUTPUT)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LIBA) -lcmocka $(LIBBPF_LIBS)
+
 $(TRUST_TEST): tests/integration/trust_test.c $(UNIT_COMMON) $(LIBA) $(HDRS) | $(OUTPUT)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(UNIT_COMMON) $(LIBA) -lpthread
+
+$(SEGMENTS_TEST): tests/integration/segments_test.c tests/integration/testlib.h $(LIBA) $(HDRS) | $(OUTPUT)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LIBA) -lpthread $(LIBBPF_LIBS)
 
 unit: $(UNIT_BINS)
 	$(Q)for t in $(UNIT_BINS); do echo "== $$t"; $$t || exit 1; done
@@ -161,8 +173,10 @@ cli-test: $(CLI)
 	$(Q)tests/integration/cli.sh $(CLI)
 
 # Real sockets in test cgroups (root): the receive path, then real HAProxy in front.
-integration: all $(RECV_TEST) $(TRUST_TEST)
+integration: all $(RECV_TEST) $(TRUST_TEST) $(SEGMENTS_TEST) $(ACCEPT_TEST)
 	$(Q)$(TIMED) kernel.sh tests/integration/kernel.sh
+	$(Q)$(TIMED) accept.sh tests/integration/accept.sh
+	$(Q)$(TIMED) segments.sh tests/integration/segments.sh
 	$(Q)$(TIMED) trust.sh tests/integration/trust.sh
 	$(Q)$(TIMED) haproxy.sh tests/integration/haproxy.sh
 
@@ -170,13 +184,15 @@ integration: all $(RECV_TEST) $(TRUST_TEST)
 # vm-suite, which uses what the host built: nothing is built or installed in the guest.
 vm-test: deps
 	$(Q)scripts/deps.sh vm
-	$(Q)$(MAKE) all $(BPF_CHECK) $(RECV_TEST) $(TRUST_TEST)
+	$(Q)$(MAKE) all $(BPF_CHECK) $(RECV_TEST) $(TRUST_TEST) $(SEGMENTS_TEST) $(ACCEPT_TEST)
 	$(Q)scripts/vm-test.sh
 
 vm-suite:
 	$(Q)rm -f $(TIMES)
 	$(Q)$(TIMED) bpf-check tests/integration/run_bpf_check.sh $(BPF_CHECK)
 	$(Q)$(TIMED) kernel.sh tests/integration/kernel.sh
+	$(Q)$(TIMED) accept.sh tests/integration/accept.sh
+	$(Q)$(TIMED) segments.sh tests/integration/segments.sh
 	$(Q)$(TIMED) trust.sh tests/integration/trust.sh
 	@echo "ALL GUEST TESTS PASSED on $$(uname -r)"; cat $(TIMES)
 
@@ -187,8 +203,27 @@ $(FUZZ): tests/fuzz/fuzz_parse.c $(LIB_SRCS) $(HDRS) | $(OUTPUT)
 	$(Q)$(CLANG) -O1 -g $(WARN) -std=gnu11 -Iinclude -D_GNU_SOURCE \
 		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -o $@ $< $(LIB_SRCS)
 
-fuzz: $(FUZZ)
-	$(Q)tests/fuzz/run.sh $(FUZZ) $(FUZZ_SECONDS)
+# The CLI's parsers (config lines, CIDRs): only the sources that parse, and a short line limit.
+$(FUZZ_CLI): $(OUTPUT)/fuzz_%: tests/fuzz/fuzz_%.c user/cli/options.c user/cli/cidr.c user/cli/util.c \
+		user/cli/json.c $(LIB_SRCS) $(HDRS) | $(OUTPUT)
+	$(call msg,FUZZ-CC,$@)
+	$(Q)$(CLANG) -O1 -g $(WARN) -std=gnu11 -Iinclude -iquote user/cli -D_GNU_SOURCE -DPPBPF_CONFIG_LINE_MAX=512 \
+		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -o $@ $< user/cli/options.c \
+		user/cli/cidr.c user/cli/util.c user/cli/json.c $(LIB_SRCS)
+
+# The kernel side's segment rules (bpf/assemble.h), compiled for the host.
+$(FUZZ_ASSEMBLE): tests/fuzz/fuzz_assemble.c bpf/assemble.h $(HDRS) | $(OUTPUT)
+	$(call msg,FUZZ-CC,$@)
+	$(Q)$(CLANG) -O1 -g $(WARN) -std=gnu11 -Iinclude -D_GNU_SOURCE \
+		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -o $@ $<
+
+# FUZZ_SECONDS in all: half for the header parser, a sixth each for the segment rules and the CLI's parsers.
+FUZZ_SIXTH = $$((($(FUZZ_SECONDS) + 5) / 6))
+fuzz: $(FUZZ) $(FUZZ_ASSEMBLE) $(FUZZ_CLI)
+	$(Q)tests/fuzz/run.sh $(FUZZ) $$(($(FUZZ_SECONDS) - 3 * ($(FUZZ_SECONDS) / 6))) parse 8192
+	$(Q)tests/fuzz/run.sh $(FUZZ_ASSEMBLE) $(FUZZ_SIXTH) assemble 400
+	$(Q)tests/fuzz/run.sh $(OUTPUT)/fuzz_config $(FUZZ_SIXTH) config 4096
+	$(Q)tests/fuzz/run.sh $(OUTPUT)/fuzz_cidr $(FUZZ_SIXTH) cidr 4096
 
 # ---- entry points ------------------------------------------------------------------
 test: deps
