@@ -7,13 +7,14 @@
 # step checks that no table, pending or listener entry is left behind.
 . "$(dirname "$0")/lib.sh"
 need_root "the segment tests"
+print_scale
 
 TEST=$OUT/tests/segments_test
 new_cgroup CG seg
 new_pin_dir PIN seg
-free_port P_LOSS P_DEFER P_ABANDON P_FROM P_PLANT P_EXT6 P_PLAIN P_REJ P_SLOT_REJ P_SLOT_OK P_LUID
+free_port P_LOSS P_RACE P_DEFER P_ABANDON P_FROM P_PLANT P_EXT6 P_PLAIN P_REJ P_SLOT_REJ P_SLOT_OK P_LUID
 LOOP=127.0.0.1
-"$CLI" attach --cgroup "$CG" --pin-dir "$PIN" --port "$P_LOSS,$P_DEFER,$P_ABANDON,$P_PLANT" --trust $LOOP >/dev/null
+"$CLI" attach --cgroup "$CG" --pin-dir "$PIN" --port "$P_LOSS,$P_RACE,$P_DEFER,$P_ABANDON,$P_PLANT" --trust $LOOP >/dev/null
 "$CLI" attach --pin-dir "$PIN" --port "$P_EXT6" --trust ::1 >/dev/null
 "$CLI" attach --pin-dir "$PIN" --port "$P_PLAIN" --trust $LOOP --untrusted plain >/dev/null
 "$CLI" attach --pin-dir "$PIN" --port "$P_REJ" --trust $LOOP --untrusted reject >/dev/null
@@ -29,6 +30,8 @@ expect_empty() {
 		[ "$left $early" = "0 0 0" ] && return 0
 		sleep 0.1
 	done
+	"$CLI" list --pin-dir "$pin" --json | jq -c '.[]' >&2
+	bpftool -j map dump pinned "$pin/early" | jq -c '.[] | {key: .key, start: .value.start, ack: .value.ack, rc: .value.rc}' >&2
 	fail "$1: entries left: $left in the table / pending maps, $early listener entries"
 }
 
@@ -44,6 +47,13 @@ nsenter --net="/run/netns/$NS" bpftool net attach xdpgeneric pinned "$DROP/prog"
 PPBPF_TEST_DROPPER=$DROP nsenter --net="/run/netns/$NS" bash -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$CG" \
 	"$TEST" loss "$P_LOSS"
 expect_empty loss
+
+echo "== the same segment of a pending header on two CPUs at once (the namespace, no TCP timestamps)"
+scaled N_RACE 2000 300
+nsenter --net="/run/netns/$NS" sysctl -q -w net.ipv4.tcp_timestamps=0
+nsenter --net="/run/netns/$NS" bash -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$CG" "$TEST" race "$P_RACE" "$N_RACE" ||
+	{ "$CLI" status --pin-dir "$PIN" --json | jq -c .counters >&2; fail "race"; }
+expect_empty race
 
 echo "== deferred accept: a split header completing while the accept queue is full"
 in_cgroup "$CG" "$TEST" deferfull "$P_DEFER"

@@ -16,12 +16,14 @@
  *   slots REJ_PORT OK_PORT N  N untrusted connections held open on a rejecting
  *                          port must not take table slots from trusted ones
  *   revoke PORT plain|reject  a header pending when its peer stops being trusted
+ *   race PORT N            the same segment of a pending header on two CPUs at once
  *   localuid PORT UID done|plain DEFER  a client of this host, as UID, on a --local-uid
  *                          port (DEFER: the listener's TCP_DEFER_ACCEPT seconds)
  *
  * Headers carry documentation addresses; traffic stays on loopback.
  */
 #include <dirent.h>
+#include <sched.h>
 #include <netinet/ip.h>
 #include <netinet/ip6.h>
 #include <netinet/tcp.h>
@@ -562,6 +564,126 @@ static void run_revoke(int port, const char *expect)
 	close(lfd);
 }
 
+/* ---- two CPUs at once ------------------------------------------------------------------- */
+
+/* One raw TCP segment, sent at the same moment from a thread pinned to each CPU. */
+struct injector {
+	pthread_t thread;
+	int cpu, raw;
+	pthread_barrier_t *go;
+	const __u8 *seg;
+	size_t len;
+	int sent;
+};
+
+static void *inject_main(void *arg)
+{
+	struct injector *in = arg;
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_addr = { htonl(INADDR_LOOPBACK) } };
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(in->cpu, &set);
+	pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+	pthread_barrier_wait(in->go);
+	in->sent = sendto(in->raw, in->seg, in->len, 0, (struct sockaddr *)&to, sizeof(to)) == (ssize_t)in->len;
+	return NULL;
+}
+
+/* A client socket's next sequence number to send and to receive (TCP_REPAIR, which it stays in). */
+static int repair_seqs(int fd, __u32 *snd, __u32 *rcv)
+{
+	int on = 1, q;
+	socklen_t len = sizeof(*snd);
+
+	if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &on, sizeof(on)))
+		return -errno;
+	q = TCP_SEND_QUEUE;
+	if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, &q, sizeof(q)) ||
+	    getsockopt(fd, IPPROTO_TCP, TCP_QUEUE_SEQ, snd, &len))
+		return -errno;
+	q = TCP_RECV_QUEUE;
+	if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, &q, sizeof(q)) ||
+	    getsockopt(fd, IPPROTO_TCP, TCP_QUEUE_SEQ, rcv, &len))
+		return -errno;
+	return 0;
+}
+
+/*
+ * A 1,200-byte header whose first 600 bytes came (and wait in the pending
+ * entry), then the same last 600 bytes arriving on both CPUs at once: a
+ * resend that meets the original, as loopback delivers a packet on the CPU
+ * that sends it. Whatever the interleaving, the record must count each byte
+ * once and judge the header right. Runs in a namespace without TCP
+ * timestamps (segments.sh), so a hand-made segment needs no options.
+ */
+static void run_race(int port, int rounds)
+{
+	static __u8 hdr[2048], seg[sizeof(struct tcphdr) + 1024];
+	int hl = test_header(hdr, sizeof(hdr), 1169), lfd = listener("127.0.0.1", port, 64, 0), bad = 0;
+	size_t half = (size_t)hl / 2;
+	pthread_barrier_t go;
+
+	CHECK(hl == 1200, "race: a %d-byte header", hl);
+	for (int r = 0; r < rounds && !bad; r++) {
+		struct injector in[2] = { { .cpu = 0 }, { .cpu = 1 } };
+		struct tcphdr *th = (struct tcphdr *)seg;
+		struct sockaddr_in me;
+		socklen_t ml = sizeof(me);
+		__u32 snd, rcv, lo = htonl(INADDR_LOOPBACK);
+		struct ppbpf_info info;
+		int cfd = client_socket("127.0.0.1", 0), sfd, rc;
+
+		CHECK(connect_to(cfd, "127.0.0.1", port) == 0 && send_all(cfd, hdr, half) == 0, "race: the first piece");
+		sfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		CHECK(sfd >= 0, "race: accept");
+		for (int k = 0; k < 500; k++) { /* the first piece taken in, and held */
+			socklen_t il = sizeof(info);
+
+			if (!getsockopt(sfd, SOL_PPBPF, PPBPF_INFO, &info, &il) && info.have == half)
+				break;
+			sleep_ms(1);
+		}
+		CHECK(info.have == half, "race: round %d: the first piece was not taken in (%u bytes)", r, info.have);
+		CHECK(getsockname(cfd, (struct sockaddr *)&me, &ml) == 0 && repair_seqs(cfd, &snd, &rcv) == 0,
+		      "race: the client's sequence numbers: %s", strerror(errno));
+		memset(seg, 0, sizeof(struct tcphdr));
+		th->source = me.sin_port;
+		th->dest = htons((__u16)port);
+		th->seq = htonl(snd);
+		th->ack_seq = htonl(rcv);
+		th->doff = 5;
+		th->ack = th->psh = 1;
+		th->window = htons(65535);
+		memcpy(seg + sizeof(*th), hdr + half, (size_t)hl - half);
+		th->check = tcp4_checksum(lo, lo, seg, sizeof(*th) + (size_t)hl - half);
+		pthread_barrier_init(&go, NULL, 2);
+		for (int k = 0; k < 2; k++) {
+			in[k].raw = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_TCP);
+			in[k].go = &go;
+			in[k].seg = seg;
+			in[k].len = sizeof(*th) + (size_t)hl - half;
+			pthread_create(&in[k].thread, NULL, inject_main, &in[k]);
+		}
+		for (int k = 0; k < 2; k++) {
+			pthread_join(in[k].thread, NULL);
+			CHECK(in[k].sent, "race: a raw segment was not sent");
+			close(in[k].raw);
+		}
+		pthread_barrier_destroy(&go);
+		rc = wait_judged(sfd, JUDGE_MS, &info);
+		check_done("race: the header completed on two CPUs at once", rc, &info, hl);
+		CHECK(rc || info.have == (__u32)hl, "race: round %d: the record counted %u bytes of a %d-byte header", r,
+		      info.have, hl);
+		bad = t_failures;
+		close_reset(sfd); /* at once: the next round's client may get this one's port */
+		close_reset(cfd);
+	}
+	if (!bad)
+		printf("race: %d headers completed by the same segment on two CPUs at once: each counted once\n", rounds);
+	close(lfd);
+}
+
 /* ---- trusted local peers --------------------------------------------------------------- */
 
 /*
@@ -631,6 +753,8 @@ int main(int argc, char **argv)
 		run_slots(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]));
 	else if (argc == 4 && !strcmp(mode, "revoke"))
 		run_revoke(atoi(argv[2]), argv[3]);
+	else if (argc == 4 && !strcmp(mode, "race"))
+		run_race(atoi(argv[2]), atoi(argv[3]));
 	else if (argc == 6 && !strcmp(mode, "localuid"))
 		run_localuid(atoi(argv[2]), atoi(argv[3]), argv[4], atoi(argv[5]));
 	else {
