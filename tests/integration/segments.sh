@@ -54,6 +54,9 @@ nsenter --net="/run/netns/$NS" sysctl -q -w net.ipv4.tcp_timestamps=0
 nsenter --net="/run/netns/$NS" bash -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$CG" "$TEST" race "$P_RACE" "$N_RACE" ||
 	{ "$CLI" status --pin-dir "$PIN" --json | jq -c .counters >&2; fail "race"; }
 expect_empty race
+echo "== a pending header closed on one CPU as its next piece comes in on the other"
+nsenter --net="/run/netns/$NS" bash -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$CG" "$TEST" closerace "$P_RACE" "$N_RACE"
+expect_empty closerace
 
 echo "== deferred accept: a split header completing while the accept queue is full"
 in_cgroup "$CG" "$TEST" deferfull "$P_DEFER"

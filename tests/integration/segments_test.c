@@ -17,6 +17,7 @@
  *                          port must not take table slots from trusted ones
  *   revoke PORT plain|reject  a header pending when its peer stops being trusted
  *   race PORT N            the same segment of a pending header on two CPUs at once
+ *   closerace PORT N       a pending header's next piece on one CPU as the socket closes on the other
  *   localuid PORT UID done|plain DEFER  a client of this host, as UID, on a --local-uid
  *                          port (DEFER: the listener's TCP_DEFER_ACCEPT seconds)
  *
@@ -684,6 +685,92 @@ static void run_race(int port, int rounds)
 	close(lfd);
 }
 
+/* The server closes its socket from a thread pinned to a CPU, at the barrier. */
+struct closer {
+	pthread_t thread;
+	int cpu, fd;
+	pthread_barrier_t *go;
+};
+
+static void *close_main(void *arg)
+{
+	struct closer *c = arg;
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(c->cpu, &set);
+	pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+	pthread_barrier_wait(c->go);
+	close_reset(c->fd);
+	return NULL;
+}
+
+/*
+ * A pending header whose next piece (still not the whole header) arrives on
+ * one CPU while the application closes the socket on the other: the pending
+ * entry ingress stores then must not outlive the socket (segments.sh checks
+ * the maps are empty after all rounds).
+ */
+static void run_closerace(int port, int rounds)
+{
+	static __u8 hdr[2048], seg[sizeof(struct tcphdr) + 1024];
+	int lfd = listener("127.0.0.1", port, 64, 0);
+	size_t piece = 100, next = 300; /* of a 1,200-byte header: a small pending entry, then it grows out of it */
+
+	CHECK(test_header(hdr, sizeof(hdr), 1169) == 1200, "closerace: the header's size");
+	pthread_barrier_t go;
+
+	for (int r = 0; r < rounds; r++) {
+		struct injector in = { .cpu = 1 };
+		struct closer cl = { .cpu = 0 };
+		struct tcphdr *th = (struct tcphdr *)seg;
+		struct sockaddr_in me;
+		socklen_t ml = sizeof(me);
+		__u32 snd, rcv, lo = htonl(INADDR_LOOPBACK);
+		struct ppbpf_info info = {};
+		int cfd = client_socket("127.0.0.1", 0), sfd;
+
+		CHECK(connect_to(cfd, "127.0.0.1", port) == 0 && send_all(cfd, hdr, piece) == 0, "closerace: a piece");
+		sfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		CHECK(sfd >= 0, "closerace: accept");
+		for (int k = 0; k < 500; k++) {
+			socklen_t il = sizeof(info);
+
+			if (!getsockopt(sfd, SOL_PPBPF, PPBPF_INFO, &info, &il) && info.have == piece)
+				break;
+			sleep_ms(1);
+		}
+		CHECK(info.have == piece, "closerace: round %d: the first piece was not taken in", r);
+		CHECK(getsockname(cfd, (struct sockaddr *)&me, &ml) == 0 && repair_seqs(cfd, &snd, &rcv) == 0,
+		      "closerace: the client's sequence numbers: %s", strerror(errno));
+		memset(seg, 0, sizeof(struct tcphdr));
+		th->source = me.sin_port;
+		th->dest = htons((__u16)port);
+		th->seq = htonl(snd);
+		th->ack_seq = htonl(rcv);
+		th->doff = 5;
+		th->ack = th->psh = 1;
+		th->window = htons(65535);
+		memcpy(seg + sizeof(*th), hdr + piece, next); /* 400 of 1,200 bytes: still pending */
+		th->check = tcp4_checksum(lo, lo, seg, sizeof(*th) + next);
+		pthread_barrier_init(&go, NULL, 2);
+		in.raw = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_TCP);
+		in.go = cl.go = &go;
+		in.seg = seg;
+		in.len = sizeof(*th) + next;
+		cl.fd = sfd;
+		pthread_create(&in.thread, NULL, inject_main, &in);
+		pthread_create(&cl.thread, NULL, close_main, &cl);
+		pthread_join(in.thread, NULL);
+		pthread_join(cl.thread, NULL);
+		close(in.raw);
+		pthread_barrier_destroy(&go);
+		close_reset(cfd);
+	}
+	printf("closerace: %d pending headers closed while their next piece came in on the other CPU\n", rounds);
+	close(lfd);
+}
+
 /* ---- trusted local peers --------------------------------------------------------------- */
 
 /*
@@ -755,6 +842,8 @@ int main(int argc, char **argv)
 		run_revoke(atoi(argv[2]), argv[3]);
 	else if (argc == 4 && !strcmp(mode, "race"))
 		run_race(atoi(argv[2]), atoi(argv[3]));
+	else if (argc == 4 && !strcmp(mode, "closerace"))
+		run_closerace(atoi(argv[2]), atoi(argv[3]));
 	else if (argc == 6 && !strcmp(mode, "localuid"))
 		run_localuid(atoi(argv[2]), atoi(argv[3]), argv[4], atoi(argv[5]));
 	else {
