@@ -1011,6 +1011,23 @@ static __always_inline int listener_take(struct __sk_buff *skb, const struct seg
 	return PASS; /* the child is made now; if earlier bytes were held, it queues this out of order */
 }
 
+/* A new listener entry for a handshake, in the per-CPU scratch, with no bytes yet; NULL if none. */
+static __always_inline struct ppbpf_early *fresh_early(__u32 start, __u32 ack, int rc)
+{
+	__u32 zero = 0;
+	struct ppbpf_early *e = bpf_map_lookup_elem(&scratch_early, &zero);
+
+	if (!e)
+		return NULL;
+	e->start = start;
+	e->ack = ack;
+	e->born_ns = bpf_ktime_get_ns();
+	e->rc = rc;
+	e->busy = 0;
+	__builtin_memset(&e->bytes.l, 0, sizeof(e->bytes.l));
+	return e;
+}
+
 /*
  * A listener saw payload (TCP_DEFER_ACCEPT, or data on the handshake's last
  * ACK): the child socket will be made in this same softirq, and its data
@@ -1031,7 +1048,7 @@ static __always_inline int on_listener_segment(struct __sk_buff *skb)
 	struct ppbpf_port_policy *pol;
 	struct ppbpf_early *e;
 	struct segment s;
-	__u32 zero = 0, start;
+	__u32 start;
 	int verdict, real;
 	void *entries;
 
@@ -1056,16 +1073,8 @@ static __always_inline int on_listener_segment(struct __sk_buff *skb)
 		/* a trusted address, but the wrong local user: untrusted, and sockops must know */
 		if (pol->flags & PPBPF_PORT_REJECT_UNTRUSTED)
 			return DROP;
-		e = bpf_map_lookup_elem(&scratch_early, &zero);
-		if (!e)
-			return DROP;
-		e->start = start;
-		e->ack = s.ack;
-		e->born_ns = bpf_ktime_get_ns();
-		e->rc = PPBPF_E_UNTRUSTED; /* take_early leaves it plain */
-		e->busy = 0;
-		__builtin_memset(&e->bytes.l, 0, sizeof(e->bytes.l));
-		return bpf_map_update_elem(entries, &key, e, BPF_ANY) ? DROP : PASS;
+		e = fresh_early(start, s.ack, PPBPF_E_UNTRUSTED); /* take_early leaves it plain */
+		return !e || bpf_map_update_elem(entries, &key, e, BPF_ANY) ? DROP : PASS;
 	}
 	e = bpf_map_lookup_elem(entries, &key);
 	if (e && e->start == start && e->ack == s.ack) { /* this handshake's: its first bytes came before */
@@ -1081,15 +1090,9 @@ static __always_inline int on_listener_segment(struct __sk_buff *skb)
 		return verdict;
 	}
 	/* New (or an entry of an earlier connection on this 4-tuple, replaced): assembled per CPU first. */
-	e = bpf_map_lookup_elem(&scratch_early, &zero);
+	e = fresh_early(start, s.ack, PPBPF_E_INCOMPLETE);
 	if (!e)
 		return DROP;
-	e->start = start;
-	e->ack = s.ack;
-	e->born_ns = bpf_ktime_get_ns();
-	e->rc = PPBPF_E_INCOMPLETE;
-	e->busy = 0;
-	__builtin_memset(&e->bytes.l, 0, sizeof(e->bytes.l));
 	verdict = listener_take(skb, &s, pol, e, start);
 	if (verdict == DROP && e->rc == PPBPF_E_INCOMPLETE && !real) {
 		count(PPBPF_CNT_NO_HANDSHAKE); /* the first piece of a split header, with no handshake: no state */

@@ -611,6 +611,48 @@ static int repair_seqs(int fd, __u32 *snd, __u32 *rcv)
 }
 
 /*
+ * A hand-made segment that carries bytes [from, from + n) of hdr as the
+ * client cfd's next ones: cfd goes into TCP_REPAIR (and stays), which gives
+ * its sequence numbers. Returns the segment's length, or 0.
+ */
+static size_t next_segment(int cfd, int port, const __u8 *hdr, size_t from, size_t n, __u8 *seg)
+{
+	struct tcphdr *th = (struct tcphdr *)seg;
+	__u32 snd, rcv, lo = htonl(INADDR_LOOPBACK);
+	struct sockaddr_in me;
+	socklen_t ml = sizeof(me);
+
+	if (getsockname(cfd, (struct sockaddr *)&me, &ml) || repair_seqs(cfd, &snd, &rcv))
+		return 0;
+	memset(seg, 0, sizeof(struct tcphdr));
+	th->source = me.sin_port;
+	th->dest = htons((__u16)port);
+	th->seq = htonl(snd);
+	th->ack_seq = htonl(rcv);
+	th->doff = 5;
+	th->ack = th->psh = 1;
+	th->window = htons(65535);
+	memcpy(seg + sizeof(*th), hdr + from, n);
+	th->check = tcp4_checksum(lo, lo, seg, sizeof(*th) + n);
+	return sizeof(*th) + n;
+}
+
+/* The record's byte count once it reaches `want`, asked every ms for at most 500 ms. */
+static __u32 wait_have(int sfd, __u32 want)
+{
+	struct ppbpf_info info = {};
+
+	for (int k = 0; k < 500; k++) {
+		socklen_t il = sizeof(info);
+
+		if (!getsockopt(sfd, SOL_PPBPF, PPBPF_INFO, &info, &il) && info.have == want)
+			break;
+		sleep_ms(1);
+	}
+	return info.have;
+}
+
+/*
  * A 1,200-byte header whose first 600 bytes came (and wait in the pending
  * entry), then the same last 600 bytes arriving on both CPUs at once: a
  * resend that meets the original, as loopback delivers a packet on the CPU
@@ -628,42 +670,24 @@ static void run_race(int port, int rounds)
 	CHECK(hl == 1200, "race: a %d-byte header", hl);
 	for (int r = 0; r < rounds && !bad; r++) {
 		struct injector in[2] = { { .cpu = 0 }, { .cpu = 1 } };
-		struct tcphdr *th = (struct tcphdr *)seg;
-		struct sockaddr_in me;
-		socklen_t ml = sizeof(me);
-		__u32 snd, rcv, lo = htonl(INADDR_LOOPBACK);
 		struct ppbpf_info info;
 		int cfd = client_socket("127.0.0.1", 0), sfd, rc;
+		__u32 have;
+		size_t len;
 
 		CHECK(connect_to(cfd, "127.0.0.1", port) == 0 && send_all(cfd, hdr, half) == 0, "race: the first piece");
 		sfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 		CHECK(sfd >= 0, "race: accept");
-		for (int k = 0; k < 500; k++) { /* the first piece taken in, and held */
-			socklen_t il = sizeof(info);
-
-			if (!getsockopt(sfd, SOL_PPBPF, PPBPF_INFO, &info, &il) && info.have == half)
-				break;
-			sleep_ms(1);
-		}
-		CHECK(info.have == half, "race: round %d: the first piece was not taken in (%u bytes)", r, info.have);
-		CHECK(getsockname(cfd, (struct sockaddr *)&me, &ml) == 0 && repair_seqs(cfd, &snd, &rcv) == 0,
-		      "race: the client's sequence numbers: %s", strerror(errno));
-		memset(seg, 0, sizeof(struct tcphdr));
-		th->source = me.sin_port;
-		th->dest = htons((__u16)port);
-		th->seq = htonl(snd);
-		th->ack_seq = htonl(rcv);
-		th->doff = 5;
-		th->ack = th->psh = 1;
-		th->window = htons(65535);
-		memcpy(seg + sizeof(*th), hdr + half, (size_t)hl - half);
-		th->check = tcp4_checksum(lo, lo, seg, sizeof(*th) + (size_t)hl - half);
+		have = wait_have(sfd, (__u32)half); /* the first piece taken in, and held */
+		CHECK(have == half, "race: round %d: the first piece was not taken in (%u bytes)", r, have);
+		len = next_segment(cfd, port, hdr, half, (size_t)hl - half, seg);
+		CHECK(len, "race: the client's sequence numbers: %s", strerror(errno));
 		pthread_barrier_init(&go, NULL, 2);
 		for (int k = 0; k < 2; k++) {
 			in[k].raw = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_TCP);
 			in[k].go = &go;
 			in[k].seg = seg;
-			in[k].len = sizeof(*th) + (size_t)hl - half;
+			in[k].len = len;
 			pthread_create(&in[k].thread, NULL, inject_main, &in[k]);
 		}
 		for (int k = 0; k < 2; k++) {
@@ -723,41 +747,18 @@ static void run_closerace(int port, int rounds)
 	for (int r = 0; r < rounds; r++) {
 		struct injector in = { .cpu = 1 };
 		struct closer cl = { .cpu = 0 };
-		struct tcphdr *th = (struct tcphdr *)seg;
-		struct sockaddr_in me;
-		socklen_t ml = sizeof(me);
-		__u32 snd, rcv, lo = htonl(INADDR_LOOPBACK);
-		struct ppbpf_info info = {};
 		int cfd = client_socket("127.0.0.1", 0), sfd;
 
 		CHECK(connect_to(cfd, "127.0.0.1", port) == 0 && send_all(cfd, hdr, piece) == 0, "closerace: a piece");
 		sfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 		CHECK(sfd >= 0, "closerace: accept");
-		for (int k = 0; k < 500; k++) {
-			socklen_t il = sizeof(info);
-
-			if (!getsockopt(sfd, SOL_PPBPF, PPBPF_INFO, &info, &il) && info.have == piece)
-				break;
-			sleep_ms(1);
-		}
-		CHECK(info.have == piece, "closerace: round %d: the first piece was not taken in", r);
-		CHECK(getsockname(cfd, (struct sockaddr *)&me, &ml) == 0 && repair_seqs(cfd, &snd, &rcv) == 0,
-		      "closerace: the client's sequence numbers: %s", strerror(errno));
-		memset(seg, 0, sizeof(struct tcphdr));
-		th->source = me.sin_port;
-		th->dest = htons((__u16)port);
-		th->seq = htonl(snd);
-		th->ack_seq = htonl(rcv);
-		th->doff = 5;
-		th->ack = th->psh = 1;
-		th->window = htons(65535);
-		memcpy(seg + sizeof(*th), hdr + piece, next); /* 400 of 1,200 bytes: still pending */
-		th->check = tcp4_checksum(lo, lo, seg, sizeof(*th) + next);
+		CHECK(wait_have(sfd, (__u32)piece) == piece, "closerace: round %d: the first piece was not taken in", r);
+		in.len = next_segment(cfd, port, hdr, piece, next, seg); /* 400 of 1,200 bytes: still pending */
+		CHECK(in.len, "closerace: the client's sequence numbers: %s", strerror(errno));
 		pthread_barrier_init(&go, NULL, 2);
 		in.raw = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_TCP);
 		in.go = cl.go = &go;
 		in.seg = seg;
-		in.len = sizeof(*th) + next;
 		cl.fd = sfd;
 		pthread_create(&in.thread, NULL, inject_main, &in);
 		pthread_create(&cl.thread, NULL, close_main, &cl);

@@ -45,6 +45,7 @@
 #include <unistd.h>
 #include <ppbpf/ppbpf.h>
 #include "../unit/vectors.h"
+#include "testlib.h"
 
 #define TRUSTED "127.0.0.1"
 #define UNTRUSTED "127.0.0.9"
@@ -56,49 +57,6 @@
  * inherit it from their listener.
  */
 #define STUCK_MS 30000
-
-static int failures, checks;
-
-#define CHECK(cond, ...) check_that((cond), __FILE__, __LINE__, __VA_ARGS__)
-
-static void check_that(bool ok, const char *file, int line, const char *fmt, ...)
-{
-	va_list ap;
-
-	checks++;
-	if (ok)
-		return;
-	failures++;
-	fprintf(stderr, "FAIL %s:%d: ", file, line);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) && errno == EINTR)
-		;
-}
-
-static void set_timeout(int fd, int ms)
-{
-	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-}
 
 static int listen_on(int port)
 {
@@ -139,22 +97,6 @@ static int dial(int port, const char *from)
 		return -1;
 	}
 	return fd;
-}
-
-/* 0, or -errno (a reset shows as -ECONNRESET). */
-static int send_all(int fd, const void *p, size_t n)
-{
-	const char *c = p;
-
-	while (n) {
-		ssize_t w = send(fd, c, n, MSG_NOSIGNAL);
-
-		if (w <= 0)
-			return w < 0 ? -errno : -EPIPE;
-		c += w;
-		n -= (size_t)w;
-	}
-	return 0;
 }
 
 /* A v2 PROXY TCP4 header claiming 203.0.113.<host>:<sport>. Returns its length. */
@@ -733,32 +675,6 @@ static int run_slow(int port, int timeout_ms, int n_good)
 	return 0;
 }
 
-/* ---- trust.sh's go-ahead ---------------------------------------------------------------- */
-
-/*
- * SIGUSR1 from trust.sh says "go on". Blocked first, in this thread and the
- * threads it creates next, so that none of them is killed by it.
- */
-static void block_go_ahead(void)
-{
-	sigset_t usr1;
-
-	sigemptyset(&usr1);
-	sigaddset(&usr1, SIGUSR1);
-	pthread_sigmask(SIG_BLOCK, &usr1, NULL);
-}
-
-/* Wait at most `seconds` for the go-ahead. */
-static bool wait_go_ahead(int seconds)
-{
-	struct timespec wait = { seconds, 0 };
-	sigset_t usr1;
-
-	sigemptyset(&usr1);
-	sigaddset(&usr1, SIGUSR1);
-	return sigtimedwait(&usr1, NULL, &wait) == SIGUSR1;
-}
-
 /* ---- load -------------------------------------------------------------------------------- */
 
 static long rss_kib(void)
@@ -1092,8 +1008,7 @@ int main(int argc, char **argv)
 			"ARGS (see the source)\n");
 	if (rc)
 		return rc;
-	printf("%s: %d checks, %d failed\n", argv[1], checks, failures);
-	if (!checks)
+	if (!t_checks)
 		fprintf(stderr, "FAIL: %s checked nothing\n", argv[1]);
-	return failures || !checks ? 1 : 0;
+	return t_summary(argv[1]);
 }
