@@ -204,7 +204,7 @@ $(FUZZ): tests/fuzz/fuzz_parse.c $(LIB_SRCS) $(HDRS) | $(OUTPUT)
 		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -o $@ $< $(LIB_SRCS)
 
 # The CLI's parsers (config lines, CIDRs): only the sources that parse, and a short line limit.
-$(FUZZ_CLI): $(OUTPUT)/fuzz_%: tests/fuzz/fuzz_%.c user/cli/options.c user/cli/cidr.c user/cli/util.c \
+$(FUZZ_CLI): $(OUTPUT)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/check.h user/cli/options.c user/cli/cidr.c user/cli/util.c \
 		user/cli/json.c $(LIB_SRCS) $(HDRS) | $(OUTPUT)
 	$(call msg,FUZZ-CC,$@)
 	$(Q)$(CLANG) -O1 -g $(WARN) -std=gnu11 -Iinclude -iquote user/cli -D_GNU_SOURCE -DPPBPF_CONFIG_LINE_MAX=512 \

@@ -16,13 +16,7 @@
 #include <string.h>
 #include "cidr.h"
 
-#define CHECK(cond)                                                                            \
-	do {                                                                                   \
-		if (!(cond)) {                                                                 \
-			fprintf(stderr, "invariant failed: %s (line %d)\n", #cond, __LINE__);  \
-			abort();                                                               \
-		}                                                                              \
-	} while (0)
+#include "check.h"
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {

@@ -21,13 +21,7 @@
 #include <sys/socket.h>
 #include "options.h"
 
-#define CHECK(cond)                                                                            \
-	do {                                                                                   \
-		if (!(cond)) {                                                                 \
-			fprintf(stderr, "invariant failed: %s (line %d)\n", #cond, __LINE__);  \
-			abort();                                                               \
-		}                                                                              \
-	} while (0)
+#include "check.h"
 
 #define EXIT_USAGE 2
 

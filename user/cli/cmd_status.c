@@ -71,14 +71,6 @@ static const char *const counter_names[PPBPF_CNT_MAX] = {
 	[PPBPF_CNT_REVOKED] = "revoked",               [PPBPF_CNT_REJ_CHANGED] = "rejected_changed",
 };
 
-/* "1,2", "1" or "2": the header versions a port accepts. */
-static const char *versions_of(__u32 flags)
-{
-	if (flags & PPBPF_PORT_NO_V1)
-		return flags & PPBPF_PORT_NO_V2 ? "none" : "2";
-	return flags & PPBPF_PORT_NO_V2 ? "1" : "1,2";
-}
-
 static const char *const state_names[] = { "none", "pending", "done", "error", "plain" };
 
 static const char *state_name(int s)
@@ -291,20 +283,9 @@ static void print_status_json(const char *cgroup, const char *pin_dir, const str
 		bpf_map_lookup_elem(m->ports, &ports[i], &pol);
 		json_obj_begin(&j);
 		json_kv_int(&j, "port", ports[i]);
-		json_key(&j, "rewrite_peer");
-		json_bool(&j, pol.flags & PPBPF_PORT_REWRITE_PEER);
 		json_key(&j, "optional");
 		json_bool(&j, pol.flags & PPBPF_PORT_OPTIONAL);
-		json_kv_int(&j, "max_header", pol.max_header ? pol.max_header : 4096);
-		json_kv_str(&j, "mode", pol.flags & PPBPF_PORT_OPTIONAL ? "optional" : "required");
-		json_kv_str(&j, "untrusted", pol.flags & PPBPF_PORT_REJECT_UNTRUSTED ? "reject" : "plain");
-		json_kv_str(&j, "versions", versions_of(pol.flags));
-		json_kv_int(&j, "timeout_ms", pol.timeout_ms);
-		json_key(&j, "local_uid");
-		if (pol.flags & PPBPF_PORT_LOCAL_UID)
-			json_int(&j, pol.local_uid);
-		else
-			json_null(&j);
+		json_port_policy(&j, &pol);
 		json_key(&j, "trust");
 		json_arr_begin(&j);
 		for (int t = 0; t < nt; t++) {

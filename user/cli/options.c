@@ -545,12 +545,27 @@ int options_read_config(const char *path, struct attach_args *a)
 	return rc;
 }
 
-/* "1,2", "1" or "2": the header versions a policy accepts. */
-static const char *versions_of(__u32 flags)
+const char *versions_of(__u32 flags)
 {
 	if (flags & PPBPF_PORT_NO_V1)
 		return flags & PPBPF_PORT_NO_V2 ? "none" : "2";
 	return flags & PPBPF_PORT_NO_V2 ? "1" : "1,2";
+}
+
+void json_port_policy(struct json *j, const struct ppbpf_port_policy *pol)
+{
+	json_kv_str(j, "mode", pol->flags & PPBPF_PORT_OPTIONAL ? "optional" : "required");
+	json_kv_str(j, "untrusted", pol->flags & PPBPF_PORT_REJECT_UNTRUSTED ? "reject" : "plain");
+	json_kv_str(j, "versions", versions_of(pol->flags));
+	json_kv_int(j, "timeout_ms", pol->timeout_ms);
+	json_kv_int(j, "max_header", pol->max_header ? pol->max_header : 4096);
+	json_key(j, "rewrite_peer");
+	json_bool(j, pol->flags & PPBPF_PORT_REWRITE_PEER);
+	json_key(j, "local_uid");
+	if (pol->flags & PPBPF_PORT_LOCAL_UID)
+		json_int(j, pol->local_uid);
+	else
+		json_null(j);
 }
 
 /* A port and its group, to list them by port. */
@@ -612,18 +627,7 @@ void options_print_json(const struct attach_args *a, FILE *f)
 			json_str(&j, txt);
 		}
 		json_arr_end(&j);
-		json_kv_str(&j, "mode", g->pol.flags & PPBPF_PORT_OPTIONAL ? "optional" : "required");
-		json_kv_str(&j, "untrusted", g->pol.flags & PPBPF_PORT_REJECT_UNTRUSTED ? "reject" : "plain");
-		json_kv_str(&j, "versions", versions_of(g->pol.flags));
-		json_kv_int(&j, "timeout_ms", g->pol.timeout_ms);
-		json_kv_int(&j, "max_header", g->pol.max_header ? g->pol.max_header : 4096);
-		json_key(&j, "rewrite_peer");
-		json_bool(&j, g->pol.flags & PPBPF_PORT_REWRITE_PEER);
-		json_key(&j, "local_uid");
-		if (g->pol.flags & PPBPF_PORT_LOCAL_UID)
-			json_int(&j, g->pol.local_uid);
-		else
-			json_null(&j);
+		json_port_policy(&j, &g->pol);
 		json_obj_end(&j);
 	}
 	json_arr_end(&j);

@@ -10,6 +10,13 @@
 #include "cidr.h"
 #include "loader.h"
 
+struct json;
+
+/* "1,2", "1" or "2" ("none": refuses both): the header versions a policy accepts. */
+const char *versions_of(__u32 flags);
+/* A port policy's fields as JSON keys of the object being written: mode, untrusted, ... local_uid. */
+void json_port_policy(struct json *j, const struct ppbpf_port_policy *pol);
+
 /* The --help lines of the policy options, shared by attach and run. */
 #define POLICY_OPTIONS_HELP \
 	"Policy of the ports (changed live by running again):\n" \
