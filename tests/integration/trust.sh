@@ -387,7 +387,9 @@ test_concurrent_start() {
 		"$CLI" status --pin-dir "$PIN_RACE" --json |
 			jq -e --argjson p "$P_RACE" '.attached and all(.programs[]; .link_id > 0) and [.ports[].port] == [$p]' \
 				>/dev/null || fail "round $i: the winner's attachment is damaged: $("$CLI" status --pin-dir "$PIN_RACE")"
-		in_cgroup "$CG_RACE" "$TEST" honoured "$P_RACE" 2 127.0.0.1 >/dev/null || fail "round $i: the winner's policy"
+		in_cgroup "$CG_RACE" "$TEST" honoured "$P_RACE" 2 127.0.0.1 >/dev/null ||
+			fail "round $i: the winner's policy; counters: $("$CLI" status --pin-dir "$PIN_RACE" --json |
+				jq -c '.counters | with_entries(select(.value != 0))')"
 		kill -TERM "$winner"
 		wait "$winner" || fail "round $i: the winner exited $? on SIGTERM: $(cat "$wlog")"
 		[ ! -e "$PIN_RACE" ] || fail "round $i: $PIN_RACE left after the winner's SIGTERM"

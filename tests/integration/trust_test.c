@@ -320,6 +320,30 @@ static int run_untracked(int port, int n, const char *from)
 	return 0;
 }
 
+/* What the kernel side says of a socket now, for a failure's message. */
+static const char *kernel_answer(int fd)
+{
+	static char text[96];
+	struct ppbpf_info info;
+	int rc;
+
+	if (fd < 0) {
+		struct ppbpf_accept_stats st;
+
+		ppbpf_accept_stats(&st);
+		snprintf(text, sizeof(text), "no socket; the library refused %lu, %lu timed out", st.rejected,
+			 st.timed_out);
+		return text;
+	}
+	rc = ppbpf_get(fd, &info);
+	if (rc)
+		snprintf(text, sizeof(text), "the query now: %s", strerror(-rc));
+	else
+		snprintf(text, sizeof(text), "the query now: state %u error %d have %u", info.state, info.error,
+			 info.have);
+	return text;
+}
+
 /* Headers from `from`, trusted there: each one honoured, the payload after it intact. */
 static int run_honoured(int port, int n, const char *from)
 {
@@ -343,7 +367,8 @@ static int run_honoured(int port, int n, const char *from)
 		s = ppbpf_accept_opts(lfd, (struct sockaddr *)&orig, &len, 0, &o);
 		CHECK(s >= 0 && info.state == PPBPF_STATE_DONE && is_addr(&orig, "203.0.113.80") &&
 			      ntohs(orig.sin_port) == 44000 + i,
-		      "honoured %d: the header from %s on port %d was not honoured (state %d)", i, from, port, info.state);
+		      "honoured %d: the header from %s on port %d was not honoured (accept %s, state %d; %s)", i,
+		      from, port, s < 0 ? strerror(errno) : "ok", info.state, kernel_answer(s));
 		if (s >= 0) {
 			set_timeout(s, 2000);
 			CHECK(recv(s, buf, 4, MSG_WAITALL) == 4 && !memcmp(buf, "PING", 4), "honoured %d: the payload", i);
