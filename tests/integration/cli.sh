@@ -5,12 +5,15 @@
 # SPDX-License-Identifier: MIT
 #
 # Integration tests of the ppbpf command line against its documented contract
-# (the --help texts of `ppbpf`, `ppbpf parse` and `ppbpf build`).
+# (the --help texts of `ppbpf` and its commands).
 #
 # Usage: tests/integration/cli.sh path/to/ppbpf
 #
-# Every check prints one PASS/FAIL line; the script ends with a summary and
-# exits non-zero if any check failed. Needs bash and jq; uses xxd when present.
+# Every check prints one PASS/FAIL line (SKIP where it cannot run); the script
+# ends with a summary and exits non-zero if any check failed (or was skipped,
+# with PPBPF_REQUIRE_ALL=1). Needs bash and jq; uses xxd when present. Only
+# section 9 loads anything: as root, with strace and bpftool, in a cgroup and a
+# pin folder of its own, removed at exit; the rest never attaches.
 set -eEuo pipefail
 # An unexpected failure outside a check ends the script: say where.
 trap 'echo "FAIL  cli.sh line $LINENO: \`$BASH_COMMAND\` exited with status $?" >&2' ERR
@@ -28,12 +31,22 @@ fi
 command -v jq >/dev/null || { echo "$0: jq is required" >&2; exit 2; }
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/ppbpf-cli.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
+TEST_CG=    # section 9's cgroup and pin folder, and its daemon while it runs
+TEST_PIN=
+DAEMON=
+cleanup() {
+	[[ -z $DAEMON ]] || kill -TERM "$DAEMON" 2>/dev/null || true
+	[[ -z $TEST_PIN ]] || "$BIN" detach --pin-dir "$TEST_PIN" >/dev/null 2>&1 || true
+	[[ -z $TEST_CG ]] || rmdir "$TEST_CG" 2>/dev/null || true
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
 OUT=$TMP/stdout
 ERR=$TMP/stderr
 
 PASSED=0
 FAILED=0
+SKIPPED=0
 FAILED_NAMES=()
 
 # ---- helpers -------------------------------------------------------------------
@@ -55,6 +68,12 @@ fail() {
 	if [[ -s $ERR ]]; then
 		head -c 300 "$ERR" | tr -c '[:print:]\n' '?' | head -n 3 | sed 's/^/        stderr| /' || true
 	fi
+}
+
+# skip NAME WHY: a check that cannot run here.
+skip() {
+	SKIPPED=$((SKIPPED + 1))
+	printf 'SKIP  %s: %s\n' "$1" "$2"
 }
 
 # run CMD...: runs it with stdout in $OUT, stderr in $ERR, exit code in RC.
@@ -841,10 +860,260 @@ else
 	fail "the systemd unit installs and passes systemd-analyze verify" "systemd-analyze is not installed"
 fi
 
+# ---- 8. one option table per command: the help, getopt and the errors agree -----------------------
+# Each command's options come from one table that makes both its --help and what getopt
+# accepts. Read the options from the help and check that getopt agrees on each: it is known,
+# and it takes a value exactly when the help names one. The commands get the options that
+# keep them away from every real attachment first (SAFE, a pin folder that does not exist),
+# so that nothing here loads, attaches or detaches anything; values are a path that does
+# not exist.
+echo "# option tables"
+COMMANDS=(attach run detach status list parse build)
+NONE=$TMP/none
+
+# safe_args CMD: the options given before the one under test.
+safe_args() {
+	case $1 in
+	attach | run) SAFE_ARGS=("${SAFE[@]}") ;;
+	detach | status | list) SAFE_ARGS=(--pin-dir "$NONE") ;;
+	*) SAFE_ARGS=() ;;
+	esac
+}
+
+# help_options HELP-FILE: the options a --help text lists, one "LETTER NAME METAVAR" line
+# each ("-" for no letter, or no value). An option line is "  -x, --name METAVAR  help" or
+# "      --name METAVAR  help"; the help may be on the next line.
+help_options() {
+	sed -nE '/^Examples:/q; s/^  (-([[:alnum:]]), |    )--([a-z0-9-]+)( ([^ ]+))?( .*)?$/\2\t\3\t\5/p' "$1" |
+		awk -F '\t' '{ print ($1 == "" ? "-" : $1), $2, ($3 == "" ? "-" : $3) }'
+}
+
+# expect_refused NAME MESSAGE CMD ARGS...: exit code 2, nothing on stdout, and stderr
+# exactly "ppbpf CMD: MESSAGE" and the hint.
+expect_refused() {
+	local name=$1 msg=$2 cmd=$3
+	run pp "${@:3}"
+	if [[ $RC -ne 2 ]]; then
+		fail "$name" "exit code $RC, expected 2"
+	elif [[ -s $OUT ]]; then
+		fail "$name" "stdout is not empty"
+	elif ! printf 'ppbpf %s: %s\nTry '\''ppbpf %s --help'\''.\n' "$cmd" "$msg" "$cmd" | cmp -s - "$ERR"; then
+		fail "$name" "stderr is not \"ppbpf $cmd: $msg\" and the hint"
+	else
+		pass "$name"
+	fi
+}
+
+# expect_known NAME CMD ARGS...: whatever else happens, getopt took the options as given.
+expect_known() {
+	local name=$1
+	shift
+	run pp "$@"
+	if grep -Eq "unknown option|ambiguous option|needs a value|takes no value|unexpected argument" "$ERR"; then
+		fail "$name" "getopt refused it: $(head -1 "$ERR")"
+	else
+		pass "$name"
+	fi
+}
+
+for cmd in "${COMMANDS[@]}"; do
+	safe_args "$cmd"
+	"$BIN" "$cmd" --help > "$TMP/help.$cmd"
+	help_options "$TMP/help.$cmd" > "$TMP/options.$cmd"
+	valued=$(awk '$3 != "-" { print $2; exit }' "$TMP/options.$cmd") # its first option with a value
+	check "$cmd --help lists its options, --help among them" \
+		'[ "$(wc -l < "$TMP/options.$cmd")" -ge 2 ] && grep -qx "h help -" "$TMP/options.$cmd"'
+	while read -r letter name metavar; do
+		[[ $name != help ]] || continue
+		if [[ $metavar != - ]]; then
+			expect_known "$cmd --$name $metavar: getopt knows it, with a value" "$cmd" "${SAFE_ARGS[@]}" --"$name" "$NONE"
+			expect_known "$cmd --$name=$metavar: the same" "$cmd" "${SAFE_ARGS[@]}" --"$name=$NONE"
+			expect_refused "$cmd --$name without its value: named" "option '--$name' needs a value" \
+				"$cmd" "${SAFE_ARGS[@]}" --"$name"
+		else
+			expect_known "$cmd --$name: getopt knows it, without a value" "$cmd" "${SAFE_ARGS[@]}" --"$name"
+			expect_refused "$cmd --$name=x: named, it takes no value" "option '--$name' takes no value" \
+				"$cmd" "${SAFE_ARGS[@]}" --"$name=x"
+		fi
+		[[ $letter != - ]] || continue
+		if [[ $metavar != - ]]; then
+			expect_known "$cmd -$letter (--$name): getopt knows it" "$cmd" "${SAFE_ARGS[@]}" -"$letter" "$NONE"
+			expect_refused "$cmd -$letter without its value: named" "option '-$letter' needs a value" \
+				"$cmd" "${SAFE_ARGS[@]}" -"$letter"
+		else
+			expect_known "$cmd -$letter (--$name): getopt knows it" "$cmd" "${SAFE_ARGS[@]}" -"$letter"
+		fi
+	done < "$TMP/options.$cmd"
+
+	expect_refused "$cmd --bogus-option: named" "unknown option '--bogus-option'" "$cmd" --bogus-option
+	expect_refused "$cmd --bogus-option=1: named without its value" "unknown option '--bogus-option'" \
+		"$cmd" --bogus-option=1
+	expect_refused "$cmd -Q: named" "unknown option '-Q'" "$cmd" -Q
+	expect_refused "$cmd: an argument that is not an option" "unexpected argument 'extra'" \
+		"$cmd" "${SAFE_ARGS[@]}" extra
+
+	# --help (or -h) wins over anything else on the line, valid or not, before or after it.
+	for args in "--help" "-h" "--bogus-option --help" "--help --bogus-option" "-Q -h" "extra --help" \
+		"--help extra" "--$valued x -h" "-h --$valued"; do
+		read -ra words <<< "$args"
+		run pp "$cmd" "${words[@]}"
+		if [[ $RC -ne 0 ]]; then
+			fail "$cmd $args: the help, exit 0" "exit code $RC"
+		elif [[ -s $ERR ]]; then
+			fail "$cmd $args: the help, exit 0" "stderr is not empty"
+		elif ! cmp -s "$OUT" "$TMP/help.$cmd"; then
+			fail "$cmd $args: the help, exit 0" "stdout is not the --help text"
+		else
+			pass "$cmd $args: the help, exit 0"
+		fi
+	done
+done
+expect_refused "attach --p: ambiguous (--port, --pin-dir), named so" "ambiguous option '--p'" attach --p 1
+expect_refused "attach -vp: the letter without its value, named" "option '-p' needs a value" attach -vp
+expect_refused "attach -vQ: the unknown letter in a group, named" "unknown option '-Q'" attach -vQ
+expect_refused "attach --port=: an empty value is a value (refused as a port)" \
+	"port '': an empty list" attach "${SAFE[@]}" --port=
+check "attach --por (an abbreviation) is --port" \
+	'rc=0; pp attach "${SAFE[@]}" --por 0 2>"$TMP/e" || rc=$?; [ $rc = 2 ] && grep -q "^ppbpf attach: port .0.: not a port" "$TMP/e"'
+check "attach --help does not list the options of ppbpf run" \
+	'! grep -Eq -- "--(config|keep|sweep-ms|log-rate)" "$TMP/options.attach"'
+check "run --help lists its own options and the policy options" \
+	'for o in config keep sweep-ms log-rate port trust check; do grep -q " $o " "$TMP/options.run" || exit 1; done'
+
+# ---- 9. a start that fails takes back what it attached (root) ------------------------------------
+# Real failures, made from outside with strace's fault injection: the first map that
+# `attach` or `run` opens after attaching (bpf(BPF_OBJ_GET) fails), and the event ring
+# buffer of `run` (epoll_create1 fails). A fresh attachment must be gone after such a
+# failure, --keep or not; one that was picked up must stay as it was. Everything happens in
+# a cgroup and a pin folder of this script's own, removed at exit.
+echo "# a failed start takes back its attach"
+START_CHECKS=("attach: the maps fail to open after attaching" "run: the maps fail to open after attaching"
+	"run --keep: the ring buffer fails after attaching" "run: the ring buffer fails on a picked-up attachment")
+CG2_ROOT=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/self/mounts)
+why_not=
+if [[ $(id -u) != 0 ]]; then
+	why_not="needs root"
+elif ! command -v strace >/dev/null || ! command -v bpftool >/dev/null; then
+	why_not="needs strace and bpftool"
+elif [[ -z $CG2_ROOT ]] || ! awk '$2 == "/sys/fs/bpf" && $3 == "bpf" { found = 1 } END { exit !found }' /proc/self/mounts; then
+	why_not="needs a cgroup2 mount and bpffs on /sys/fs/bpf"
+fi
+if [[ -n $why_not ]]; then
+	for name in "${START_CHECKS[@]}"; do skip "$name" "$why_not"; done
+else
+	TEST_CG=$CG2_ROOT/ppbpf-cli-test-$$
+	TEST_PIN=/sys/fs/bpf/ppbpf-cli-test-$$
+	mkdir "$TEST_CG"
+	TARGET=(--cgroup "$TEST_CG" --pin-dir "$TEST_PIN" --port 9) # no --trust: its warning marks the end of the attach
+
+	# nothing_attached: no pin folder, and no program on the test cgroup.
+	nothing_attached() {
+		[[ ! -e $TEST_PIN && -z $(bpftool cgroup show "$TEST_CG") ]]
+	}
+	# still_attached: the attachment and port 9's policy are there.
+	still_attached() {
+		pp status --pin-dir "$TEST_PIN" --json | jq -e '.attached and ([.ports[].port] == [9])' >/dev/null &&
+			[[ -n $(bpftool cgroup show "$TEST_CG") ]]
+	}
+	# under_strace STRACE-OPTIONS... -- CMD ARGS...: `run` ppbpf CMD under strace (at most 60 s).
+	under_strace() {
+		local opts=()
+		while [[ $1 != -- ]]; do opts+=("$1"); shift; done
+		shift
+		run timeout 60 strace -qq -o /dev/null "${opts[@]}" "$BIN" "$@"
+	}
+	# bpf_calls_until_open TRACE MARK: the number of bpf() calls up to and with the first
+	# BPF_OBJ_GET after the last line that matches MARK (an awk regex): where one of
+	# loader_open_maps() starts.
+	bpf_calls_until_open() {
+		awk -v mark="$2" '$0 ~ mark { k = 0; marked = 1 } /^bpf\(/ { n++ }
+			marked && !k && /^bpf\(BPF_OBJ_GET/ { k = n } END { print k + 0 }' "$1"
+	}
+	# start_clean: nothing attached, whatever the check before left.
+	start_clean() {
+		"$BIN" detach --pin-dir "$TEST_PIN" >/dev/null 2>&1 || true
+	}
+	# what_is_left: the pins and the programs on the test cgroup, in one line.
+	what_is_left() {
+		local pins=()
+		[[ ! -d $TEST_PIN ]] || pins=("$TEST_PIN"/*)
+		echo "pins: ${pins[*]##*/}; programs: $(bpftool cgroup show "$TEST_CG" | awk 'NR > 1 { print $NF }' | tr '\n' ' ')"
+	}
+	# expect_taken_back NAME MESSAGE: the command just run failed (1) saying MESSAGE, and left nothing attached.
+	expect_taken_back() {
+		if [[ $RC -ne 1 ]]; then
+			fail "$1" "exit code $RC, expected 1"
+		elif ! grep -q "$2" "$ERR"; then
+			fail "$1" "stderr does not say '$2'"
+		elif ! nothing_attached; then
+			fail "$1" "left behind: $(what_is_left)"
+		else
+			pass "$1"
+		fi
+	}
+
+	# expect_maps_fail NAME CALL CMD: CMD, started clean, fails at its CALLth bpf() call (where
+	# it opens the maps after attaching; 0: not found in the trace) and leaves nothing attached.
+	expect_maps_fail() {
+		local name=$1 call=$2 cmd=$3
+		start_clean
+		if [[ $call -eq 0 ]]; then
+			fail "$name" "the trace of $cmd has no BPF_OBJ_GET where it opens the maps"
+			return
+		fi
+		under_strace -e trace=bpf -e inject=bpf:error=EPERM:when="$call" -- "$cmd" "${TARGET[@]}"
+		expect_taken_back "$name" "ppbpf $cmd: failed to open the maps"
+	}
+
+	# Where each command opens the maps after attaching, from a trace of a start that works.
+	check "attach: a start that works (traced)" \
+		'timeout 60 strace -qq -s 64 -o "$TMP/attach.trace" -e trace=bpf "$BIN" attach "${TARGET[@]}" &&
+		 still_attached && pp detach --pin-dir "$TEST_PIN" && nothing_attached'
+	attach_open=$(bpf_calls_until_open "$TMP/attach.trace" '^bpf\\(BPF_OBJ_PIN')
+	timeout 60 strace -qq -s 64 -o "$TMP/run.trace" -e trace=bpf,write "$BIN" run "${TARGET[@]}" 2>"$TMP/run.log" &
+	tracer=$!
+	for _ in $(seq 300); do
+		if grep -q "ppbpf: running" "$TMP/run.log"; then break; fi
+		sleep 0.1
+	done
+	DAEMON=$(sed -n 's/.*ppbpf: running (.*; pid \([0-9]*\))$/\1/p' "$TMP/run.log")
+	[[ -z $DAEMON ]] || kill -TERM "$DAEMON"
+	RC=0
+	wait "$tracer" || RC=$?
+	DAEMON=
+	check "run: a start that works (traced), then SIGTERM, detaches" '[ $RC = 0 ] && nothing_attached'
+	run_open=$(bpf_calls_until_open "$TMP/run.trace" '^write\\(2, "ppbpf run: port 9 has no trust list')
+
+	expect_maps_fail "${START_CHECKS[0]}" "$attach_open" attach
+	expect_maps_fail "${START_CHECKS[1]}" "$run_open" run
+	start_clean
+	under_strace -e trace=epoll_create1 -e inject=epoll_create1:error=EMFILE -- run "${TARGET[@]}" --keep
+	expect_taken_back "${START_CHECKS[2]}" "ppbpf run: failed to open the event ring buffer"
+
+	start_clean
+	if pp attach "${TARGET[@]}" >/dev/null 2>&1; then
+		under_strace -e trace=epoll_create1 -e inject=epoll_create1:error=EMFILE -- run "${TARGET[@]}"
+	else
+		RC=attach-failed
+	fi
+	if [[ $RC != 1 ]]; then
+		fail "${START_CHECKS[3]}" "exit code $RC, expected 1"
+	elif ! still_attached; then
+		fail "${START_CHECKS[3]}" "the attachment it picked up is gone"
+	else
+		pass "${START_CHECKS[3]}"
+	fi
+	start_clean
+fi
+
 # ---- summary ----------------------------------------------------------------------------------
 echo
-echo "cli.sh: $((PASSED + FAILED)) checks, $PASSED passed, $FAILED failed"
+echo "cli.sh: $((PASSED + FAILED + SKIPPED)) checks, $PASSED passed, $FAILED failed, $SKIPPED skipped"
 if [[ $FAILED -ne 0 ]]; then
 	printf '  failed: %s\n' "${FAILED_NAMES[@]}"
+	exit 1
+fi
+if [[ $SKIPPED -ne 0 && ${PPBPF_REQUIRE_ALL:-0} = 1 ]]; then
+	echo "PPBPF_REQUIRE_ALL=1: a skip is a failure"
 	exit 1
 fi

@@ -85,8 +85,7 @@ int options_apply(const struct attach_args *a, const char *cmd, bool exact, bool
 	rc = loader_open_maps(a->pin_dir, &m);
 	if (rc) {
 		fprintf(stderr, "ppbpf %s: failed to open the maps in %s: %s\n", cmd, a->pin_dir, strerror(-rc));
-		loader_unlock(lock);
-		return EXIT_FAIL;
+		goto undo;
 	}
 	if (!*fresh)
 		check_table_size(a, &m, cmd);
@@ -98,10 +97,7 @@ int options_apply(const struct attach_args *a, const char *cmd, bool exact, bool
 				rc == -ENOSPC || rc == -E2BIG ? " (a map of the kernel side is full)" : "");
 		else
 			fprintf(stderr, "ppbpf %s: failed to set the policy: %s\n", cmd, strerror(-rc));
-		if (*fresh)
-			loader_detach(a->pin_dir);
-		loader_unlock(lock);
-		return EXIT_FAIL;
+		goto undo;
 	}
 	loader_unlock(lock);
 	for (int g = 0; g < a->n_groups; g++)
@@ -109,4 +105,9 @@ int options_apply(const struct attach_args *a, const char *cmd, bool exact, bool
 			fprintf(stderr, "ppbpf %s: port %u has no trust list: headers are honoured from any source\n",
 				cmd, a->groups[g].ports[0]);
 	return 0;
+undo:
+	if (*fresh)
+		loader_detach(a->pin_dir); /* a failed attach leaves nothing behind */
+	loader_unlock(lock);
+	return EXIT_FAIL;
 }

@@ -3,7 +3,9 @@
 #ifndef PPBPF_CLI_H
 #define PPBPF_CLI_H
 
+#include <getopt.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <linux/types.h>
 
 /* Exit codes, a contract for scripts. */
@@ -29,6 +31,60 @@ int cmd_run(int argc, char **argv);
 
 /* Report a usage error for a subcommand and return EXIT_USAGE. */
 int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Codes of options without a short letter start here, past every letter. */
+#define CLI_LONG_ONLY 256
+/* Most options one command has. */
+#define CLI_OPTIONS_MAX 32
+
+/*
+ * One option of a command. Each command has one table of these: getopt's
+ * short string and long options, and the options part of its --help, all
+ * come from it.
+ */
+struct cli_option {
+	const char *name;    /* the long name, without the dashes */
+	int val;             /* its short letter, or CLI_LONG_ONLY + n for none */
+	const char *metavar; /* its value, as the help names it ("P[,P...]"); NULL: it takes none */
+	const char *help;    /* what it does; each '\n' starts a line under the first */
+	unsigned int scope;  /* the command's own: where it may be given, which help section */
+	unsigned int bit;    /* the command's own: the bit that records it was given */
+};
+
+/* Every command's last option. */
+#define CLI_HELP_OPTION { .name = "help", .val = 'h', .help = "show this help" }
+
+/* A command's command line: its table, its help, and what each option does. */
+struct cli_command {
+	const char *name;  /* as in "ppbpf NAME: ..." */
+	const struct cli_option *opts;
+	size_t n_opts;
+	const char *usage; /* the help before the options: the usage line, what the command does */
+	const char *more;  /* the help after them: exit status, examples */
+	/* The options part of the help where it has sections; NULL: "Options:" and the whole table. */
+	void (*options_help)(FILE *f);
+	/* One option as given, with its value (NULL for none): 0, or EXIT_USAGE after saying why. */
+	int (*apply)(void *ctx, const struct cli_option *o, const char *arg);
+};
+
+/*
+ * The --help lines of the options whose scope has a bit of section (0: every
+ * option), in table order, aligned for the whole table.
+ */
+void cli_print_options(FILE *f, const struct cli_option *opts, size_t n, unsigned int section);
+/*
+ * Parse argv (argv[0] is the command name). -h or --help anywhere wins, as
+ * getopt reads the line (not as the value of another option, nor after
+ * "--"): the help goes to stdout and the process exits 0, whatever else was
+ * given. Otherwise each option goes to cmd->apply, in order. Returns 0, or
+ * EXIT_USAGE after saying what is wrong: an unknown option or one that does
+ * not take a value, a missing value, an argument that is not an option, or
+ * what apply refused.
+ */
+int cli_parse(const struct cli_command *cmd, int argc, char **argv, void *ctx);
+
+/* The number of entries of a table. */
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Hex text (whitespace and ':' allowed between bytes) to bytes. Returns the count or -1. */
 long hex_decode(const char *hex, unsigned char *out, size_t cap);

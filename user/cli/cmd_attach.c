@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* `ppbpf attach` and `ppbpf detach`. */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +11,7 @@
 #include "options.h"
 #include "policy.h"
 
-static const char attach_help[] =
+static const char attach_usage[] =
 	"Usage: ppbpf attach --port P[,P...] [--trust CIDR[,...]] [--untrusted plain|reject]\n"
 	"                    [--mode required|optional] [--versions 1|2|1,2] [--timeout MS]\n"
 	"                    [--max-header BYTES] [--rewrite-peer] [--tlv-cap BYTES]\n"
@@ -26,8 +25,9 @@ static const char attach_help[] =
 	"judged. Rejected connections get none of their bytes delivered; `ppbpf run`\n"
 	"resets them and enforces the timeout. Links and maps are pinned, so the\n"
 	"programs stay after this command exits. Run again to change the policy live.\n"
-	"\n"
-	POLICY_OPTIONS_HELP
+	"\n";
+
+static const char attach_more[] =
 	"\n"
 	"Examples:\n"
 	"  ppbpf attach --port 8080 --trust 10.0.0.0/8,2001:db8::/32 --rewrite-peer\n"
@@ -35,7 +35,7 @@ static const char attach_help[] =
 	"      --untrusted reject --versions 2 --timeout 1000\n"
 	"  bpftool map dump pinned " PPBPF_PIN_DIR "/conns\n";
 
-static const char detach_help[] =
+static const char detach_usage[] =
 	"Usage: ppbpf detach [--cgroup PATH] [--pin-dir DIR] [--port P[,P...]]\n"
 	"\n"
 	"Detach ppbpf's programs and remove every link, map and pin it created.\n"
@@ -47,12 +47,9 @@ static const char detach_help[] =
 	"the programs stay attached for the other ports. A `ppbpf run` serving the\n"
 	"folder puts back what its config says at its next reload (SIGHUP): remove the\n"
 	"port from the config instead.\n"
-	"\n"
-	"Options:\n"
-	"  -c, --cgroup PATH   only detach if attached to this cgroup\n"
-	"  -d, --pin-dir DIR   bpffs folder of the attachment (default " PPBPF_PIN_DIR ")\n"
-	"  -p, --port P[,...]  remove the policy of these ports only\n"
-	"  -h, --help          show this help\n"
+	"\n";
+
+static const char detach_more[] =
 	"\n"
 	"Examples:\n"
 	"  ppbpf detach\n"
@@ -67,7 +64,7 @@ int cmd_attach(int argc, char **argv)
 	int rc, ports = 0;
 
 	options_init(&a, "attach");
-	rc = options_parse(argc, argv, &a, "attach", attach_help);
+	rc = options_parse(argc, argv, &a, "attach", attach_usage, attach_more);
 	if (rc)
 		return rc;
 	if (!a.n_groups)
@@ -120,73 +117,85 @@ static int detach_ports(const char *pin_dir, const __u16 *ports, int n)
 	return EXIT_OK;
 }
 
+/* What detach is told. */
+struct detach_args {
+	const char *pin_dir, *cgroup, *port_list;
+};
+
+static const struct cli_option detach_options[] = {
+	{ .name = "cgroup", .val = 'c', .metavar = "PATH", .help = "only detach if attached to this cgroup" },
+	PIN_DIR_OPTION,
+	{ .name = "port", .val = 'p', .metavar = "P[,...]", .help = "remove the policy of these ports only" },
+	CLI_HELP_OPTION,
+};
+
+static int detach_option(void *ctx, const struct cli_option *o, const char *arg)
+{
+	struct detach_args *d = ctx;
+
+	switch (o->val) {
+	case 'c': d->cgroup = arg; break;
+	case 'd': d->pin_dir = arg; break;
+	case 'p':
+		if (d->port_list)
+			return usage_error("detach", "'--port' given twice");
+		d->port_list = arg;
+		break;
+	}
+	return 0;
+}
+
+static const struct cli_command detach_command = {
+	.name = "detach", .opts = detach_options, .n_opts = ARRAY_SIZE(detach_options),
+	.usage = detach_usage, .more = detach_more, .apply = detach_option,
+};
+
 int cmd_detach(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "cgroup", required_argument, NULL, 'c' },
-		{ "pin-dir", required_argument, NULL, 'd' },
-		{ "port", required_argument, NULL, 'p' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
 	static struct attach_args ports; /* the --port list, parsed as attach parses it */
-	const char *pin_dir = PPBPF_PIN_DIR, *cgroup = NULL, *port_list = NULL;
+	struct detach_args d = { .pin_dir = PPBPF_PIN_DIR };
 	char cgroup_path[4096];
-	int c, rc, lock;
+	int rc, lock;
 
-	optind = 0;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "c:d:p:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c': cgroup = optarg; break;
-		case 'd': pin_dir = optarg; break;
-		case 'p':
-			if (port_list)
-				return usage_error("detach", "'--port' given twice");
-			port_list = optarg;
-			break;
-		case 'h': fputs(detach_help, stdout); return EXIT_OK;
-		default: return usage_error("detach", "unknown option or missing value: '%s'", argv[optind - 1]);
-		}
-	}
-	if (optind < argc)
-		return usage_error("detach", "unexpected argument '%s'", argv[optind]);
-	if (!*pin_dir || pin_dir[0] != '/')
+	rc = cli_parse(&detach_command, argc, argv, &d);
+	if (rc)
+		return rc;
+	if (!*d.pin_dir || d.pin_dir[0] != '/')
 		return usage_error("detach", "--pin-dir must be an absolute path");
 	loader_verbose(false);
-	if (cgroup && loader_attached(pin_dir) &&
-	    (cgroup_resolve(cgroup, cgroup_path, sizeof(cgroup_path)) || !attached_to(pin_dir, cgroup_path))) {
-		fprintf(stderr, "ppbpf detach: %s is not attached to %s\n", pin_dir, cgroup);
+	if (d.cgroup && loader_attached(d.pin_dir) &&
+	    (cgroup_resolve(d.cgroup, cgroup_path, sizeof(cgroup_path)) || !attached_to(d.pin_dir, cgroup_path))) {
+		fprintf(stderr, "ppbpf detach: %s is not attached to %s\n", d.pin_dir, d.cgroup);
 		return EXIT_FAIL;
 	}
-	if (port_list) {
-		char *args[] = { "detach", "--port", (char *)port_list, NULL };
+	if (d.port_list) {
+		char *args[] = { "detach", "--port", (char *)d.port_list, NULL };
 
 		options_init(&ports, "attach");
-		rc = options_parse(3, args, &ports, "detach", NULL);
+		rc = options_parse(3, args, &ports, "detach", detach_usage, detach_more);
 		if (rc)
 			return rc;
-		return detach_ports(pin_dir, ports.groups[0].ports, ports.groups[0].n_ports);
+		return detach_ports(d.pin_dir, ports.groups[0].ports, ports.groups[0].n_ports);
 	}
-	if (access(pin_dir, F_OK)) {
-		printf("ppbpf: nothing attached at %s\n", pin_dir);
+	if (access(d.pin_dir, F_OK)) {
+		printf("ppbpf: nothing attached at %s\n", d.pin_dir);
 		return EXIT_OK;
 	}
-	lock = loader_lock(pin_dir);
+	lock = loader_lock(d.pin_dir);
 	if (lock < 0)
 		return EXIT_FAIL;
-	if (!loader_attached(pin_dir)) {
-		rc = loader_detach(pin_dir); /* leftovers of an interrupted attach, if any */
+	if (!loader_attached(d.pin_dir)) {
+		rc = loader_detach(d.pin_dir); /* leftovers of an interrupted attach, if any */
 		loader_unlock(lock);
-		printf("ppbpf: nothing attached at %s%s\n", pin_dir, rc > 0 ? " (removed what an interrupted attach left)" : "");
+		printf("ppbpf: nothing attached at %s%s\n", d.pin_dir, rc > 0 ? " (removed what an interrupted attach left)" : "");
 		return rc < 0 ? EXIT_FAIL : EXIT_OK;
 	}
-	rc = loader_detach(pin_dir);
+	rc = loader_detach(d.pin_dir);
 	loader_unlock(lock);
 	if (rc < 0) {
-		fprintf(stderr, "ppbpf detach: failed to remove every pin in %s: %s\n", pin_dir, strerror(-rc));
+		fprintf(stderr, "ppbpf detach: failed to remove every pin in %s: %s\n", d.pin_dir, strerror(-rc));
 		return EXIT_FAIL;
 	}
-	printf("ppbpf: detached; removed %d pins from %s\n", rc, pin_dir);
+	printf("ppbpf: detached; removed %d pins from %s\n", rc, d.pin_dir);
 	return EXIT_OK;
 }

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* `ppbpf build`: the fields of `ppbpf parse`'s JSON in, a header out. */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,36 +15,14 @@
 /* Room for all TLV values of one header. */
 #define BUILD_ARENA (2 * PPBPF_V2_MAX_LEN)
 
-static const char build_help[] =
+static const char build_usage[] =
 	"Usage: ppbpf build [OPTIONS]\n"
 	"\n"
 	"Write a PROXY protocol header, as hex (default) or raw bytes. The options are\n"
 	"the fields `ppbpf parse` prints.\n"
-	"\n"
-	"Options:\n"
-	"  -v, --version 1|2          protocol version (default 2)\n"
-	"  -c, --command PROXY|LOCAL  v2 command (default PROXY)\n"
-	"  -f, --family FAMILY        TCP4 TCP6 UDP4 UDP6 UNIX UNSPEC UNKNOWN; by default\n"
-	"                             TCP4 or TCP6 from --src-addr, else UNSPEC (v2) or\n"
-	"                             UNKNOWN (v1)\n"
-	"      --transport STREAM|DGRAM  for UNIX (default STREAM)\n"
-	"  -s, --src-addr ADDR        source address, or UNIX path ('@name' = abstract)\n"
-	"  -d, --dst-addr ADDR        destination address or UNIX path\n"
-	"  -S, --src-port PORT        source port\n"
-	"  -D, --dst-port PORT        destination port\n"
-	"  -t, --tlv TYPE:HEX         a TLV; TYPE is a number or a name (ALPN, AUTHORITY,\n"
-	"                             NOOP, UNIQUE_ID, NETNS, ...); repeatable, kept in order\n"
-	"  -T, --tlv-text TYPE:TEXT   a TLV whose value is TEXT\n"
-	"      --aws-vpce-id ID       AWS TLV (0xEA) with a VPC endpoint id\n"
-	"      --azure-link-id N      Azure TLV (0xEE) with a private endpoint link id\n"
-	"      --gcp-psc-id N         GCP TLV (0xE0) with a PSC connection id\n"
-	"      --ssl CLIENT,VERIFY    an SSL TLV (0x20) with these client bits and verify\n"
-	"      --ssl-sub TYPE:HEX     an SSL sub-TLV; TYPE a number or VERSION, CN, CIPHER,\n"
-	"                             SIG_ALG, KEY_ALG, GROUP, SIG_SCHEME, CLIENT_CERT\n"
-	"      --ssl-sub-text TYPE:TEXT  an SSL sub-TLV whose value is TEXT\n"
-	"  -C, --crc32c               append a CRC32C TLV over the whole header\n"
-	"  -r, --raw                  write raw bytes instead of hex\n"
-	"  -h, --help                 show this help\n"
+	"\n";
+
+static const char build_more[] =
 	"\n"
 	"Exit status: 0 ok, 2 usage error or impossible combination.\n"
 	"\n"
@@ -55,6 +32,10 @@ static const char build_help[] =
 	"  ppbpf build --src-addr 2001:db8::1 --dst-addr 2001:db8::2 --src-port 1 \\\n"
 	"      --dst-port 2 --tlv-text AUTHORITY:example.com --crc32c --raw | ppbpf parse\n"
 	"  ppbpf build --command LOCAL\n";
+
+/* The options without a short letter. */
+enum { OPT_TRANSPORT = CLI_LONG_ONLY, OPT_AWS_VPCE_ID, OPT_AZURE_LINK_ID, OPT_GCP_PSC_ID, OPT_SSL, OPT_SSL_SUB,
+       OPT_SSL_SUB_TEXT };
 
 /* Everything the command line describes, and the storage behind it. */
 struct build_args {
@@ -200,7 +181,7 @@ static const char *add_cloud_tlv(struct build_args *a, int opt, const char *arg)
 	unsigned long long v;
 	__u8 val[256];
 
-	if (opt == 'A') {
+	if (opt == OPT_AWS_VPCE_ID) {
 		size_t n = strlen(arg);
 
 		if (n + 1 > sizeof(val))
@@ -209,9 +190,9 @@ static const char *add_cloud_tlv(struct build_args *a, int opt, const char *arg)
 		memcpy(val + 1, arg, n);
 		return add_tlv(a, 0, PPBPF_TLV_AWS, val, n + 1);
 	}
-	if (parse_uint(arg, opt == 'Z' ? 0xffffffffull : ~0ull, &v))
+	if (parse_uint(arg, opt == OPT_AZURE_LINK_ID ? 0xffffffffull : ~0ull, &v))
 		return "not a number in range";
-	if (opt == 'Z') {
+	if (opt == OPT_AZURE_LINK_ID) {
 		val[0] = PPBPF_AZURE_LINKID;
 		for (int i = 0; i < 4; i++) /* little endian, as Azure sends it */
 			val[1 + i] = (__u8)(v >> (8 * i));
@@ -243,117 +224,114 @@ static const char *set_ssl(struct build_args *a, const char *arg)
 	return NULL;
 }
 
-/* The long name of the option whose short code is c. */
-static const char *option_name(const struct option *opts, int c)
-{
-	for (; opts->name; opts++)
-		if (opts->val == c)
-			return opts->name;
-	return "?";
-}
+static const struct cli_option build_options[] = {
+	{ .name = "version", .val = 'v', .metavar = "1|2", .help = "protocol version (default 2)" },
+	{ .name = "command", .val = 'c', .metavar = "PROXY|LOCAL", .help = "v2 command (default PROXY)" },
+	{ .name = "family", .val = 'f', .metavar = "FAMILY",
+	  .help = "TCP4 TCP6 UDP4 UDP6 UNIX UNSPEC UNKNOWN; by default\n"
+		  "TCP4 or TCP6 from --src-addr, else UNSPEC (v2) or\n"
+		  "UNKNOWN (v1)" },
+	{ .name = "transport", .val = OPT_TRANSPORT, .metavar = "STREAM|DGRAM", .help = "for UNIX (default STREAM)" },
+	{ .name = "src-addr", .val = 's', .metavar = "ADDR", .help = "source address, or UNIX path ('@name' = abstract)" },
+	{ .name = "dst-addr", .val = 'd', .metavar = "ADDR", .help = "destination address or UNIX path" },
+	{ .name = "src-port", .val = 'S', .metavar = "PORT", .help = "source port" },
+	{ .name = "dst-port", .val = 'D', .metavar = "PORT", .help = "destination port" },
+	{ .name = "tlv", .val = 't', .metavar = "TYPE:HEX",
+	  .help = "a TLV; TYPE is a number or a name (ALPN, AUTHORITY,\n"
+		  "NOOP, UNIQUE_ID, NETNS, ...); repeatable, kept in order" },
+	{ .name = "tlv-text", .val = 'T', .metavar = "TYPE:TEXT", .help = "a TLV whose value is TEXT" },
+	{ .name = "aws-vpce-id", .val = OPT_AWS_VPCE_ID, .metavar = "ID", .help = "AWS TLV (0xEA) with a VPC endpoint id" },
+	{ .name = "azure-link-id", .val = OPT_AZURE_LINK_ID, .metavar = "N",
+	  .help = "Azure TLV (0xEE) with a private endpoint link id" },
+	{ .name = "gcp-psc-id", .val = OPT_GCP_PSC_ID, .metavar = "N", .help = "GCP TLV (0xE0) with a PSC connection id" },
+	{ .name = "ssl", .val = OPT_SSL, .metavar = "CLIENT,VERIFY",
+	  .help = "an SSL TLV (0x20) with these client bits and verify" },
+	{ .name = "ssl-sub", .val = OPT_SSL_SUB, .metavar = "TYPE:HEX",
+	  .help = "an SSL sub-TLV; TYPE a number or VERSION, CN, CIPHER,\n"
+		  "SIG_ALG, KEY_ALG, GROUP, SIG_SCHEME, CLIENT_CERT" },
+	{ .name = "ssl-sub-text", .val = OPT_SSL_SUB_TEXT, .metavar = "TYPE:TEXT",
+	  .help = "an SSL sub-TLV whose value is TEXT" },
+	{ .name = "crc32c", .val = 'C', .help = "append a CRC32C TLV over the whole header" },
+	{ .name = "raw", .val = 'r', .help = "write raw bytes instead of hex" },
+	CLI_HELP_OPTION,
+};
 
-/* Parse the command line into a; returns 0, or EXIT_USAGE after reporting. */
-static int parse_args(int argc, char **argv, struct build_args *a, int *help)
+/* One option's value into a (the struct build_args ctx). 0, or EXIT_USAGE after reporting. */
+static int build_option(void *ctx, const struct cli_option *o, const char *arg)
 {
-	static const struct option opts[] = {
-		{ "version", required_argument, NULL, 'v' },
-		{ "command", required_argument, NULL, 'c' },
-		{ "family", required_argument, NULL, 'f' },
-		{ "transport", required_argument, NULL, 'P' },
-		{ "src-addr", required_argument, NULL, 's' },
-		{ "dst-addr", required_argument, NULL, 'd' },
-		{ "src-port", required_argument, NULL, 'S' },
-		{ "dst-port", required_argument, NULL, 'D' },
-		{ "tlv", required_argument, NULL, 't' },
-		{ "tlv-text", required_argument, NULL, 'T' },
-		{ "aws-vpce-id", required_argument, NULL, 'A' },
-		{ "azure-link-id", required_argument, NULL, 'Z' },
-		{ "gcp-psc-id", required_argument, NULL, 'G' },
-		{ "ssl", required_argument, NULL, 'L' },
-		{ "ssl-sub", required_argument, NULL, 'u' },
-		{ "ssl-sub-text", required_argument, NULL, 'U' },
-		{ "crc32c", no_argument, NULL, 'C' },
-		{ "raw", no_argument, NULL, 'r' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
+	struct build_args *a = ctx;
 	unsigned long long v;
 	const char *err = NULL;
-	int c;
 
-	while ((c = getopt_long(argc, argv, "v:c:f:s:d:S:D:t:T:Crh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'v':
-			if (parse_uint(optarg, 2, &v) || v < 1)
-				err = "must be 1 or 2";
-			a->b.version = (__u8)v;
-			break;
-		case 'c':
-			if (!strcasecmp(optarg, "PROXY"))
-				a->b.command = PPBPF_CMD_PROXY;
-			else if (!strcasecmp(optarg, "LOCAL"))
-				a->b.command = PPBPF_CMD_LOCAL;
-			else
-				err = "must be PROXY or LOCAL";
-			break;
-		case 'f':
-			a->family = family_from_name(optarg);
-			if (a->family < 0)
-				err = "unknown family";
-			break;
-		case 'P':
-			if (!strcasecmp(optarg, "STREAM") || !strcasecmp(optarg, "DGRAM"))
-				a->dgram = !strcasecmp(optarg, "DGRAM");
-			else
-				err = "must be STREAM or DGRAM";
-			break;
-		case 's':
-			a->src = optarg;
-			break;
-		case 'd':
-			a->dst = optarg;
-			break;
-		case 'S':
-		case 'D':
-			if (parse_uint(optarg, 65535, &v))
-				err = "not a port 0..65535";
-			*(c == 'S' ? &a->b.src_port : &a->b.dst_port) = (__u16)v;
-			break;
-		case 't':
-		case 'T':
-			err = add_tlv_arg(a, 0, c == 'T', optarg);
-			break;
-		case 'u':
-		case 'U':
-			err = add_tlv_arg(a, 1, c == 'U', optarg);
-			break;
-		case 'A':
-		case 'Z':
-		case 'G':
-			err = add_cloud_tlv(a, c, optarg);
-			break;
-		case 'L':
-			err = set_ssl(a, optarg);
-			break;
-		case 'C':
-			a->b.flags |= PPBPF_BUILD_CRC32C;
-			break;
-		case 'r':
-			a->raw = 1;
-			break;
-		case 'h':
-			*help = 1;
-			return 0;
-		default:
-			return usage_error("build", "unknown option");
-		}
-		if (err)
-			return usage_error("build", "--%s '%s': %s", option_name(opts, c), optarg ? optarg : "", err);
+	switch (o->val) {
+	case 'v':
+		if (parse_uint(arg, 2, &v) || v < 1)
+			err = "must be 1 or 2";
+		a->b.version = (__u8)v;
+		break;
+	case 'c':
+		if (!strcasecmp(arg, "PROXY"))
+			a->b.command = PPBPF_CMD_PROXY;
+		else if (!strcasecmp(arg, "LOCAL"))
+			a->b.command = PPBPF_CMD_LOCAL;
+		else
+			err = "must be PROXY or LOCAL";
+		break;
+	case 'f':
+		a->family = family_from_name(arg);
+		if (a->family < 0)
+			err = "unknown family";
+		break;
+	case OPT_TRANSPORT:
+		if (!strcasecmp(arg, "STREAM") || !strcasecmp(arg, "DGRAM"))
+			a->dgram = !strcasecmp(arg, "DGRAM");
+		else
+			err = "must be STREAM or DGRAM";
+		break;
+	case 's':
+		a->src = arg;
+		break;
+	case 'd':
+		a->dst = arg;
+		break;
+	case 'S':
+	case 'D':
+		if (parse_uint(arg, 65535, &v))
+			err = "not a port 0..65535";
+		*(o->val == 'S' ? &a->b.src_port : &a->b.dst_port) = (__u16)v;
+		break;
+	case 't':
+	case 'T':
+		err = add_tlv_arg(a, 0, o->val == 'T', arg);
+		break;
+	case OPT_SSL_SUB:
+	case OPT_SSL_SUB_TEXT:
+		err = add_tlv_arg(a, 1, o->val == OPT_SSL_SUB_TEXT, arg);
+		break;
+	case OPT_AWS_VPCE_ID:
+	case OPT_AZURE_LINK_ID:
+	case OPT_GCP_PSC_ID:
+		err = add_cloud_tlv(a, o->val, arg);
+		break;
+	case OPT_SSL:
+		err = set_ssl(a, arg);
+		break;
+	case 'C':
+		a->b.flags |= PPBPF_BUILD_CRC32C;
+		break;
+	case 'r':
+		a->raw = 1;
+		break;
 	}
-	if (optind < argc)
-		return usage_error("build", "unexpected argument '%s'", argv[optind]);
+	if (err)
+		return usage_error("build", "--%s '%s': %s", o->name, arg ? arg : "", err);
 	return 0;
 }
+
+static const struct cli_command build_command = {
+	.name = "build", .opts = build_options, .n_opts = ARRAY_SIZE(build_options),
+	.usage = build_usage, .more = build_more, .apply = build_option,
+};
 
 /* Turn the parsed arguments into a complete struct ppbpf_build. */
 static int finish_args(struct build_args *a)
@@ -417,7 +395,7 @@ int cmd_build(int argc, char **argv)
 {
 	struct build_args *a = calloc(1, sizeof(*a));
 	unsigned char *hdr = malloc(PPBPF_V2_MAX_LEN + 1);
-	int help = 0, rc, n;
+	int rc, n;
 
 	if (!a || !hdr) {
 		fprintf(stderr, "ppbpf build: out of memory\n");
@@ -427,12 +405,9 @@ int cmd_build(int argc, char **argv)
 	a->b.version = 2;
 	a->b.command = PPBPF_CMD_PROXY;
 	a->family = -1;
-	rc = parse_args(argc, argv, a, &help);
-	if (rc || help) {
-		if (help)
-			fputs(build_help, stdout);
+	rc = cli_parse(&build_command, argc, argv, a);
+	if (rc)
 		goto cleanup;
-	}
 	rc = finish_args(a);
 	if (rc)
 		goto cleanup;

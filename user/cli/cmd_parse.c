@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: MIT
 /* `ppbpf parse`: one header in, exactly one JSON object out. */
-#include <getopt.h>
 #include <sys/socket.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -14,7 +13,7 @@
 /* Bytes of stdin read at most: a maximal v2 header and then some payload. */
 #define PARSE_INPUT_MAX (PPBPF_V2_MAX_LEN + 4096)
 
-static const char parse_help[] =
+static const char parse_usage[] =
 	"Usage: ppbpf parse [--hex HEX] [--max BYTES]\n"
 	"\n"
 	"Parse one PROXY protocol header (v1 or v2) from the start of stdin, or of\n"
@@ -27,11 +26,9 @@ static const char parse_help[] =
 	"  {\"status\":\"error\",\"error\":\"v1_bad_port\",\"message\":\"...\"}\n"
 	"Address fields are omitted for families without addresses (UNSPEC, UNKNOWN,\n"
 	"LOCAL). UNIX paths are strings, with '@' for an abstract name.\n"
-	"\n"
-	"Options:\n"
-	"  -x, --hex HEX    parse these bytes (whitespace and ':' between bytes allowed)\n"
-	"  -m, --max BYTES  refuse headers longer than this (error \"too_large\")\n"
-	"  -h, --help       show this help\n"
+	"\n";
+
+static const char parse_more[] =
 	"\n"
 	"Exit status: 0 ok, 1 invalid header, 3 incomplete, 2 usage error.\n"
 	"\n"
@@ -206,54 +203,59 @@ static long read_stdin(unsigned char *buf, size_t cap)
 	return (long)n;
 }
 
+/* What parse is told. */
+struct parse_args {
+	const char *hex;        /* NULL: stdin */
+	unsigned long long max; /* longest header accepted */
+};
+
+static const struct cli_option parse_options[] = {
+	{ .name = "hex", .val = 'x', .metavar = "HEX",
+	  .help = "parse these bytes (whitespace and ':' between bytes allowed)" },
+	{ .name = "max", .val = 'm', .metavar = "BYTES", .help = "refuse headers longer than this (error \"too_large\")" },
+	CLI_HELP_OPTION,
+};
+
+static int parse_option(void *ctx, const struct cli_option *o, const char *arg)
+{
+	struct parse_args *p = ctx;
+
+	if (o->val == 'x')
+		p->hex = arg;
+	else if (parse_uint(arg, PPBPF_V2_MAX_LEN, &p->max))
+		return usage_error("parse", "--max: not a length up to %d: '%s'", PPBPF_V2_MAX_LEN, arg);
+	return 0;
+}
+
+static const struct cli_command parse_command = {
+	.name = "parse", .opts = parse_options, .n_opts = ARRAY_SIZE(parse_options),
+	.usage = parse_usage, .more = parse_more, .apply = parse_option,
+};
+
 int cmd_parse(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "hex", required_argument, NULL, 'x' },
-		{ "max", required_argument, NULL, 'm' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
-	unsigned long long max = PPBPF_V2_MAX_LEN;
-	const char *hex = NULL;
+	struct parse_args p = { .max = PPBPF_V2_MAX_LEN };
 	struct ppbpf_hdr h;
 	unsigned char *buf;
 	long len;
-	int c, rc;
+	int rc = cli_parse(&parse_command, argc, argv, &p);
 
-	while ((c = getopt_long(argc, argv, "x:m:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'x':
-			hex = optarg;
-			break;
-		case 'm':
-			if (parse_uint(optarg, PPBPF_V2_MAX_LEN, &max))
-				return usage_error("parse", "--max: not a length up to %d: '%s'",
-						   PPBPF_V2_MAX_LEN, optarg);
-			break;
-		case 'h':
-			fputs(parse_help, stdout);
-			return EXIT_OK;
-		default:
-			return usage_error("parse", "unknown option");
-		}
-	}
-	if (optind < argc)
-		return usage_error("parse", "unexpected argument '%s'", argv[optind]);
+	if (rc)
+		return rc;
 	buf = malloc(PARSE_INPUT_MAX);
 	if (!buf) {
 		fprintf(stderr, "ppbpf parse: out of memory\n");
 		return EXIT_FAIL;
 	}
-	len = hex ? hex_decode(hex, buf, PARSE_INPUT_MAX) : read_stdin(buf, PARSE_INPUT_MAX);
+	len = p.hex ? hex_decode(p.hex, buf, PARSE_INPUT_MAX) : read_stdin(buf, PARSE_INPUT_MAX);
 	if (len < 0) {
 		free(buf);
-		if (hex)
+		if (p.hex)
 			return usage_error("parse", "--hex: not a sequence of hex bytes");
 		perror("ppbpf parse: failed to read stdin");
 		return EXIT_FAIL;
 	}
-	rc = ppbpf_parse_max(buf, (__u32)len, (__u32)max, &h);
+	rc = ppbpf_parse_max(buf, (__u32)len, (__u32)p.max, &h);
 	rc = print_result(buf, rc, &h);
 	free(buf);
 	return rc;

@@ -32,7 +32,7 @@
 /* Sweeps that events ask for are at least this far apart: a flood of rejections must not keep the daemon walking every TCP socket. */
 #define SWEEP_MIN_MS 10
 
-static const char run_help[] =
+static const char run_usage[] =
 	"Usage: ppbpf run [--config FILE] [--keep] [--sweep-ms MS] [--log-rate N]\n"
 	"                 [policy options, as for attach]\n"
 	"\n"
@@ -50,21 +50,11 @@ static const char run_help[] =
 	"(FILE:LINE: why) and the policy stays. SIGTERM or SIGINT exits: the programs\n"
 	"are detached, unless --keep is given, in which case they stay pinned and a\n"
 	"new `ppbpf run` carries on with every live connection. The last line says\n"
-	"how many sweeps and events there were.\n"
-	"\n"
-	"Daemon options:\n"
-	"      --config FILE        policy from a file: each option as its full long name\n"
-	"                           without the dashes, then its value, separated by\n"
-	"                           spaces or tabs; each line with a port is a policy group,\n"
-	"                           and per-port options go on that line; '#' starts a\n"
-	"                           comment. Lines of at most 65536 bytes, no NUL or\n"
-	"                           control bytes. Re-read on SIGHUP\n"
-	"      --keep               on exit, leave the programs attached and pinned\n"
-	"      --sweep-ms MS        how often to look for late headers (default 100); after\n"
-	"                           rejections the sweep runs sooner, at most every 10 ms\n"
-	"      --log-rate N         rejection lines per second at most (default 10; 0: none)\n"
-	"\n"
-	POLICY_OPTIONS_HELP
+	"how many sweeps and events there were. A start that fails after attaching\n"
+	"detaches what it attached, even with --keep; programs it picked up stay.\n"
+	"\n";
+
+static const char run_more[] =
 	"\n"
 	"Config file example (/etc/ppbpf.conf):\n"
 	"  cgroup system.slice\n"
@@ -238,7 +228,7 @@ static int load_options(int argc, char **argv, struct attach_args *a)
 	int rc;
 
 	options_init(a, "run");
-	rc = options_parse(argc, argv, a, "run", run_help);
+	rc = options_parse(argc, argv, a, "run", run_usage, run_more);
 	if (!rc && a->config)
 		rc = options_read_config(a->config, a);
 	if (rc)
@@ -362,11 +352,38 @@ static int lock_pin_dir(const char *pin_dir)
 	return fd;
 }
 
+/* Detach everything pinned in pin_dir, under the lock that attach and detach take. */
+static void detach_on_exit(const char *pin_dir)
+{
+	int policy_lock = loader_lock(pin_dir), removed = loader_detach(pin_dir);
+
+	loader_unlock(policy_lock);
+	fprintf(stderr, LOG_INFO "ppbpf: exiting; detached (%d pins removed)\n", removed < 0 ? 0 : removed);
+}
+
+/* The pinned maps and the events ring buffer over them. 0, or EXIT_FAIL after saying why (nothing open). */
+static int open_events(const char *pin_dir, struct ppbpf_maps *m, struct run_state *st, struct ring_buffer **rb)
+{
+	int rc = loader_open_maps(pin_dir, m);
+
+	if (rc) {
+		fprintf(stderr, LOG_ERR "ppbpf run: failed to open the maps in %s: %s\n", pin_dir, strerror(-rc));
+		return EXIT_FAIL;
+	}
+	*rb = ring_buffer__new(m->events, on_event, st, NULL);
+	if (!*rb) {
+		fprintf(stderr, LOG_ERR "ppbpf run: failed to open the event ring buffer: %s\n", strerror(errno));
+		loader_close_maps(m);
+		return EXIT_FAIL;
+	}
+	return 0;
+}
+
 int cmd_run(int argc, char **argv)
 {
 	static struct attach_args a; /* large: the trust lists */
 	static struct run_state st;
-	struct ring_buffer *rb = NULL;
+	struct ring_buffer *rb;
 	struct ppbpf_maps m;
 	bool fresh;
 	int rc, lock;
@@ -393,37 +410,27 @@ int cmd_run(int argc, char **argv)
 		close(lock);
 		return rc;
 	}
-	rc = loader_open_maps(a.pin_dir, &m);
+	rc = open_events(a.pin_dir, &m, &st, &rb);
 	if (rc) {
-		fprintf(stderr, LOG_ERR "ppbpf run: failed to open the maps in %s: %s\n", a.pin_dir, strerror(-rc));
+		if (fresh) /* a start that fails takes back its attach, --keep or not */
+			detach_on_exit(a.pin_dir);
 		close(lock);
-		return EXIT_FAIL;
+		return rc;
 	}
 	st.rl = (struct rate_limit){ .per_sec = a.log_rate, .tokens = a.log_rate, .last_ms = now_ms() };
 	st.started_ms = now_ms();
-	rb = ring_buffer__new(m.events, on_event, &st, NULL);
-	if (!rb) {
-		fprintf(stderr, LOG_ERR "ppbpf run: failed to open the event ring buffer: %s\n", strerror(errno));
-		rc = EXIT_FAIL;
-		goto cleanup;
-	}
 	install_signals();
 	fprintf(stderr, LOG_INFO "ppbpf: running (%s %s; pid %d)\n", fresh ? "attached, pins in" : "picked up",
 		a.pin_dir, (int)getpid());
 	rc = serve(argc, argv, &a, rb, &st);
-cleanup:
 	ring_buffer__free(rb);
 	loader_close_maps(&m);
 	fprintf(stderr, LOG_INFO "ppbpf: %lu sweeps, %lu events in %ld ms\n", st.sweeps, st.events,
 		now_ms() - st.started_ms);
-	if (a.keep) {
+	if (a.keep)
 		fprintf(stderr, LOG_INFO "ppbpf: exiting; the programs stay pinned in %s (--keep)\n", a.pin_dir);
-	} else {
-		int policy_lock = loader_lock(a.pin_dir), removed = loader_detach(a.pin_dir);
-
-		loader_unlock(policy_lock);
-		fprintf(stderr, LOG_INFO "ppbpf: exiting; detached (%d pins removed)\n", removed < 0 ? 0 : removed);
-	}
+	else
+		detach_on_exit(a.pin_dir);
 	close(lock);
 	return rc;
 }

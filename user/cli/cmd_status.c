@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* `ppbpf status` and `ppbpf list`. */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,33 +16,29 @@
 #include "options.h"
 #include "policy.h"
 
-static const char status_help[] =
+static const char status_usage[] =
 	"Usage: ppbpf status [--pin-dir DIR] [--json]\n"
 	"\n"
 	"Show what is attached where, the policy of each port, the number of tracked\n"
 	"connections, the counters, and what the running kernel lacks of the features\n"
 	"ppbpf uses (one line each; see the README's kernel table). Works unattached too.\n"
-	"\n"
-	"Options:\n"
-	"  -d, --pin-dir DIR  bpffs folder of the attachment (default " PPBPF_PIN_DIR ")\n"
-	"  -j, --json         one JSON object instead of text\n"
-	"  -h, --help         show this help\n"
+	"\n";
+
+static const char status_more[] =
 	"\n"
 	"Examples:\n"
 	"  ppbpf status\n"
 	"  ppbpf status --json | jq .counters\n";
 
-static const char list_help[] =
+static const char list_usage[] =
 	"Usage: ppbpf list [--pin-dir DIR] [--json]\n"
 	"\n"
 	"List tracked connections: socket cookie, local address, peer (the balancer),\n"
 	"original source and destination from the header, version, state, age, and\n"
 	"the TLV types it carried.\n"
-	"\n"
-	"Options:\n"
-	"  -d, --pin-dir DIR  bpffs folder of the attachment (default " PPBPF_PIN_DIR ")\n"
-	"  -j, --json         a JSON array instead of a table\n"
-	"  -h, --help         show this help\n"
+	"\n";
+
+static const char list_more[] =
 	"\n"
 	"Examples:\n"
 	"  ppbpf list\n"
@@ -78,30 +73,44 @@ static const char *state_name(int s)
 	return s >= 0 && s < (int)(sizeof(state_names) / sizeof(state_names[0])) ? state_names[s] : "?";
 }
 
-/* Options common to status and list. Returns 0, or an exit code to stop with. */
-static int parse_view_args(int argc, char **argv, const char *cmd, const char *help, const char **pin_dir,
-			   bool *json)
-{
-	static const struct option opts[] = {
-		{ "pin-dir", required_argument, NULL, 'd' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
-	int c;
+/* What status and list are told. */
+struct view_args {
+	const char *pin_dir;
+	bool json;
+};
 
-	while ((c = getopt_long(argc, argv, "d:jh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'd': *pin_dir = optarg; break;
-		case 'j': *json = true; break;
-		case 'h': fputs(help, stdout); return -EXIT_OK - 1;
-		default: return usage_error(cmd, "unknown option");
-		}
-	}
-	if (optind < argc)
-		return usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+static const struct cli_option status_options[] = {
+	PIN_DIR_OPTION,
+	{ .name = "json", .val = 'j', .help = "one JSON object instead of text" },
+	CLI_HELP_OPTION,
+};
+
+static const struct cli_option list_options[] = {
+	PIN_DIR_OPTION,
+	{ .name = "json", .val = 'j', .help = "a JSON array instead of a table" },
+	CLI_HELP_OPTION,
+};
+
+static int view_option(void *ctx, const struct cli_option *o, const char *arg)
+{
+	struct view_args *v = ctx;
+
+	if (o->val == 'd')
+		v->pin_dir = arg;
+	else
+		v->json = true;
 	return 0;
 }
+
+static const struct cli_command status_command = {
+	.name = "status", .opts = status_options, .n_opts = ARRAY_SIZE(status_options),
+	.usage = status_usage, .more = status_more, .apply = view_option,
+};
+
+static const struct cli_command list_command = {
+	.name = "list", .opts = list_options, .n_opts = ARRAY_SIZE(list_options),
+	.usage = list_usage, .more = list_more, .apply = view_option,
+};
 
 static void read_counters(int fd, __u64 *out)
 {
@@ -312,35 +321,34 @@ static void print_status_json(const char *cgroup, const char *pin_dir, const str
 
 int cmd_status(int argc, char **argv)
 {
-	const char *pin_dir = PPBPF_PIN_DIR;
+	struct view_args v = { .pin_dir = PPBPF_PIN_DIR };
 	struct link_desc links[SLOT_MAX];
 	struct ppbpf_maps m;
 	struct ppbpf_config cfg = { .tlv_cap = PPBPF_TLV_CAP_DEFAULT };
 	__u64 cnt[PPBPF_CNT_MAX];
 	char cgroup[4096] = "?";
-	bool json = false;
 	struct kernel_report kr;
 	__u32 zero = 0;
 	long pending;
-	int rc = parse_view_args(argc, argv, "status", status_help, &pin_dir, &json);
+	int rc = cli_parse(&status_command, argc, argv, &v);
 
 	if (rc)
-		return rc < 0 ? -rc - 1 : rc;
+		return rc;
 	loader_verbose(false);
 	features_probe(&kr);
-	if (!loader_attached(pin_dir) || loader_open_maps(pin_dir, &m)) {
-		print_unattached(pin_dir, &kr, json);
+	if (!loader_attached(v.pin_dir) || loader_open_maps(v.pin_dir, &m)) {
+		print_unattached(v.pin_dir, &kr, v.json);
 		return EXIT_OK;
 	}
-	loader_links(pin_dir, links);
+	loader_links(v.pin_dir, links);
 	cgroup_path_of_id(links[SLOT_SOCKOPS].cgroup_id, cgroup, sizeof(cgroup));
 	read_counters(m.stats, cnt);
 	bpf_map_lookup_elem(m.settings, &zero, &cfg);
 	pending = count_entries(m.pending) + count_entries(m.pending_small); /* long and short headers */
-	if (json)
-		print_status_json(cgroup, pin_dir, links, &m, cnt, count_entries(m.conns), pending, cfg.tlv_cap, &kr);
+	if (v.json)
+		print_status_json(cgroup, v.pin_dir, links, &m, cnt, count_entries(m.conns), pending, cfg.tlv_cap, &kr);
 	else
-		print_status_text(cgroup, pin_dir, links, &m, cnt, count_entries(m.conns), pending, cfg.tlv_cap, &kr);
+		print_status_text(cgroup, v.pin_dir, links, &m, cnt, count_entries(m.conns), pending, cfg.tlv_cap, &kr);
 	loader_close_maps(&m);
 	return EXIT_OK;
 }
@@ -394,25 +402,24 @@ static void print_conn(struct json *j, __u64 cookie, const struct ppbpf_conn *c,
 
 int cmd_list(int argc, char **argv)
 {
-	const char *pin_dir = PPBPF_PIN_DIR;
+	struct view_args v = { .pin_dir = PPBPF_PIN_DIR };
 	struct ppbpf_maps m;
 	struct timespec ts;
 	struct json j;
-	bool json = false;
 	__u64 key, next, now;
 	void *prev = NULL;
-	int rc = parse_view_args(argc, argv, "list", list_help, &pin_dir, &json);
+	int rc = cli_parse(&list_command, argc, argv, &v);
 
 	if (rc)
-		return rc < 0 ? -rc - 1 : rc;
+		return rc;
 	loader_verbose(false);
-	if (!loader_attached(pin_dir) || loader_open_maps(pin_dir, &m)) {
-		fprintf(stderr, "ppbpf list: not attached (no pins in %s)\n", pin_dir);
+	if (!loader_attached(v.pin_dir) || loader_open_maps(v.pin_dir, &m)) {
+		fprintf(stderr, "ppbpf list: not attached (no pins in %s)\n", v.pin_dir);
 		return EXIT_FAIL;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	now = (__u64)ts.tv_sec * 1000000000ull + (__u64)ts.tv_nsec;
-	if (json) {
+	if (v.json) {
 		json_init(&j, stdout);
 		json_arr_begin(&j);
 	} else {
@@ -425,9 +432,9 @@ int cmd_list(int argc, char **argv)
 		key = next;
 		prev = &key;
 		if (!bpf_map_lookup_elem(m.conns, &key, &c))
-			print_conn(json ? &j : NULL, key, &c, now);
+			print_conn(v.json ? &j : NULL, key, &c, now);
 	}
-	if (json) {
+	if (v.json) {
 		json_arr_end(&j);
 		json_end(&j);
 	}

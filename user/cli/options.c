@@ -6,7 +6,6 @@
  * touches the kernel (apply.c does), so the fuzzers link this alone.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -27,52 +26,78 @@
 
 FILE *options_diag;
 
-/* Long-only options get codes past the ASCII range. */
-enum { OPT_TLV_CAP = 256, OPT_TABLE_SIZE, OPT_MODE, OPT_UNTRUSTED, OPT_VERSIONS, OPT_TIMEOUT,
+/* The options without a short letter. */
+enum { OPT_TLV_CAP = CLI_LONG_ONLY, OPT_TABLE_SIZE, OPT_MODE, OPT_UNTRUSTED, OPT_VERSIONS, OPT_TIMEOUT,
        OPT_CONFIG, OPT_KEEP, OPT_SWEEP_MS, OPT_LOG_RATE, OPT_CHECK, OPT_LOCAL_UID };
 
-/* Where an option may be given. */
-enum { PER_PORT = 1, WHOLE = 2, RUN_ONLY = 4, CMDLINE_ONLY = 8, REPEATABLE = 16 };
+/* Where an option may be given (its scope); the first three are also its section of the help. */
+enum { PER_PORT = 1, WHOLE = 2, RUN_ONLY = 4, CMDLINE_ONLY = 8 };
 
-struct opt_def {
-	const char *name;
-	int code, has_arg;
-	unsigned int scope;
-	unsigned int bit; /* SET_* for per-port options; a bit of attach_args.given for the others */
-};
-
-static const struct opt_def defs[] = {
-	{ "port", 'p', 1, PER_PORT, SET_PORT },
-	{ "trust", 't', 1, PER_PORT, SET_TRUST },
-	{ "rewrite-peer", 'r', 0, PER_PORT, SET_REWRITE },
-	{ "optional", 'o', 0, PER_PORT, SET_MODE },
-	{ "mode", OPT_MODE, 1, PER_PORT, SET_MODE },
-	{ "untrusted", OPT_UNTRUSTED, 1, PER_PORT, SET_UNTRUSTED },
-	{ "versions", OPT_VERSIONS, 1, PER_PORT, SET_VERSIONS },
-	{ "timeout", OPT_TIMEOUT, 1, PER_PORT, SET_TIMEOUT },
-	{ "max-header", 'm', 1, PER_PORT, SET_MAX_HEADER },
-	{ "local-uid", OPT_LOCAL_UID, 1, PER_PORT, SET_LOCAL_UID },
-	{ "tlv-cap", OPT_TLV_CAP, 1, WHOLE, 1 << 0 },
-	{ "cgroup", 'c', 1, WHOLE, 1 << 1 },
-	{ "pin-dir", 'd', 1, WHOLE, 1 << 2 },
-	{ "table-size", OPT_TABLE_SIZE, 1, WHOLE, 1 << 3 },
-	{ "verbose", 'v', 0, WHOLE | REPEATABLE, 0 },
-	{ "check", OPT_CHECK, 0, WHOLE | CMDLINE_ONLY, 1 << 4 },
-	{ "help", 'h', 0, CMDLINE_ONLY, 0 },
-	{ "config", OPT_CONFIG, 1, RUN_ONLY | CMDLINE_ONLY, 1 << 5 },
-	{ "keep", OPT_KEEP, 0, RUN_ONLY | REPEATABLE, 0 },
-	{ "sweep-ms", OPT_SWEEP_MS, 1, RUN_ONLY, 1 << 6 },
-	{ "log-rate", OPT_LOG_RATE, 1, RUN_ONLY, 1 << 7 },
+/*
+ * The options of attach and run, and the keys of the config file. bit: SET_*
+ * for per-port options, a bit of attach_args.given for the others; 0: may be
+ * given again.
+ */
+static const struct cli_option defs[] = {
+	{ "port", 'p', "P[,P...]", "local ports that expect a PROXY header", PER_PORT, SET_PORT },
+	{ "trust", 't', "CIDR[,...]",
+	  "sources whose headers are honoured on these ports: networks\n"
+	  "(10.0.0.0/8, 2001:db8::/32; no host bits set) or addresses;\n"
+	  "an IPv4 peer of a dual-stack socket matches IPv4 blocks.\n"
+	  "Without --trust: any source (a warning is printed)", PER_PORT, SET_TRUST },
+	{ "untrusted", OPT_UNTRUSTED, "plain|reject",
+	  "what other sources get: plain (default) leaves the\n"
+	  "connection untouched and honours nothing; reject resets it", PER_PORT, SET_UNTRUSTED },
+	{ "mode", OPT_MODE, "required|optional",
+	  "required (default): a trusted peer without a valid\n"
+	  "header is reset; optional: no header is a plain\n"
+	  "connection (an invalid one is still reset)", PER_PORT, SET_MODE },
+	{ "optional", 'o', NULL, "the same as --mode optional", PER_PORT, SET_MODE },
+	{ "versions", OPT_VERSIONS, "1|2|1,2",
+	  "header versions accepted (default 1,2); others are reset", PER_PORT, SET_VERSIONS },
+	{ "timeout", OPT_TIMEOUT, "MS",
+	  "reset a header still incomplete this long after the\n"
+	  "handshake (default 3000; 0: never). Needs `ppbpf run`", PER_PORT, SET_TIMEOUT },
+	{ "max-header", 'm', "BYTES",
+	  "largest header accepted (default and limit 4096; v1 is\n"
+	  "always at most 107); a longer one is reset", PER_PORT, SET_MAX_HEADER },
+	{ "rewrite-peer", 'r', NULL, "accept() and getpeername() return the original source", PER_PORT,
+	  SET_REWRITE },
+	{ "local-uid", OPT_LOCAL_UID, "USER",
+	  "a trusted peer on this host (a socket of this network\n"
+	  "namespace, say a local HAProxy) must be this user's, a\n"
+	  "name or a uid: else any local process could connect\n"
+	  "from a trusted address and forge headers", PER_PORT, SET_LOCAL_UID },
+	{ "tlv-cap", OPT_TLV_CAP, "BYTES", "TLV bytes kept per socket (default 512, at most 1024)",
+	  WHOLE, 1 << 0 },
+	{ "cgroup", 'c', "PATH",
+	  "cgroup to attach to; relative paths are under the cgroup2\n"
+	  "mount; default: its root (every service on the host)", WHOLE, 1 << 1 },
+	{ "pin-dir", 'd', "DIR",
+	  "bpffs folder for links and maps, ppbpf's alone, owned by\n"
+	  "root and writable by no one else (default " PPBPF_PIN_DIR ")", WHOLE, 1 << 2 },
+	{ "table-size", OPT_TABLE_SIZE, "N",
+	  "connection table capacity (default 65536; set when first\n"
+	  "attached). When full, new tracked connections are reset", WHOLE, 1 << 3 },
+	{ "check", OPT_CHECK, NULL, "print the policy as JSON and exit; load and change nothing",
+	  WHOLE | CMDLINE_ONLY, 1 << 4 },
+	{ "verbose", 'v', NULL, "print libbpf's messages and verifier logs", WHOLE, 0 },
+	{ "help", 'h', NULL, "show this help", WHOLE | CMDLINE_ONLY, 0 },
+	{ "config", OPT_CONFIG, "FILE",
+	  "policy from a file: each option as its full long name\n"
+	  "without the dashes, then its value, separated by\n"
+	  "spaces or tabs; each line with a port is a policy group,\n"
+	  "and per-port options go on that line; '#' starts a\n"
+	  "comment. Lines of at most 65536 bytes, no NUL or\n"
+	  "control bytes. Re-read on SIGHUP", RUN_ONLY | CMDLINE_ONLY, 1 << 5 },
+	{ "keep", OPT_KEEP, NULL, "on exit, leave the programs attached and pinned", RUN_ONLY, 0 },
+	{ "sweep-ms", OPT_SWEEP_MS, "MS",
+	  "how often to look for late headers (default 100); after\n"
+	  "rejections the sweep runs sooner, at most every 10 ms", RUN_ONLY, 1 << 6 },
+	{ "log-rate", OPT_LOG_RATE, "N", "rejection lines per second at most (default 10; 0: none)",
+	  RUN_ONLY, 1 << 7 },
 };
 #define N_DEFS (sizeof(defs) / sizeof(defs[0]))
-
-static const struct opt_def *def_of_code(int code)
-{
-	for (size_t i = 0; i < N_DEFS; i++)
-		if (defs[i].code == code)
-			return &defs[i];
-	return NULL;
-}
 
 /* Where a message is about: the command line (file NULL) or a config line. */
 struct where {
@@ -243,7 +268,7 @@ static const char *path_value(const char *arg, char *out, size_t cap, bool absol
 }
 
 /* One option's value into a and the group g. Returns EXIT_USAGE after saying why, or 0. */
-static int apply_option(struct attach_args *a, struct port_group *g, const struct opt_def *d, const char *arg,
+static int apply_option(struct attach_args *a, struct port_group *g, const struct cli_option *d, const char *arg,
 			const struct where *w)
 {
 	unsigned long long v;
@@ -251,16 +276,16 @@ static int apply_option(struct attach_args *a, struct port_group *g, const struc
 
 	if (d->scope & PER_PORT) {
 		if (g->set & d->bit)
-			return say(w, d->code == 'o' || d->code == OPT_MODE ? "'%s': the mode is given twice in one policy"
+			return say(w, d->val == 'o' || d->val == OPT_MODE ? "'%s': the mode is given twice in one policy"
 									  : "'%s' given twice in one policy",
 				   d->name);
 		g->set |= d->bit;
-	} else if (!(d->scope & REPEATABLE)) {
+	} else if (d->bit) {
 		if (a->given & d->bit)
 			return say(w, "'%s' given twice", d->name);
 		a->given |= d->bit;
 	}
-	switch (d->code) {
+	switch (d->val) {
 	case 'p': err = each_item(arg, g, &bad, add_port); break;
 	case 't': err = each_item(arg, g, &bad, add_trust); break;
 	case 'r': g->pol.flags |= PPBPF_PORT_REWRITE_PEER; break;
@@ -375,47 +400,65 @@ static int finish_group(struct attach_args *a, const struct where *w)
 	return 0;
 }
 
-int options_parse(int argc, char **argv, struct attach_args *a, const char *cmd, const char *help)
+/* What the command line's options go into. */
+struct cmdline {
+	struct attach_args *a;
+	struct where w;
+};
+
+static int cmdline_option(void *ctx, const struct cli_option *d, const char *arg)
 {
-	struct option longopts[N_DEFS + 1];
-	struct where w = { .cmd = cmd };
-	bool run = !strcmp(cmd, "run");
-	int c;
+	struct cmdline *c = ctx;
 
-	for (size_t i = 0; i < N_DEFS; i++)
-		longopts[i] = (struct option){ defs[i].name, defs[i].has_arg ? required_argument : no_argument, NULL,
-					       defs[i].code };
-	memset(&longopts[N_DEFS], 0, sizeof(longopts[N_DEFS]));
-	optind = 0; /* GNU getopt: start over */
-	opterr = 0;
-	group_init(&a->groups[a->n_groups], 0);
-	while ((c = getopt_long(argc, argv, "p:t:rom:c:d:vh", longopts, NULL)) != -1) {
-		const struct opt_def *d = def_of_code(c);
-		int rc;
+	if ((d->scope & RUN_ONLY) && strcmp(c->w.cmd, "run"))
+		return say(&c->w, "'--%s' is an option of ppbpf run", d->name);
+	return apply_option(c->a, &c->a->groups[c->a->n_groups], d, arg, &c->w);
+}
 
-		if (c == 'h' && help) {
-			fputs(help, stdout);
-			exit(EXIT_OK);
-		}
-		if (c == '?' || c == ':' || !d || c == 'h')
-			return say(&w, "unknown option or missing value: '%s'", argv[optind - 1]);
-		if ((d->scope & RUN_ONLY) && !run)
-			return say(&w, "'--%s' is an option of ppbpf run", d->name);
-		rc = apply_option(a, &a->groups[a->n_groups], d, optarg, &w);
-		if (rc)
-			return rc;
-	}
-	if (optind < argc)
-		return say(&w, "unexpected argument '%s'", argv[optind]);
-	if (a->groups[a->n_groups].set && !(a->groups[a->n_groups].set & SET_PORT))
-		return say(&w, "policy options without --port");
-	if (a->groups[a->n_groups].set & SET_PORT)
-		return finish_group(a, &w);
+/* The --help of the policy options, as attach has them. */
+static void policy_help(FILE *f)
+{
+	fputs("Policy of the ports (changed live by running again):\n", f);
+	cli_print_options(f, defs, N_DEFS, PER_PORT);
+	fputs("Whole attachment:\n", f);
+	cli_print_options(f, defs, N_DEFS, WHOLE);
+	fputs("Each option at most once; numbers in plain decimal (or 0x hex). Whatever is\n"
+	      "ambiguous (an empty list or item, a port in two policies, host bits under a\n"
+	      "prefix, a v4-mapped IPv6 block, ...) is an error, never a guess.\n", f);
+}
+
+/* run's: its own options first. */
+static void run_help(FILE *f)
+{
+	fputs("Daemon options:\n", f);
+	cli_print_options(f, defs, N_DEFS, RUN_ONLY);
+	fputc('\n', f);
+	policy_help(f);
+}
+
+int options_parse(int argc, char **argv, struct attach_args *a, const char *cmd, const char *usage, const char *more)
+{
+	const struct cli_command command = {
+		.name = cmd, .opts = defs, .n_opts = N_DEFS, .usage = usage, .more = more,
+		.options_help = strcmp(cmd, "run") ? policy_help : run_help, .apply = cmdline_option,
+	};
+	struct cmdline c = { .a = a, .w = { .cmd = cmd } };
+	struct port_group *g = &a->groups[a->n_groups];
+	int rc;
+
+	group_init(g, 0);
+	rc = cli_parse(&command, argc, argv, &c);
+	if (rc)
+		return rc;
+	if (g->set && !(g->set & SET_PORT))
+		return say(&c.w, "policy options without --port");
+	if (g->set & SET_PORT)
+		return finish_group(a, &c.w);
 	return 0;
 }
 
 /* One word of a config line as the option it names: exact names only, no abbreviation, no "=". */
-static const struct opt_def *config_key(const char *word)
+static const struct cli_option *config_key(const char *word)
 {
 	for (size_t i = 0; i < N_DEFS; i++)
 		if (!strcmp(defs[i].name, word))
@@ -430,7 +473,7 @@ static const struct opt_def *config_key(const char *word)
 static int config_line(struct attach_args *a, char *line, size_t len, const struct where *w)
 {
 	/* (a line has at most half as many words as bytes) */
-	static const struct opt_def *d[PPBPF_CONFIG_LINE_MAX / 2 + 1];
+	static const struct cli_option *d[PPBPF_CONFIG_LINE_MAX / 2 + 1];
 	static char *word[PPBPF_CONFIG_LINE_MAX / 2 + 1], *value[PPBPF_CONFIG_LINE_MAX / 2 + 1];
 	int n_words = 0, n_opts = 0, has_port = 0;
 	struct port_group *g = &a->groups[a->n_groups];
@@ -462,13 +505,13 @@ static int config_line(struct attach_args *a, char *line, size_t len, const stru
 		if ((d[n_opts]->scope & RUN_ONLY) && strcmp(w->cmd, "run"))
 			return say(w, "'%s' is an option of ppbpf run", word[i]);
 		value[n_opts] = NULL;
-		if (d[n_opts]->has_arg) {
+		if (d[n_opts]->metavar) {
 			if (i + 1 >= n_words)
 				return say(w, "'%s' needs a value", word[i]);
 			value[n_opts] = word[i + 1];
 		}
-		has_port |= d[n_opts]->code == 'p';
-		i += d[n_opts]->has_arg ? 2 : 1;
+		has_port |= d[n_opts]->val == 'p';
+		i += d[n_opts]->metavar ? 2 : 1;
 	}
 	if (!n_opts)
 		return 0;

@@ -17,46 +17,10 @@ const char *versions_of(__u32 flags);
 /* A port policy's fields as JSON keys of the object being written: mode, untrusted, ... local_uid. */
 void json_port_policy(struct json *j, const struct ppbpf_port_policy *pol);
 
-/* The --help lines of the policy options, shared by attach and run. */
-#define POLICY_OPTIONS_HELP \
-	"Policy of the ports (changed live by running again):\n" \
-	"  -p, --port P[,P...]      local ports that expect a PROXY header\n" \
-	"  -t, --trust CIDR[,...]   sources whose headers are honoured on these ports: networks\n" \
-	"                           (10.0.0.0/8, 2001:db8::/32; no host bits set) or addresses;\n" \
-	"                           an IPv4 peer of a dual-stack socket matches IPv4 blocks.\n" \
-	"                           Without --trust: any source (a warning is printed)\n" \
-	"      --untrusted plain|reject\n" \
-	"                           what other sources get: plain (default) leaves the\n" \
-	"                           connection untouched and honours nothing; reject resets it\n" \
-	"      --mode required|optional\n" \
-	"                           required (default): a trusted peer without a valid\n" \
-	"                           header is reset; optional: no header is a plain\n" \
-	"                           connection (an invalid one is still reset)\n" \
-	"  -o, --optional           the same as --mode optional\n" \
-	"      --versions 1|2|1,2   header versions accepted (default 1,2); others are reset\n" \
-	"      --timeout MS         reset a header still incomplete this long after the\n" \
-	"                           handshake (default 3000; 0: never). Needs `ppbpf run`\n" \
-	"  -m, --max-header BYTES   largest header accepted (default and limit 4096; v1 is\n" \
-	"                           always at most 107); a longer one is reset\n" \
-	"  -r, --rewrite-peer       accept() and getpeername() return the original source\n" \
-	"      --local-uid USER     a trusted peer on this host (a socket of this network\n" \
-	"                           namespace, say a local HAProxy) must be this user's, a\n" \
-	"                           name or a uid: else any local process could connect\n" \
-	"                           from a trusted address and forge headers\n" \
-	"Whole attachment:\n" \
-	"      --tlv-cap BYTES      TLV bytes kept per socket (default 512, at most 1024)\n" \
-	"  -c, --cgroup PATH        cgroup to attach to; relative paths are under the cgroup2\n" \
-	"                           mount; default: its root (every service on the host)\n" \
-	"  -d, --pin-dir DIR        bpffs folder for links and maps, ppbpf's alone, owned by\n" \
-	"                           root and writable by no one else (default " PPBPF_PIN_DIR ")\n" \
-	"      --table-size N       connection table capacity (default 65536; set when first\n" \
-	"                           attached). When full, new tracked connections are reset\n" \
-	"      --check              print the policy as JSON and exit; load and change nothing\n" \
-	"  -v, --verbose            print libbpf's messages and verifier logs\n" \
-	"  -h, --help               show this help\n" \
-	"Each option at most once; numbers in plain decimal (or 0x hex). Whatever is\n" \
-	"ambiguous (an empty list or item, a port in two policies, host bits under a\n" \
-	"prefix, a v4-mapped IPv6 block, ...) is an error, never a guess.\n"
+/* --pin-dir of the commands that work on an attachment: detach, status, list. */
+#define PIN_DIR_OPTION \
+	{ .name = "pin-dir", .val = 'd', .metavar = "DIR", \
+	  .help = "bpffs folder of the attachment (default " PPBPF_PIN_DIR ")" }
 
 /* Most ports and trusted blocks one policy group takes. */
 #define MAX_PORTS 64
@@ -104,8 +68,13 @@ extern FILE *options_diag;
 
 /* Defaults for a command ("attach" or "run"). */
 void options_init(struct attach_args *a, const char *cmd);
-/* Parse argv (argv[0] is the command). Returns 0, or EXIT_USAGE after printing why. */
-int options_parse(int argc, char **argv, struct attach_args *a, const char *cmd, const char *help);
+/*
+ * Parse argv (argv[0] is the command). -h or --help anywhere: print usage,
+ * the options (run's own first) and more, and exit 0 (see cli_parse).
+ * Returns 0, or EXIT_USAGE after printing why.
+ */
+int options_parse(int argc, char **argv, struct attach_args *a, const char *cmd, const char *usage,
+		  const char *more);
 /*
  * Read a config file of option lines (see `ppbpf run --help`) into a, after
  * the command line's options. 0, or EXIT_USAGE (an error, named FILE:LINE) /
@@ -120,7 +89,8 @@ void options_print_json(const struct attach_args *a, FILE *f);
 /*
  * Attach if nothing is pinned yet (*fresh = true), then set the policy of
  * every group. exact (`run`): the policy becomes exactly a's, every other
- * port and the TLV cap included. Takes the lock of the pin folder. 0 or EXIT_FAIL.
+ * port and the TLV cap included. Takes the lock of the pin folder. 0, or
+ * EXIT_FAIL after saying why, having detached again what it attached.
  */
 int options_apply(const struct attach_args *a, const char *cmd, bool exact, bool *fresh);
 

@@ -20,6 +20,176 @@ int usage_error(const char *cmd, const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
+/*
+ * getopt_long's arguments for a table of n options: longopts of n + 1
+ * entries, and shortopts of 2 * n + 2 bytes. shortopts starts with ':', so
+ * that getopt tells a missing value (':') from an unknown option ('?').
+ */
+static void getopt_args(const struct cli_option *opts, size_t n, struct option *longopts, char *shortopts)
+{
+	char *s = shortopts;
+
+	*s++ = ':';
+	for (size_t i = 0; i < n; i++) {
+		/* an option takes a value exactly when its help names one */
+		longopts[i] = (struct option){ opts[i].name, opts[i].metavar ? required_argument : no_argument, NULL,
+					       opts[i].val };
+		if (opts[i].val >= CLI_LONG_ONLY)
+			continue;
+		*s++ = (char)opts[i].val;
+		if (opts[i].metavar)
+			*s++ = ':';
+	}
+	*s = '\0';
+	longopts[n] = (struct option){ 0 };
+}
+
+/* Labels wider than this get their help on the next line, so that one long label does not push every help right. */
+#define HELP_LABEL_MAX 28
+
+/* "  -p, --port P[,P...]": the left part of an option's help line. Returns its length. */
+static int option_label(const struct cli_option *o, char *out, size_t cap)
+{
+	char letter[8] = "    ";
+
+	if (o->val < CLI_LONG_ONLY)
+		snprintf(letter, sizeof(letter), "-%c, ", o->val);
+	return snprintf(out, cap, "  %s--%s%s%s", letter, o->name, o->metavar ? " " : "", o->metavar ? o->metavar : "");
+}
+
+void cli_print_options(FILE *f, const struct cli_option *opts, size_t n, unsigned int section)
+{
+	char label[128];
+	int column = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		int len = option_label(&opts[i], label, sizeof(label));
+
+		if (len <= HELP_LABEL_MAX && len + 2 > column)
+			column = len + 2;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const char *line = opts[i].help;
+
+		if (section && !(opts[i].scope & section))
+			continue;
+		if (option_label(&opts[i], label, sizeof(label)) > HELP_LABEL_MAX)
+			fprintf(f, "%s\n%*s", label, column, "");
+		else
+			fprintf(f, "%-*s", column, label);
+		for (;;) {
+			const char *nl = strchr(line, '\n');
+
+			if (!nl) {
+				fprintf(f, "%s\n", line);
+				break;
+			}
+			fprintf(f, "%.*s\n%*s", (int)(nl - line), line, column, "");
+			line = nl + 1;
+		}
+	}
+}
+
+/* The entry of the option getopt_long returned as val, or NULL. */
+static const struct cli_option *option_of(const struct cli_command *cmd, int val)
+{
+	for (size_t i = 0; i < cmd->n_opts; i++)
+		if (cmd->opts[i].val == val)
+			return &cmd->opts[i];
+	return NULL;
+}
+
+/* An unknown or ambiguous long option, "--name" or "--name=value", by its name. EXIT_USAGE. */
+static int refused_long_option(const struct cli_command *cmd, const char *arg)
+{
+	int len = (int)strcspn(arg, "=");
+	int matches = 0;
+
+	for (size_t i = 0; i < cmd->n_opts; i++)
+		matches += !strncmp(cmd->opts[i].name, arg + 2, (size_t)len - 2);
+	return usage_error(cmd->name, "%s option '%.*s'", matches > 1 ? "ambiguous" : "unknown", len, arg);
+}
+
+/*
+ * Say what getopt_long refused (c is '?' or ':'), naming the option as it was
+ * written. optopt is the option's val, or 0 for an unknown or ambiguous long
+ * one. argv[optind - 1] is the argument only where getopt has moved past it:
+ * after a long option, or a missing value (always the last argument), not
+ * after a letter inside "-xv".
+ */
+static int refused_option(const struct cli_command *cmd, int c, char **argv)
+{
+	const struct cli_option *o = option_of(cmd, optopt);
+
+	if (c == ':' && !strncmp(argv[optind - 1], "--", 2))
+		return usage_error(cmd->name, "option '--%s' needs a value", o->name);
+	if (c == ':')
+		return usage_error(cmd->name, "option '-%c' needs a value", optopt);
+	if (!optopt)
+		return refused_long_option(cmd, argv[optind - 1]);
+	/* a known option refused: only "--name=value" of one that takes none */
+	if (o)
+		return usage_error(cmd->name, "option '--%s' takes no value", o->name);
+	return usage_error(cmd->name, "unknown option '-%c'", optopt);
+}
+
+static void print_help(const struct cli_command *cmd)
+{
+	fputs(cmd->usage, stdout);
+	if (cmd->options_help) {
+		cmd->options_help(stdout);
+	} else {
+		fputs("Options:\n", stdout);
+		cli_print_options(stdout, cmd->opts, cmd->n_opts, 0);
+	}
+	fputs(cmd->more, stdout);
+}
+
+/* Is -h or --help among the options of argv, as getopt reads them? */
+static bool help_asked(int argc, char **argv, const char *shortopts, const struct option *longopts)
+{
+	int c;
+
+	optind = 0; /* GNU getopt: start over */
+	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1)
+		if (c == 'h')
+			return true;
+	return false;
+}
+
+int cli_parse(const struct cli_command *cmd, int argc, char **argv, void *ctx)
+{
+	struct option longopts[CLI_OPTIONS_MAX + 1];
+	char shortopts[2 * CLI_OPTIONS_MAX + 2];
+	int c;
+
+	if (cmd->n_opts > CLI_OPTIONS_MAX)
+		abort(); /* a table too large for the arrays above: a bug, caught by any run of the command */
+	getopt_args(cmd->opts, cmd->n_opts, longopts, shortopts);
+	opterr = 0; /* our messages, not getopt's */
+	/*
+	 * A first pass only looks for the help, so that it wins over any other
+	 * option, valid or not, before or after it.
+	 */
+	if (help_asked(argc, argv, shortopts, longopts)) {
+		print_help(cmd);
+		exit(EXIT_OK);
+	}
+	optind = 0;
+	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+		int rc;
+
+		if (c == '?' || c == ':')
+			return refused_option(cmd, c, argv);
+		rc = cmd->apply(ctx, option_of(cmd, c), optarg);
+		if (rc)
+			return rc;
+	}
+	if (optind < argc)
+		return usage_error(cmd->name, "unexpected argument '%s'", argv[optind]);
+	return 0;
+}
+
 static int hex_nibble(char c)
 {
 	if (c >= '0' && c <= '9')
