@@ -11,10 +11,11 @@ PACKAGES=(
 	libcmocka-dev                           # unit tests
 	jq                                      # CLI contract tests read JSON
 	iproute2                                # ss, ip (integration tests)
+	strace                                  # cli.sh makes a start fail after attaching (fault injection)
 	haproxy                                 # the demo and the interop tests
 )
 if [ "${1:-}" = bench ]; then
-	PACKAGES=(nginx-light gnuplot-nox)      # the alternatives and the plot of `make bench`
+	PACKAGES=(nginx-light gnuplot-nox linux-perf) # the alternatives, the plot, syscall counts of `make bench`
 elif [ "${1:-}" = vm ]; then
 	PACKAGES=(qemu-system-x86 busybox-static xz-utils) # the VM, its initramfs, unpacking vmlinuz
 fi
