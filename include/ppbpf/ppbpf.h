@@ -147,11 +147,12 @@ PPBPF_API int ppbpf_get(int fd, struct ppbpf_info *out);
 PPBPF_API int ppbpf_get_tlvs(int fd, void *buf, size_t cap);
 /*
  * Wait until the socket's header is judged (state other than PENDING), for
- * at most timeout_ms (-1: no limit; 0: one query). It sleeps (SO_RCVLOWAT +
- * poll) until the bytes the header needs are queued, and asks the kernel
- * again at least every 50 ms, since some verdicts come without a byte (the
- * daemon's sweep makes a silent peer of an optional port plain); when the
- * timeout ends it asks once more. Returns:
+ * at most timeout_ms (-1: no limit; 0: one query). The kernel side queues
+ * no byte of a pending header, so it sleeps in poll() until the socket is
+ * readable (the verdict let bytes through) or the peer leaves, and asks the
+ * kernel again at least every 50 ms, since some verdicts come without a
+ * byte (the daemon's sweep makes a silent peer of an optional port plain);
+ * when the timeout ends it asks once more. Returns:
  *   0            *out filled, state DONE, PLAIN or ERROR;
  *   -ETIMEDOUT   still pending at the timeout (*out: the last answer);
  *   -ECONNRESET  the peer closed (FIN or RST) before the header was judged,
@@ -164,8 +165,8 @@ PPBPF_API int ppbpf_get_tlvs(int fd, void *buf, size_t cap);
  *                (versions, size limit) is not in it; ppbpf_accept closes
  *                such a connection;
  *   or what ppbpf_get() returns. It never spins: every pass sleeps until a
- * byte, a FIN or the next query. It keeps the socket's SO_RCVLOWAT. Call it
- * before reading from the socket.
+ * byte, a FIN or the next query. It leaves the socket's options as they
+ * are. Call it before reading from the socket.
  */
 PPBPF_API int ppbpf_wait(int fd, int timeout_ms, struct ppbpf_info *out);
 /*
@@ -215,6 +216,17 @@ struct ppbpf_accept_opts {
 	 * makes ppbpf_accept fail with EINVAL before it accepts anything.
 	 */
 	const char *fallback_trust;
+	/*
+	 * If set, receives the first bytes of the stream after the header,
+	 * read in the same recv() that consumes the header (up to data_cap;
+	 * fewer if fewer have come). The rest stays in the socket. Saves the
+	 * application its first read: a request that came with its header is
+	 * here when ppbpf_accept returns. data_len (out): bytes written, for
+	 * every connection returned (0 if none had come, or untracked).
+	 */
+	void *data;
+	size_t data_cap;
+	size_t data_len; /* out */
 };
 
 /*

@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <ppbpf/ppbpf.h>
 #include "internal.h"
 
@@ -27,16 +28,30 @@ void ppbpf_accept_stats(struct ppbpf_accept_stats *out)
 	out->timed_out = __atomic_load_n(&stats.timed_out, __ATOMIC_RELAXED);
 }
 
-/* Read and drop exactly n bytes that are already (or soon) queued. 0 or -errno. */
-static int consume(int fd, size_t n, long deadline)
+/* The kernel side's limit on a header: the fallback refuses what the kernel would. */
+#define FALLBACK_MAX_HEADER PPBPF_BPF_BUF_SIZE
+
+/*
+ * Read and drop exactly the n header bytes, which are queued (or soon are);
+ * with opts->data, the bytes after them that have come too, in the same
+ * read. 0 or -errno.
+ */
+static int consume(int fd, size_t n, long deadline, struct ppbpf_accept_opts *opts)
 {
-	unsigned char sink[4096];
+	unsigned char sink[FALLBACK_MAX_HEADER];
+	int want_data = opts && opts->data && opts->data_cap;
 
 	while (n) {
-		ssize_t r = recv(fd, sink, n < sizeof(sink) ? n : sizeof(sink), MSG_DONTWAIT);
+		size_t take = n < sizeof(sink) ? n : sizeof(sink);
+		struct iovec iov[2] = { { sink, take }, { want_data ? opts->data : NULL, want_data ? opts->data_cap : 0 } };
+		/* TCP fills the second buffer only once the first is full: it gets no header byte */
+		struct msghdr m = { .msg_iov = iov, .msg_iovlen = take == n && want_data ? 2 : 1 };
+		ssize_t r = recvmsg(fd, &m, MSG_DONTWAIT);
 
 		if (r > 0) {
-			n -= (size_t)r;
+			if ((size_t)r > take)
+				opts->data_len = (size_t)r - take;
+			n -= (size_t)r < take ? (size_t)r : take;
 		} else if (r == 0) {
 			return -ECONNRESET;
 		} else if (errno == EAGAIN) {
@@ -87,9 +102,6 @@ static void keep_tlvs(const unsigned char *buf, const struct ppbpf_hdr *h, struc
 	opts->tlvs_len = n;
 }
 
-/* The kernel side's limit on a header: the fallback refuses what the kernel would. */
-#define FALLBACK_MAX_HEADER PPBPF_BPF_BUF_SIZE
-
 /*
  * Userspace fallback: peek until the parser has a verdict, then consume the
  * header. 0 with *info filled, -EPROTO for an invalid header, -ECONNRESET if
@@ -115,7 +127,7 @@ static int parse_in_userspace(int fd, long deadline, struct ppbpf_info *info, st
 		if (rc > 0) {
 			info_from_hdr(info, &h);
 			keep_tlvs(buf, &h, info, opts);
-			return consume(fd, (size_t)rc, deadline);
+			return consume(fd, (size_t)rc, deadline, opts);
 		}
 		if (rc != PPBPF_E_INCOMPLETE) {
 			memset(info, 0, sizeof(*info));
@@ -296,7 +308,7 @@ static int take_header(int fd, const struct sockaddr_storage *peer, int timeout_
 		}
 		/* judged: the header's bytes are on their way (resent at once if some were held) */
 		floor = ppbpf__now_ms() + PPBPF_ACCEPT_GRACE_MS;
-		rc = consume(fd, info->header_len, deadline > floor ? deadline : floor);
+		rc = consume(fd, info->header_len, deadline > floor ? deadline : floor, opts);
 		if (!rc)
 			STAT_INC(kernel);
 		else
@@ -340,7 +352,7 @@ int ppbpf_accept_opts(int listen_fd, struct sockaddr *orig, socklen_t *len, int 
 		if (fd < 0)
 			return -1;
 		if (opts)
-			opts->tlvs_len = 0;
+			opts->tlvs_len = opts->data_len = 0;
 		if (take_header(fd, &peer, timeout, trust, opts, &info)) {
 			reset_close(fd); /* never handed out: the application sees no byte of it */
 			continue;

@@ -173,38 +173,47 @@ int ppbpf__wait_bytes(int fd, unsigned int bytes, long deadline)
  */
 #define REQUERY_MS 50
 
+/* The wait's next poll() timeout: at most REQUERY_MS, and no later than the deadline (-1: none). */
+static int requery_in(long deadline)
+{
+	int left = left_ms(deadline);
+
+	return left < 0 || left > REQUERY_MS ? REQUERY_MS : left;
+}
+
+/*
+ * While a header is pending, the kernel side holds its bytes back: none is
+ * queued before the verdict. So one poll() for POLLIN waits for the verdict,
+ * and a wake finds either a verdict, or bytes the kernel side did not see
+ * (ESTALE: the socket received data before it was tracked).
+ */
 int ppbpf_wait(int fd, int timeout_ms, struct ppbpf_info *out)
 {
-	long deadline = timeout_ms < 0 ? -1 : ppbpf__now_ms() + timeout_ms;
-	int rc;
+	struct pollfd p = { .fd = fd, .events = POLLIN | POLLRDHUP };
+	long deadline = -1;
+	int rc = ppbpf_get(fd, out);
 
-	for (;;) {
-		/*
-		 * Queue length first: bytes are queued only after the kernel side
-		 * has counted them in `have`. More queued than counted means it
-		 * missed some (the socket received data before it was tracked).
-		 */
-		int q = queued(fd);
-		long now, until;
+	if (!rc && out->state == PPBPF_STATE_PENDING && timeout_ms >= 0)
+		deadline = ppbpf__now_ms() + timeout_ms;
+	while (!rc && out->state == PPBPF_STATE_PENDING) {
+		int n;
 
-		rc = ppbpf_get(fd, out);
-		if (rc || out->state != PPBPF_STATE_PENDING)
-			return rc;
-		if (q > (int)out->have)
-			return -ESTALE;
-		now = ppbpf__now_ms();
-		if (deadline >= 0 && now >= deadline)
+		if (deadline >= 0 && left_ms(deadline) == 0)
 			return -ETIMEDOUT; /* after one last query */
-		until = deadline >= 0 && deadline < now + REQUERY_MS ? deadline : now + REQUERY_MS;
-		rc = ppbpf__wait_bytes(fd, out->have + (out->need ? out->need : 1), until);
-		if (rc == -ECONNRESET) { /* the peer closed (or was reset): the last bytes may have come with the FIN */
-			if (!ppbpf_get(fd, out) && out->state != PPBPF_STATE_PENDING)
-				return 0;
-			return -ECONNRESET;
-		}
-		if (rc && rc != -ETIMEDOUT)
-			return rc;
+		n = poll(&p, 1, requery_in(deadline));
+		if (n < 0 && errno != EINTR)
+			return -errno;
+		rc = ppbpf_get(fd, out);
+		if (rc || out->state != PPBPF_STATE_PENDING || n <= 0)
+			continue;
+		if (p.revents & (POLLERR | POLLNVAL | POLLHUP | POLLRDHUP))
+			return -ECONNRESET; /* the peer left (or reset) with the header incomplete */
+		if (queued(fd) > (int)out->have)
+			return -ESTALE;
+		/* readable, yet no byte beyond what the kernel counted: never seen; no spin if it happens */
+		nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
 	}
+	return rc;
 }
 
 int ppbpf_info_source(const struct ppbpf_info *info, int want_af, struct sockaddr *addr, socklen_t *len)
