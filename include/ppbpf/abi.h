@@ -41,6 +41,10 @@
 /* Default cap on TLV bytes kept per socket. */
 #define PPBPF_TLV_CAP_DEFAULT 512
 
+/* Most ports with a policy, and most trusted blocks per address family, the kernel side holds. */
+#define PPBPF_PORTS_MAX 1024
+#define PPBPF_TRUST_MAX 16384
+
 /* Where a tracked socket's header stands. */
 enum ppbpf_state {
 	PPBPF_STATE_NONE = 0,    /* never reported by the query: untracked sockets give ENODATA */

@@ -33,11 +33,16 @@ static const char *const link_pins[SLOT_MAX] = {
 	[SLOT_GETPEERNAME6] = "link_getpeername6",
 };
 
-/* Pin names of the maps. */
-static const char *const map_pins[] = { "conns", "ports", "trust4", "trust6", "settings", "stats",
-					"pending", "sks", "tlvs", "scratch_early", "scratch", "port_bits", "rewrite_bits",
-					"events", "early", "pending_small", "scratch_small" };
-#define N_MAP_PINS (sizeof(map_pins) / sizeof(map_pins[0]))
+/* The fields of struct ppbpf_maps: the pin each one opens, and where its fd is. */
+static const struct opened_map {
+	const char *pin;
+	size_t fd_offset;
+} opened_maps[] = {
+#define OPENED_MAP(name) { #name, offsetof(struct ppbpf_maps, name) },
+	PPBPF_OPENED_MAPS(OPENED_MAP)
+#undef OPENED_MAP
+};
+#define N_OPENED_MAPS (sizeof(opened_maps) / sizeof(opened_maps[0]))
 
 static bool verbose;
 
@@ -140,41 +145,47 @@ static struct bpf_program *slot_prog(struct ppbpf_bpf *skel, int slot)
 	}
 }
 
-/* The object's maps, in the order of map_pins. */
-static void skel_maps(struct ppbpf_bpf *skel, struct bpf_map **maps)
+/*
+ * Is this one of the maps ppbpf pins? Every map the object declares
+ * (bpf/lib/maps.h) is, under its own name; its internal ones (.bss, .rodata)
+ * are not: only the loader uses them, through the skeleton.
+ */
+static bool pinned_map(const struct bpf_map *map)
 {
-	struct bpf_map *m[N_MAP_PINS] = {
-		skel->maps.conns, skel->maps.ports,   skel->maps.trust4,  skel->maps.trust6,
-		skel->maps.settings, skel->maps.stats, skel->maps.pending, skel->maps.ppbpf_sks, skel->maps.ppbpf_tlvs,
-		skel->maps.scratch_early, skel->maps.scratch, skel->maps.port_bits, skel->maps.rewrite_bits,
-		skel->maps.events, skel->maps.early, skel->maps.pending_small, skel->maps.scratch_small,
-	};
+	return !bpf_map__is_internal(map);
+}
 
-	memcpy(maps, m, sizeof(m));
+/* The map ppbpf pins under this name, or NULL. */
+static const struct bpf_map *map_of_pin(struct ppbpf_bpf *skel, const char *name)
+{
+	const struct bpf_map *map = bpf_object__find_map_by_name(skel->obj, name);
+
+	return map && pinned_map(map) ? map : NULL;
 }
 
 /* What one attach pinned, so that its cleanup removes exactly that and nothing of anyone else's. */
 struct own_pins {
-	bool map[N_MAP_PINS], sweep;
+	bool sweep;
 	struct bpf_link *links[SLOT_MAX];
 	bool linked[SLOT_MAX]; /* links[s] is pinned */
 };
 
-/* Pin every map of the object under the names in map_pins. */
-static int pin_maps(struct ppbpf_bpf *skel, const char *pin_dir, struct own_pins *own)
+/* Pin the maps, each under its name; libbpf notes each one pinned (bpf_map__is_pinned) for unpin_own. */
+static int pin_maps(struct ppbpf_bpf *skel, const char *pin_dir)
 {
-	struct bpf_map *maps[N_MAP_PINS];
+	struct bpf_map *map;
 	char p[4096];
 
-	skel_maps(skel, maps);
-	for (size_t i = 0; i < N_MAP_PINS; i++) {
-		int rc = pin_path(p, sizeof(p), pin_dir, map_pins[i]);
+	bpf_object__for_each_map(map, skel->obj) {
+		int rc;
 
-		if (rc || (rc = bpf_map__pin(maps[i], p))) {
+		if (!pinned_map(map))
+			continue;
+		rc = pin_path(p, sizeof(p), pin_dir, bpf_map__name(map));
+		if (rc || (rc = bpf_map__pin(map, p))) {
 			fprintf(stderr, "failed to pin map %s: %s\n", p, strerror(-rc));
 			return rc;
 		}
-		own->map[i] = true;
 	}
 	return 0;
 }
@@ -201,8 +212,9 @@ static int pin_sweep(struct ppbpf_bpf *skel, const char *pin_dir, struct own_pin
 }
 
 /* Remove what this attach pinned (its links detach as they go), and the folder if that empties it. */
-static void unpin_own(const char *pin_dir, struct own_pins *own)
+static void unpin_own(struct ppbpf_bpf *skel, const char *pin_dir, struct own_pins *own)
 {
+	struct bpf_map *map;
 	char p[4096];
 
 	for (int s = 0; s < SLOT_MAX; s++)
@@ -210,9 +222,11 @@ static void unpin_own(const char *pin_dir, struct own_pins *own)
 			bpf_link__unpin(own->links[s]);
 	if (own->sweep && !pin_path(p, sizeof(p), pin_dir, PPBPF_SWEEP_PIN))
 		unlink(p);
-	for (size_t i = 0; i < N_MAP_PINS; i++)
-		if (own->map[i] && !pin_path(p, sizeof(p), pin_dir, map_pins[i]))
-			unlink(p);
+	if (skel) {
+		bpf_object__for_each_map(map, skel->obj)
+			if (bpf_map__is_pinned(map)) /* not one whose pin failed: that path may be another's */
+				bpf_map__unpin(map, NULL);
+	}
 	rmdir(pin_dir); /* only if that emptied it: never a folder with anyone else's pins */
 }
 
@@ -273,7 +287,7 @@ static bool link_matches(int fd, struct ppbpf_bpf *skel, int slot)
  */
 static int pin_is_ours(struct ppbpf_bpf *skel, const char *pin_dir, const char *name)
 {
-	struct bpf_map *maps[N_MAP_PINS];
+	const struct bpf_map *map = map_of_pin(skel, name);
 	char p[4096], kind;
 	int fd, ours = 0;
 
@@ -283,10 +297,8 @@ static int pin_is_ours(struct ppbpf_bpf *skel, const char *pin_dir, const char *
 	if (fd < 0)
 		return errno == ENOENT ? -ENOENT : 0;
 	kind = fd_kind(fd);
-	skel_maps(skel, maps);
-	for (size_t i = 0; i < N_MAP_PINS; i++)
-		if (!strcmp(name, map_pins[i]))
-			ours = kind == 'm' && map_matches(fd, maps[i], maps[i] == skel->maps.conns);
+	if (map) /* the table's size is the attach's --table-size: any */
+		ours = kind == 'm' && map_matches(fd, map, map == skel->maps.conns);
 	for (int s = 0; s < SLOT_MAX; s++)
 		if (!strcmp(name, link_pins[s]))
 			ours = kind == 'l' && link_matches(fd, skel, s);
@@ -294,6 +306,20 @@ static int pin_is_ours(struct ppbpf_bpf *skel, const char *pin_dir, const char *
 		ours = kind == 'l' && link_matches(fd, skel, -1);
 	close(fd);
 	return ours;
+}
+
+/* Remove the map pins of pin_dir that are ppbpf's. Returns how many. */
+static int unlink_own_maps(struct ppbpf_bpf *skel, const char *pin_dir)
+{
+	struct bpf_map *map;
+	char p[4096];
+	int removed = 0;
+
+	bpf_object__for_each_map(map, skel->obj)
+		if (pinned_map(map) && pin_is_ours(skel, pin_dir, bpf_map__name(map)) == 1 &&
+		    !pin_path(p, sizeof(p), pin_dir, bpf_map__name(map)) && !unlink(p))
+			removed++;
+	return removed;
 }
 
 /* The object, opened (not loaded): what ppbpf's pins look like. NULL after saying why. */
@@ -537,10 +563,7 @@ static int clear_leftovers(struct ppbpf_bpf *skel, const char *pin_dir)
 				"use a --pin-dir of ppbpf's own\n", pin_dir, n, foreign);
 		return -EEXIST;
 	}
-	for (size_t i = 0; i < N_MAP_PINS; i++)
-		if (pin_is_ours(skel, pin_dir, map_pins[i]) == 1 && !pin_path(p, sizeof(p), pin_dir, map_pins[i]) &&
-		    !unlink(p))
-			removed++;
+	removed = unlink_own_maps(skel, pin_dir);
 	for (int s = 0; s < SLOT_MAX; s++)
 		if (pin_is_ours(skel, pin_dir, link_pins[s]) == 1 && !pin_path(p, sizeof(p), pin_dir, link_pins[s])) {
 			int fd = bpf_obj_get(p);
@@ -588,7 +611,7 @@ int loader_attach(const char *cgroup_path, const char *pin_dir, __u32 table_size
 		goto cleanup;
 	rc = write_default_settings(skel);
 	if (!rc)
-		rc = pin_maps(skel, pin_dir, &own);
+		rc = pin_maps(skel, pin_dir);
 	if (!rc)
 		rc = pin_sweep(skel, pin_dir, &own);
 	for (int s = 0; !rc && s < SLOT_MAX; s++) {
@@ -606,7 +629,7 @@ int loader_attach(const char *cgroup_path, const char *pin_dir, __u32 table_size
 	}
 cleanup:
 	if (rc)
-		unpin_own(pin_dir, &own); /* leave nothing half-made behind, and touch nothing else */
+		unpin_own(skel, pin_dir, &own); /* leave nothing half-made behind, and touch nothing else */
 	for (int s = 0; s < SLOT_MAX; s++)
 		bpf_link__destroy(own.links[s]); /* pinned links stay attached; the others go */
 	ppbpf_bpf__destroy(skel);
@@ -639,10 +662,7 @@ int loader_detach(const char *pin_dir)
 		else
 			rc = -errno;
 	}
-	for (size_t i = 0; i < N_MAP_PINS; i++)
-		if (pin_is_ours(skel, pin_dir, map_pins[i]) == 1 && !pin_path(p, sizeof(p), pin_dir, map_pins[i]) &&
-		    unlink(p) == 0)
-			removed++;
+	removed += unlink_own_maps(skel, pin_dir);
 	/* An iterator link has nothing to detach: removing the pin frees it. */
 	if (pin_is_ours(skel, pin_dir, PPBPF_SWEEP_PIN) == 1 && !pin_path(p, sizeof(p), pin_dir, PPBPF_SWEEP_PIN) &&
 	    unlink(p) == 0)
@@ -700,39 +720,41 @@ static int open_pin(const char *pin_dir, const char *name)
 	return bpf_obj_get(p);
 }
 
+/* The fd field of struct ppbpf_maps that an opened_maps entry names. */
+static int *map_fd(struct ppbpf_maps *m, const struct opened_map *om)
+{
+	return (int *)((char *)m + om->fd_offset);
+}
+
 void loader_close_maps(struct ppbpf_maps *m)
 {
-	int *fds[] = { &m->conns, &m->ports, &m->trust4, &m->trust6, &m->settings, &m->stats, &m->pending,
-		       &m->port_bits, &m->rewrite_bits, &m->events, &m->pending_small };
+	for (size_t i = 0; i < N_OPENED_MAPS; i++) {
+		int *fd = map_fd(m, &opened_maps[i]);
 
-	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
-		if (*fds[i] >= 0)
-			close(*fds[i]);
-		*fds[i] = -1;
+		if (*fd >= 0)
+			close(*fd);
+		*fd = -1;
 	}
 }
 
+/* A name in PPBPF_OPENED_MAPS that is no map of the object does not compile. */
+#define SKELETON_HAS_MAP(name) (void)sizeof(((struct ppbpf_bpf *)0)->maps.name);
+
 int loader_open_maps(const char *pin_dir, struct ppbpf_maps *m)
 {
-	m->conns = open_pin(pin_dir, "conns");
-	m->ports = open_pin(pin_dir, "ports");
-	m->trust4 = open_pin(pin_dir, "trust4");
-	m->trust6 = open_pin(pin_dir, "trust6");
-	m->settings = open_pin(pin_dir, "settings");
-	m->stats = open_pin(pin_dir, "stats");
-	m->pending = open_pin(pin_dir, "pending");
-	m->port_bits = open_pin(pin_dir, "port_bits");
-	m->rewrite_bits = open_pin(pin_dir, "rewrite_bits");
-	m->events = open_pin(pin_dir, "events");
-	m->pending_small = open_pin(pin_dir, "pending_small");
-	if (m->conns < 0 || m->ports < 0 || m->trust4 < 0 || m->trust6 < 0 || m->settings < 0 || m->stats < 0 ||
-	    m->pending < 0 || m->port_bits < 0 || m->rewrite_bits < 0 || m->events < 0 || m->pending_small < 0) {
-		int rc = -errno;
+	int rc = 0;
 
-		loader_close_maps(m);
-		return rc ? rc : -ENOENT;
+	PPBPF_OPENED_MAPS(SKELETON_HAS_MAP)
+	for (size_t i = 0; i < N_OPENED_MAPS; i++) {
+		int *fd = map_fd(m, &opened_maps[i]);
+
+		*fd = open_pin(pin_dir, opened_maps[i].pin);
+		if (*fd < 0 && !rc)
+			rc = errno ? -errno : -ENOENT;
 	}
-	return 0;
+	if (rc)
+		loader_close_maps(m);
+	return rc;
 }
 
 void loader_links(const char *pin_dir, struct link_desc *out)

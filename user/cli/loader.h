@@ -13,9 +13,20 @@
 /* Programs and the attach type each one has, in pin order. */
 enum ppbpf_prog_slot { SLOT_SOCKOPS, SLOT_INGRESS, SLOT_GETSOCKOPT, SLOT_GETPEERNAME4, SLOT_GETPEERNAME6, SLOT_MAX };
 
+/*
+ * The pinned maps that commands open. Every map of bpf/lib/maps.h is pinned
+ * under its own name; a name here also gives struct ppbpf_maps a field of
+ * that name, which loader_open_maps opens.
+ */
+#define PPBPF_OPENED_MAPS(X) \
+	X(conns) X(ports) X(trust4) X(trust6) X(settings) X(stats) X(pending) X(port_bits) X(rewrite_bits) \
+	X(events) X(pending_small)
+
 /* File descriptors of the pinned maps a command works with (-1 when not open). */
 struct ppbpf_maps {
-	int conns, ports, trust4, trust6, settings, stats, pending, port_bits, rewrite_bits, events, pending_small;
+#define PPBPF_MAP_FD(name) int name;
+	PPBPF_OPENED_MAPS(PPBPF_MAP_FD)
+#undef PPBPF_MAP_FD
 };
 
 /* Pin name of the sweep iterator link. */
@@ -69,7 +80,7 @@ int loader_attach(const char *cgroup_path, const char *pin_dir, __u32 table_size
  * pins removed, or -errno.
  */
 int loader_detach(const char *pin_dir);
-/* Open the pinned maps. 0 or -errno (and nothing open). */
+/* Open the pinned maps of PPBPF_OPENED_MAPS. 0 or -errno (and nothing open). */
 int loader_open_maps(const char *pin_dir, struct ppbpf_maps *m);
 void loader_close_maps(struct ppbpf_maps *m);
 /* Run one sweep (time out late headers, reset rejected sockets); its output, "<cookie> <error>" lines, in out. 0 or -errno. */

@@ -20,9 +20,6 @@
 #ifndef PPBPF_CONFIG_LINE_MAX
 #define PPBPF_CONFIG_LINE_MAX 65536
 #endif
-/* What the kernel side's maps hold (bpf/ppbpf.bpf.h): ports with a policy, trusted blocks per family. */
-#define PORTS_MAX 1024
-#define TRUST_KEYS_MAX 16384
 
 FILE *options_diag;
 
@@ -382,8 +379,8 @@ static int finish_group(struct attach_args *a, const struct where *w)
 							     g->ports[i]);
 		ports += o->n_ports;
 	}
-	if (ports > PORTS_MAX)
-		return say(w, "more than %d ports in all: the kernel side holds %d", PORTS_MAX, PORTS_MAX);
+	if (ports > PPBPF_PORTS_MAX)
+		return say(w, "more than %d ports in all: the kernel side holds %d", PPBPF_PORTS_MAX, PPBPF_PORTS_MAX);
 	for (int k = 0; k <= a->n_groups; k++) {
 		const struct port_group *o = &a->groups[k];
 		long v4 = 0;
@@ -393,9 +390,9 @@ static int finish_group(struct attach_args *a, const struct where *w)
 		keys[0] += (o->n_trust ? v4 : 1) * o->n_ports;
 		keys[1] += (o->n_trust ? o->n_trust - v4 : 1) * o->n_ports;
 	}
-	if (keys[0] > TRUST_KEYS_MAX || keys[1] > TRUST_KEYS_MAX)
+	if (keys[0] > PPBPF_TRUST_MAX || keys[1] > PPBPF_TRUST_MAX)
 		return say(w, "more than %d trusted blocks times ports of one family in all: the kernel side holds %d",
-			   TRUST_KEYS_MAX, TRUST_KEYS_MAX);
+			   PPBPF_TRUST_MAX, PPBPF_TRUST_MAX);
 	a->n_groups++;
 	return 0;
 }

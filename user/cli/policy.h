@@ -8,10 +8,6 @@
 #include "cidr.h"
 #include "loader.h"
 
-/* What the kernel side's maps hold at most (bpf/ppbpf.bpf.h): ports with a policy, trusted blocks per family. */
-#define POLICY_PORTS_MAX 1024
-#define POLICY_TRUST_MAX 16384
-
 /* One port's policy as a command wants it. No trusted block: any source. */
 struct policy_port {
 	__u16 port;

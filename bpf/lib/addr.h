@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: GPL-2.0 OR MIT */
+/* Addresses as every map keeps them (IPv4 in the first 4 of 16 bytes), and socket lookup tuples. */
+#ifndef PPBPF_LIB_ADDR_H
+#define PPBPF_LIB_ADDR_H
+
+#include "consts.h"
+
+/* ::ffff:a.b.c.d, an IPv4 peer of a dual-stack socket. */
+static __always_inline int is_v4_mapped(const __u32 *a)
+{
+	return a[0] == 0 && a[1] == 0 && a[2] == bpf_htonl(0x0000ffff);
+}
+
+/*
+ * An address as every map keeps it: IPv4 (also an IPv4 peer of a dual-stack
+ * socket, v4-mapped) in the first 4 bytes, else 16 bytes. out must be zeroed.
+ * Returns 1 for IPv4.
+ */
+static __always_inline int norm_addr(__u32 family, __u32 ip4, const __u32 *ip6, __u8 *out)
+{
+	if (family == AF_INET) {
+		__builtin_memcpy(out, &ip4, 4);
+		return 1;
+	}
+	if (is_v4_mapped(ip6)) {
+		__builtin_memcpy(out, &ip6[3], 4);
+		return 1;
+	}
+	__builtin_memcpy(out, ip6, 16);
+	return 0;
+}
+
+/*
+ * A tuple for bpf_skc_lookup_tcp(): a packet from src:sport to dst:dport
+ * (addresses as every map keeps them, ports in host order). Returns its size.
+ */
+static __always_inline __u32 sock_tuple(struct bpf_sock_tuple *t, int v4, const __u8 *src, __u16 sport,
+					const __u8 *dst, __u16 dport)
+{
+	if (v4) {
+		__builtin_memcpy(&t->ipv4.saddr, src, 4);
+		__builtin_memcpy(&t->ipv4.daddr, dst, 4);
+		t->ipv4.sport = bpf_htons(sport);
+		t->ipv4.dport = bpf_htons(dport);
+		return sizeof(t->ipv4);
+	}
+	__builtin_memcpy(t->ipv6.saddr, src, 16);
+	__builtin_memcpy(t->ipv6.daddr, dst, 16);
+	t->ipv6.sport = bpf_htons(sport);
+	t->ipv6.dport = bpf_htons(dport);
+	return sizeof(t->ipv6);
+}
+
+#endif /* PPBPF_LIB_ADDR_H */

@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: GPL-2.0 OR MIT */
+/* The kernel side's constants: sizes and limits, ingress's answers, and kernel numbers. */
+#ifndef PPBPF_LIB_CONSTS_H
+#define PPBPF_LIB_CONSTS_H
+
+#include <ppbpf/target.h>
+
+/* ---- sizes and limits ------------------------------------------------------------------------ */
+
+/* Largest header the kernel side parses: the parser's BPF buffer. */
+#define PPBPF_MAX_HEADER PPBPF_BPF_BUF_SIZE
+/* Bytes copied from a packet per bpf_skb_load_bytes() call. */
+#define PPBPF_COPY_CHUNK 256
+/* Calls needed to copy a whole buffer. */
+#define PPBPF_COPY_CALLS (PPBPF_MAX_HEADER / PPBPF_COPY_CHUNK)
+/* Default capacity of the connection table (the loader may change it before load). */
+#define PPBPF_CONNS_DEFAULT 65536
+/* Most connections whose header is incomplete at once. */
+#define PPBPF_PENDING_MAX 65536
+/* Most bytes a small pending entry keeps: what a partial header almost always is (masked: 0xff). */
+#define PPBPF_SMALL_MAX 255
+/* 64-bit words of a per-port bitmap: one bit for each of the 65536 ports. */
+#define PORT_BITMAP_WORDS (65536 / 64)
+/* IPv6 extension headers a segment may carry before TCP, at most. */
+#define IPV6_EXT_MAX 4
+/* Longer than any handshake lives (SYN-ACK retries): a listener entry this old no child will take. */
+#define EARLY_TTL_NS (75ULL * 1000 * NSEC_PER_MSEC)
+
+/* ---- what ingress does with a segment -------------------------------------------------------- */
+
+#define PASS 1
+#define DROP 0 /* TCP has not acknowledged the segment: the peer sends it again */
+
+/* ---- kernel numbers that vmlinux.h lacks (BTF carries no macros) ----------------------------- */
+
+/* Address families. */
+#define AF_INET 2
+#define AF_INET6 10
+/* skb->protocol values (network order in the skb). */
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+/* IP next-header numbers: TCP, and the IPv6 extension headers ingress follows. */
+#define IPPROTO_TCP 6
+#define IPPROTO_HOPOPTS 0
+#define IPPROTO_ROUTING 43
+#define IPPROTO_DSTOPTS 60
+#define IPPROTO_AH 51
+/* Errors the query hook answers with. */
+#define ENODATA 61
+#define EAGAIN 11
+#define EINVAL 22
+#define ENOPROTOOPT 92
+/* sk_state values: the two in which the sweep resets a socket, and a request socket's. */
+#define TCP_ESTABLISHED 1
+#define TCP_CLOSE_WAIT 8
+#define TCP_NEW_SYN_RECV 12
+/* Nanoseconds in a millisecond. */
+#define NSEC_PER_MSEC 1000000ULL
+
+#endif /* PPBPF_LIB_CONSTS_H */
