@@ -278,7 +278,7 @@ static int take_header(int fd, const struct sockaddr_storage *peer, int timeout_
 		return rc;
 	}
 	if (info->state == PPBPF_STATE_PENDING) {
-		rc = ppbpf_wait(fd, timeout_ms, info);
+		rc = ppbpf__wait_pending(fd, timeout_ms, info);
 		/*
 		 * A peer that has sent nothing may yet be made plain (an optional
 		 * port) by the sweep of `ppbpf run`, up to --sweep-ms after the

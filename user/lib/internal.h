@@ -11,6 +11,8 @@ long ppbpf__now_ms(void);
  * (-ETIMEDOUT). Never returns 0 with fewer bytes queued. Keeps the socket's SO_RCVLOWAT.
  */
 int ppbpf__wait_bytes(int fd, unsigned int bytes, long deadline);
+/* ppbpf_wait from an answer already in *out (no first query). */
+int ppbpf__wait_pending(int fd, int timeout_ms, struct ppbpf_info *out);
 /* AF_INET, AF_INET6, ... of a socket. */
 int ppbpf__sock_af(int fd);
 

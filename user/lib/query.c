@@ -189,11 +189,18 @@ static int requery_in(long deadline)
  */
 int ppbpf_wait(int fd, int timeout_ms, struct ppbpf_info *out)
 {
-	struct pollfd p = { .fd = fd, .events = POLLIN | POLLRDHUP };
-	long deadline = -1;
 	int rc = ppbpf_get(fd, out);
 
-	if (!rc && out->state == PPBPF_STATE_PENDING && timeout_ms >= 0)
+	return rc ? rc : ppbpf__wait_pending(fd, timeout_ms, out);
+}
+
+int ppbpf__wait_pending(int fd, int timeout_ms, struct ppbpf_info *out)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN | POLLRDHUP };
+	long deadline = -1;
+	int rc = 0;
+
+	if (out->state == PPBPF_STATE_PENDING && timeout_ms >= 0)
 		deadline = ppbpf__now_ms() + timeout_ms;
 	while (!rc && out->state == PPBPF_STATE_PENDING) {
 		int n;
