@@ -8,6 +8,7 @@
 #ifndef PPBPF_LIB_VERDICT_H
 #define PPBPF_LIB_VERDICT_H
 
+#include <ppbpf/record.h>
 #include "maps.h"
 #include "ordering.h"
 #include "stats.h"
@@ -46,7 +47,6 @@ static __always_inline struct ppbpf_sk_tlvs *keep_tlvs(struct bpf_sock *sk, stru
 	__u32 n = h->tlv_len, cap = tlv_cap();
 	struct ppbpf_sk_tlvs *t;
 
-	rec->info.tlv_len = h->tlv_len;
 	if (n > cap) {
 		n = cap;
 		rec->info.flags |= PPBPF_INFO_TLV_TRUNCATED;
@@ -228,14 +228,7 @@ static __always_inline enum verdict_action record_verdict(struct bpf_sock *sk, s
 	}
 	rec->info.need = 0;
 	rec->info.done_ns = bpf_ktime_get_ns();
-	rec->info.version = h->version;
-	rec->info.command = h->command;
-	rec->info.family = h->family;
-	rec->info.header_len = h->header_len;
-	rec->info.src_port = h->src_port;
-	rec->info.dst_port = h->dst_port;
-	__builtin_memcpy(rec->info.src_addr, h->src_addr, 16);
-	__builtin_memcpy(rec->info.dst_addr, h->dst_addr, 16);
+	ppbpf_record_header(&rec->info, h);
 	tlvs = keep_tlvs(sk, rec, pend, h);
 	rec->tlv_count = h->tlv_count;
 	barrier();

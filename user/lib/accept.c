@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <ppbpf/ppbpf.h>
+#include <ppbpf/record.h>
 #include "internal.h"
 
 static struct ppbpf_accept_stats stats;
@@ -66,23 +67,15 @@ static int consume(int fd, size_t n, long deadline, struct ppbpf_accept_opts *op
 	return 0;
 }
 
-/* The kernel record of a header in a parsed struct. */
+/* The record the kernel side would keep for a header judged in userspace. */
 static void info_from_hdr(struct ppbpf_info *info, const struct ppbpf_hdr *h)
 {
 	memset(info, 0, sizeof(*info));
 	info->abi = PPBPF_ABI_VERSION;
 	info->size = sizeof(*info);
 	info->state = PPBPF_STATE_DONE;
-	info->version = h->version;
-	info->command = h->command;
-	info->family = h->family;
-	info->header_len = h->header_len;
 	info->have = h->header_len;
-	info->src_port = h->src_port;
-	info->dst_port = h->dst_port;
-	memcpy(info->src_addr, h->src_addr, 16);
-	memcpy(info->dst_addr, h->dst_addr, 16);
-	info->tlv_len = h->tlv_len;
+	ppbpf_record_header(info, h);
 }
 
 /* Keep the header's TLVs up to the kernel side's default cap, so both give the same answer. */
