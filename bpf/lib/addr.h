@@ -3,6 +3,7 @@
 #ifndef PPBPF_LIB_ADDR_H
 #define PPBPF_LIB_ADDR_H
 
+#include <ppbpf/abi.h>
 #include "consts.h"
 
 /* ::ffff:a.b.c.d, an IPv4 peer of a dual-stack socket. */
@@ -31,23 +32,23 @@ static __always_inline int norm_addr(__u32 family, __u32 ip4, const __u32 *ip6, 
 }
 
 /*
- * A tuple for bpf_skc_lookup_tcp(): a packet from src:sport to dst:dport
- * (addresses as every map keeps them, ports in host order). Returns its size.
+ * A tuple for bpf_skc_lookup_tcp(): a packet from src to dst. Returns its
+ * size.
  */
-static __always_inline __u32 sock_tuple(struct bpf_sock_tuple *t, int v4, const __u8 *src, __u16 sport,
-					const __u8 *dst, __u16 dport)
+static __always_inline __u32 sock_tuple(struct bpf_sock_tuple *t, int v4, const struct ppbpf_endpoint *src,
+					const struct ppbpf_endpoint *dst)
 {
 	if (v4) {
-		__builtin_memcpy(&t->ipv4.saddr, src, 4);
-		__builtin_memcpy(&t->ipv4.daddr, dst, 4);
-		t->ipv4.sport = bpf_htons(sport);
-		t->ipv4.dport = bpf_htons(dport);
+		__builtin_memcpy(&t->ipv4.saddr, src->addr, 4);
+		__builtin_memcpy(&t->ipv4.daddr, dst->addr, 4);
+		t->ipv4.sport = bpf_htons(src->port);
+		t->ipv4.dport = bpf_htons(dst->port);
 		return sizeof(t->ipv4);
 	}
-	__builtin_memcpy(t->ipv6.saddr, src, 16);
-	__builtin_memcpy(t->ipv6.daddr, dst, 16);
-	t->ipv6.sport = bpf_htons(sport);
-	t->ipv6.dport = bpf_htons(dport);
+	__builtin_memcpy(t->ipv6.saddr, src->addr, 16);
+	__builtin_memcpy(t->ipv6.daddr, dst->addr, 16);
+	t->ipv6.sport = bpf_htons(src->port);
+	t->ipv6.dport = bpf_htons(dst->port);
 	return sizeof(t->ipv6);
 }
 

@@ -18,14 +18,12 @@
 #include "stats.h"
 #include "verdict.h"
 
-/* The `early` key of a connection: its 4-tuple as every map keeps addresses. */
-static __always_inline void early_key_of(struct ppbpf_early_key *k, const __u8 *peer, const __u8 *local,
-					 __u16 peer_port, __u16 local_port)
+/* The `early` key of a connection: its two ends. */
+static __always_inline void early_key_of(struct ppbpf_early_key *k, const struct ppbpf_endpoint *peer,
+					 const struct ppbpf_endpoint *local)
 {
-	__builtin_memcpy(k->peer_addr, peer, 16);
-	__builtin_memcpy(k->local_addr, local, 16);
-	k->peer_port = peer_port;
-	k->local_port = local_port;
+	k->peer = *peer;
+	k->local = *local;
 }
 
 /* ---- ingress, at the listener ---------------------------------------------------------------- */
@@ -40,7 +38,7 @@ static __always_inline void early_key_of(struct ppbpf_early_key *k, const __u8 *
 static __always_inline int handshake_of(struct __sk_buff *skb, const struct segment *s, __u32 *start)
 {
 	struct bpf_sock_tuple t = {};
-	__u32 tlen = sock_tuple(&t, s->v4, s->peer_addr, s->peer_port, s->local_addr, s->local_port);
+	__u32 tlen = sock_tuple(&t, s->v4, &s->peer, &s->local);
 	struct bpf_sock *skc;
 	int found = 0;
 
@@ -148,20 +146,20 @@ static __always_inline int on_listener_segment(struct __sk_buff *skb)
 		count(PPBPF_CNT_UNDECODABLE); /* it could carry header bytes: nothing may pass unjudged */
 		return DROP;
 	}
-	early_key_of(&key, s.peer_addr, s.local_addr, s.peer_port, s.local_port);
+	early_key_of(&key, &s.peer, &s.local);
 	if (!s.len) {
 		if (s.rst)
 			bpf_map_delete_elem(&early, &key);
 		return PASS;
 	}
-	pol = bpf_map_lookup_elem(&ports, &s.local_port);
+	pol = bpf_map_lookup_elem(&ports, &s.local.port);
 	if (!pol)
 		return PASS;
-	if (!trusted(s.local_port, s.v4, s.peer_addr))
+	if (!trusted(s.local.port, s.v4, s.peer.addr))
 		return pol->flags & PPBPF_PORT_REJECT_UNTRUSTED ? DROP : PASS;
 	real = handshake_of(skb, &s, &start);
 	entries = real ? (void *)&early : (void *)&early_nohs;
-	if (!local_peer_ok(skb, pol, s.v4, s.local_addr, s.local_port, s.peer_addr, s.peer_port)) {
+	if (!local_peer_ok(skb, pol, s.v4, &s.local, &s.peer)) {
 		/* a trusted address, but the wrong local user: untrusted, and sockops must know */
 		if (pol->flags & PPBPF_PORT_REJECT_UNTRUSTED)
 			return DROP;
@@ -230,7 +228,7 @@ static __always_inline void take_early(struct bpf_sock_ops *skops, struct bpf_so
 {
 	struct ppbpf_early_key key = {};
 
-	early_key_of(&key, c->peer_addr, c->local_addr, c->peer_port, c->local_port);
+	early_key_of(&key, &c->peer, &c->local);
 	if (!take_early_from(&early, &key, skops, sk, rec))
 		take_early_from(&early_nohs, &key, skops, sk, rec);
 }

@@ -42,10 +42,8 @@ static __always_inline void init_record(struct ppbpf_sk *rec, struct bpf_sock_op
 	rec->timeout_ms = pol->timeout_ms;
 	rec->af = c->af;
 	rec->peer_v4 = (__u8)v4;
-	rec->local_port = c->local_port;
-	rec->peer_port = c->peer_port;
-	__builtin_memcpy(rec->local_addr, c->local_addr, 16);
-	__builtin_memcpy(rec->peer_addr, c->peer_addr, 16);
+	rec->local = c->local;
+	rec->peer = c->peer;
 	if (pol->flags & PPBPF_PORT_REWRITE_PEER)
 		rec->info.flags |= PPBPF_INFO_REWRITE_PEER;
 }
@@ -103,16 +101,16 @@ static __always_inline void on_passive_established(struct bpf_sock_ops *skops)
 	pol = bpf_map_lookup_elem(&ports, &port);
 	if (!pol)
 		return;
-	v4 = sockops_addrs(skops, c.local_addr, c.peer_addr);
-	untrusted = !trusted(port, v4, c.peer_addr);
+	v4 = sockops_addrs(skops, c.local.addr, c.peer.addr);
+	untrusted = !trusted(port, v4, c.peer.addr);
 	if (untrusted && !(pol->flags & PPBPF_PORT_REJECT_UNTRUSTED)) {
 		count(PPBPF_CNT_UNTRUSTED);
 		return;
 	}
 	c.established_ns = bpf_ktime_get_ns();
 	c.af = (__u8)skops->family;
-	c.local_port = port;
-	c.peer_port = bpf_ntohl(skops->remote_port) & 0xffff; /* the port sits in the upper half */
+	c.local.port = port;
+	c.peer.port = bpf_ntohl(skops->remote_port) & 0xffff; /* the port sits in the upper half */
 	track(skops, pol, &c, v4, untrusted);
 }
 

@@ -46,7 +46,7 @@ static __always_inline int trusted(__u16 port, int v4, const __u8 *addr)
  * it would reach. One not found here is remote: its address alone counts.
  */
 static __always_inline int local_peer_ok(struct __sk_buff *skb, const struct ppbpf_port_policy *pol, int v4,
-					 const __u8 *local, __u16 local_port, const __u8 *peer, __u16 peer_port)
+					 const struct ppbpf_endpoint *local, const struct ppbpf_endpoint *peer)
 {
 	struct bpf_sock_tuple t = {};
 	struct bpf_sock *skc;
@@ -56,7 +56,7 @@ static __always_inline int local_peer_ok(struct __sk_buff *skb, const struct ppb
 
 	if (!(pol->flags & PPBPF_PORT_LOCAL_UID))
 		return 1;
-	tlen = sock_tuple(&t, v4, local, local_port, peer, peer_port);
+	tlen = sock_tuple(&t, v4, local, peer);
 	skc = bpf_skc_lookup_tcp(skb, &t, tlen, BPF_F_CURRENT_NETNS, 0);
 	if (!skc)
 		return 1;
@@ -92,13 +92,13 @@ static __always_inline __u32 max_header_of(const struct ppbpf_port_policy *pol)
 static __always_inline struct ppbpf_port_policy *live_policy(struct __sk_buff *skb, struct ppbpf_sk *rec,
 							     __u32 have, int *drop)
 {
-	__u16 port = rec->local_port;
+	__u16 port = rec->local.port;
 	struct ppbpf_port_policy *pol = bpf_map_lookup_elem(&ports, &port);
 
 	*drop = 0;
-	if (!pol || !trusted(port, rec->peer_v4, rec->peer_addr))
+	if (!pol || !trusted(port, rec->peer_v4, rec->peer.addr))
 		count(PPBPF_CNT_REVOKED);
-	else if (local_peer_ok(skb, pol, rec->peer_v4, rec->local_addr, port, rec->peer_addr, rec->peer_port))
+	else if (local_peer_ok(skb, pol, rec->peer_v4, &rec->local, &rec->peer))
 		return pol;
 	if (!claim_verdict(rec)) {
 		*drop = 1;

@@ -17,10 +17,8 @@ struct segment {
 	__u32 off;         /* payload offset in the skb */
 	__u32 len;         /* payload bytes */
 	__u32 ip_len;      /* bytes of the IP header and its extension headers */
-	__u16 peer_port;   /* host order */
-	__u16 local_port;  /* host order */
-	__u8 peer_addr[16]; /* IPv4 in the first 4 bytes */
-	__u8 local_addr[16];
+	struct ppbpf_endpoint peer;
+	struct ppbpf_endpoint local;
 	__u8 v4;           /* the addresses are IPv4 */
 	__u8 rst;          /* the RST flag */
 };
@@ -35,8 +33,8 @@ static __always_inline void take_tcp(struct __sk_buff *skb, const struct tcphdr 
 	s->seq = bpf_ntohl(th->seq) + th->syn; /* a SYN (fast open) takes one sequence number */
 	s->ack = bpf_ntohl(th->ack_seq);
 	s->rst = th->rst;
-	s->peer_port = bpf_ntohs(th->source);
-	s->local_port = bpf_ntohs(th->dest);
+	s->peer.port = bpf_ntohs(th->source);
+	s->local.port = bpf_ntohs(th->dest);
 }
 
 /* The common case, read in place: IPv4 or IPv6 and TCP right after, in the skb's linear part. */
@@ -54,16 +52,16 @@ static __always_inline int read_segment_direct(struct __sk_buff *skb, struct seg
 		ip_len = ip->ihl * 4;
 		if (ip_len < sizeof(*ip))
 			return -1;
-		s->v4 = norm_addr(AF_INET, ip->saddr, NULL, s->peer_addr);
-		norm_addr(AF_INET, ip->daddr, NULL, s->local_addr);
+		s->v4 = norm_addr(AF_INET, ip->saddr, NULL, s->peer.addr);
+		norm_addr(AF_INET, ip->daddr, NULL, s->local.addr);
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6 = data;
 
 		if ((void *)(ip6 + 1) > end || ip6->nexthdr != IPPROTO_TCP)
 			return -1;
 		ip_len = sizeof(*ip6);
-		s->v4 = norm_addr(AF_INET6, 0, (const __u32 *)&ip6->saddr, s->peer_addr);
-		norm_addr(AF_INET6, 0, (const __u32 *)&ip6->daddr, s->local_addr);
+		s->v4 = norm_addr(AF_INET6, 0, (const __u32 *)&ip6->saddr, s->peer.addr);
+		norm_addr(AF_INET6, 0, (const __u32 *)&ip6->daddr, s->local.addr);
 	} else {
 		return -1;
 	}
@@ -115,8 +113,8 @@ static __always_inline int read_segment(struct __sk_buff *skb, struct segment *s
 		if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)) || ip.protocol != IPPROTO_TCP)
 			return -1;
 		ip_len = ip.ihl * 4;
-		s->v4 = norm_addr(AF_INET, ip.saddr, NULL, s->peer_addr);
-		norm_addr(AF_INET, ip.daddr, NULL, s->local_addr);
+		s->v4 = norm_addr(AF_INET, ip.saddr, NULL, s->peer.addr);
+		norm_addr(AF_INET, ip.daddr, NULL, s->local.addr);
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr ip6;
 
@@ -125,8 +123,8 @@ static __always_inline int read_segment(struct __sk_buff *skb, struct segment *s
 		ip_len = ipv6_tcp_offset(skb, ip6.nexthdr);
 		if (!ip_len)
 			return -1;
-		s->v4 = norm_addr(AF_INET6, 0, (const __u32 *)&ip6.saddr, s->peer_addr);
-		norm_addr(AF_INET6, 0, (const __u32 *)&ip6.daddr, s->local_addr);
+		s->v4 = norm_addr(AF_INET6, 0, (const __u32 *)&ip6.saddr, s->peer.addr);
+		norm_addr(AF_INET6, 0, (const __u32 *)&ip6.daddr, s->local.addr);
 	} else {
 		return -1;
 	}

@@ -25,13 +25,10 @@ struct ppbpf_sk {
 	__u32 reset_asked;      /* 1 once the sweep reset it or asked `ppbpf run` to: its close is a reset */
 	__u32 busy;             /* 1 while one CPU takes in a segment of it (seg_trylock) */
 	__u32 closing;          /* 1 once sockops saw it close: a pending entry stored after that is removed */
-	__u16 local_port;       /* the socket's own endpoints, for rejection events and live policy */
-	__u16 peer_port;
 	__u8 af;
-	__u8 peer_v4;           /* peer_addr is IPv4 (also a v4-mapped peer of a dual-stack socket) */
-	__u8 pad[2];
-	__u8 local_addr[16];
-	__u8 peer_addr[16];
+	__u8 peer_v4;           /* peer.addr is IPv4 (also a v4-mapped peer of a dual-stack socket) */
+	struct ppbpf_endpoint local; /* the socket's own ends, for rejection events and live policy */
+	struct ppbpf_endpoint peer;
 };
 
 /* The first info.tlv_stored TLV bytes of a socket's header, only for headers with TLVs. */
@@ -58,10 +55,8 @@ struct ppbpf_pending_small {
 
 /* A connection not yet accepted by the kernel (no child socket yet): its 4-tuple. */
 struct ppbpf_early_key {
-	__u8 peer_addr[16];  /* IPv4 in the first 4 bytes */
-	__u8 local_addr[16];
-	__u16 peer_port;     /* host order */
-	__u16 local_port;
+	struct ppbpf_endpoint peer;
+	struct ppbpf_endpoint local;
 };
 
 /*

@@ -25,7 +25,7 @@ const volatile __u32 have_sock_destroy = 0;
 /* The header timeout of the socket's port: the live policy, else the one at establishment. */
 static __always_inline __u64 timeout_ns(const struct ppbpf_sk *rec)
 {
-	__u16 port = rec->local_port;
+	__u16 port = rec->local.port;
 	struct ppbpf_port_policy *pol = bpf_map_lookup_elem(&ports, &port);
 
 	return (__u64)(pol ? pol->timeout_ms : rec->timeout_ms) * NSEC_PER_MSEC;

@@ -83,10 +83,10 @@ static __always_inline void update_conn(__u64 cookie, const struct ppbpf_sk *rec
 	c->command = rec->info.command;
 	c->family = rec->info.family;
 	c->header_len = rec->info.header_len;
-	c->src_port = rec->info.src_port;
-	c->dst_port = rec->info.dst_port;
-	__builtin_memcpy(c->src_addr, rec->info.src_addr, 16);
-	__builtin_memcpy(c->dst_addr, rec->info.dst_addr, 16);
+	c->src.port = rec->info.src_port;
+	c->dst.port = rec->info.dst_port;
+	__builtin_memcpy(c->src.addr, rec->info.src_addr, 16);
+	__builtin_memcpy(c->dst.addr, rec->info.dst_addr, 16);
 	c->n_tlvs = rec->tlv_count > 255 ? 255 : (__u8)rec->tlv_count;
 	if (t)
 		tlv_types(t, rec->info.tlv_stored, c);
@@ -153,10 +153,8 @@ static __always_inline void send_event(const struct ppbpf_sk *rec, int error)
 	e->af = rec->af;
 	e->pad = 0;
 	e->pad2 = 0;
-	e->local_port = rec->local_port;
-	e->peer_port = rec->peer_port;
-	__builtin_memcpy(e->local_addr, rec->local_addr, 16);
-	__builtin_memcpy(e->peer_addr, rec->peer_addr, 16);
+	e->local = rec->local;
+	e->peer = rec->peer;
 	bpf_ringbuf_submit(e, 0);
 }
 

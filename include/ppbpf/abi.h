@@ -82,6 +82,12 @@ struct ppbpf_info {
 	__u64 done_ns;    /* CLOCK_MONOTONIC when the header was complete, else 0 */
 };
 
+/* One end of a TCP connection, as every map and event keeps it. */
+struct ppbpf_endpoint {
+	__u8 addr[16]; /* network order; IPv4 in the first 4 bytes */
+	__u16 port;    /* host order */
+};
+
 /* One connection of the table (`ppbpf list`, `bpftool map dump pinned .../conns`). */
 struct ppbpf_conn {
 	__u64 established_ns; /* CLOCK_MONOTONIC */
@@ -93,15 +99,11 @@ struct ppbpf_conn {
 	__u8 af;              /* AF_INET or AF_INET6: the socket's own family */
 	__u8 n_tlvs;          /* TLVs in the header (counted up to 255) */
 	__s16 error;          /* PPBPF_E_* when state is ERROR */
-	__u16 local_port;     /* the socket's own ports, host order */
-	__u16 peer_port;
-	__u16 src_port;       /* original endpoints from the header, host order */
-	__u16 dst_port;
 	__u32 header_len;
-	__u8 local_addr[16];  /* the socket's own addresses, network order (IPv4: first 4) */
-	__u8 peer_addr[16];
-	__u8 src_addr[16];    /* original endpoints from the header */
-	__u8 dst_addr[16];
+	struct ppbpf_endpoint local; /* the socket's own end */
+	struct ppbpf_endpoint peer;  /* the socket's peer: the balancer */
+	struct ppbpf_endpoint src;   /* original endpoints from the header */
+	struct ppbpf_endpoint dst;
 	__u8 tlv_types[8];    /* the first TLV types, a summary */
 };
 
@@ -158,11 +160,9 @@ struct ppbpf_event {
 	__u32 have;           /* stream bytes seen before the verdict */
 	__u8 af;              /* AF_INET or AF_INET6: the socket's own family */
 	__u8 pad;
-	__u16 local_port;     /* host order */
-	__u16 peer_port;
+	struct ppbpf_endpoint local;
+	struct ppbpf_endpoint peer;
 	__u16 pad2;
-	__u8 local_addr[16];  /* network order (IPv4: first 4) */
-	__u8 peer_addr[16];
 };
 
 /* Settings for the whole attachment (ARRAY map "settings", one entry). */

@@ -1120,7 +1120,7 @@ static void test_table_and_no_leak(void **state)
 			 ".local == \"127.0.0.1:%d\" and (.peer | startswith(\"127.0.0.1:\")))] | length'",
 			 cfg.cli, cfg.pin_dir, cfg.port_req);
 	assert_int_equal(n, 20);
-	n = shell_number("bpftool -j map dump pinned %s/conns | jq '[.[] | select(.formatted.value.src_port == "
+	n = shell_number("bpftool -j map dump pinned %s/conns | jq '[.[] | select(.formatted.value.src.port == "
 			 "51000 and .formatted.value.state == 2)] | length'", cfg.pin_dir);
 	assert_int_equal(n, 20);
 	for (int i = 0; i < 20; i++)

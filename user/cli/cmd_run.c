@@ -133,9 +133,9 @@ static int on_event(void *ctx, void *data, size_t size)
 	st->events++;
 	if (!rate_allow(&st->rl))
 		return 0;
-	af = stored_addr_af(e->af, e->local_addr);
-	format_endpoint(peer, sizeof(peer), af, e->peer_addr, e->peer_port);
-	format_endpoint(local, sizeof(local), af, e->local_addr, e->local_port);
+	af = stored_addr_af(e->af, e->local.addr);
+	format_endpoint(peer, sizeof(peer), af, e->peer.addr, e->peer.port);
+	format_endpoint(local, sizeof(local), af, e->local.addr, e->local.port);
 	name = ppbpf_errname(e->error);
 	fprintf(stderr, LOG_WARNING "ppbpf: rejected peer=%s local=%s reason=%s bytes=%u cookie=%llu: %s\n", peer,
 		local, name ? name : "unknown", e->have, (unsigned long long)e->cookie, ppbpf_strerror(e->error));

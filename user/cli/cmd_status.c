@@ -355,16 +355,16 @@ int cmd_status(int argc, char **argv)
 
 static void print_conn(struct json *j, __u64 cookie, const struct ppbpf_conn *c, __u64 now)
 {
-	int af = stored_addr_af(c->af, c->local_addr), oaf = ppbpf_family_af(c->family);
+	int af = stored_addr_af(c->af, c->local.addr), oaf = ppbpf_family_af(c->family);
 	char local[64], peer[64], src[64] = "-", dst[64] = "-", tlvs[64] = "";
 	double age = (double)(now - c->established_ns) / 1e9;
 	int has_orig = c->state == PPBPF_STATE_DONE && (oaf == AF_INET || oaf == AF_INET6);
 
-	format_endpoint(local, sizeof(local), af, c->local_addr, c->local_port);
-	format_endpoint(peer, sizeof(peer), af, c->peer_addr, c->peer_port);
+	format_endpoint(local, sizeof(local), af, c->local.addr, c->local.port);
+	format_endpoint(peer, sizeof(peer), af, c->peer.addr, c->peer.port);
 	if (has_orig) {
-		format_endpoint(src, sizeof(src), oaf, c->src_addr, c->src_port);
-		format_endpoint(dst, sizeof(dst), oaf, c->dst_addr, c->dst_port);
+		format_endpoint(src, sizeof(src), oaf, c->src.addr, c->src.port);
+		format_endpoint(dst, sizeof(dst), oaf, c->dst.addr, c->dst.port);
 	}
 	for (int i = 0, n = 0; i < c->n_tlvs && i < 8; i++)
 		n += snprintf(tlvs + n, sizeof(tlvs) - (size_t)n, "%s0x%02x", i ? "," : "", c->tlv_types[i]);
