@@ -117,9 +117,9 @@ $(CLI): $(CLI_OBJS) $(LIBA)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LIBBPF_LIBS)
 
-$(DEMO_SERVER): user/examples/demo_server.c $(OUTPUT)/cli/json.o $(LIBA) $(HDRS) | $(OUTPUT)
+$(DEMO_SERVER): user/examples/demo_server.c $(LIBA) $(HDRS) | $(OUTPUT)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) -o $@ $< $(OUTPUT)/cli/json.o $(LIBA)
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LIBA)
 
 $(DEMO_CLIENT): user/examples/demo_client.c $(LIBA) $(HDRS) | $(OUTPUT)
 	$(call msg,CC,$@)

@@ -19,7 +19,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <ppbpf/ppbpf.h>
-#include "../cli/json.h"
 
 static const char usage[] =
 	"Usage: ppbpf-demo-server --port PORT [--addr ADDR] [--count N] [--reply TEXT]\n"
@@ -94,31 +93,60 @@ static void endpoint_text(const struct sockaddr *sa, char *out, size_t cap)
 	}
 }
 
-static void print_tlvs(struct json *j, const void *tlvs, size_t len)
+/* A JSON string: quotes, backslashes and control bytes escaped. */
+static void put_json_string(const void *data, size_t n)
+{
+	const unsigned char *p = data;
+
+	putchar('"');
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] == '"' || p[i] == '\\')
+			printf("\\%c", p[i]);
+		else if (p[i] < 0x20 || p[i] >= 0x7f)
+			printf("\\u%04x", p[i]);
+		else
+			putchar(p[i]);
+	}
+	putchar('"');
+}
+
+/* ,"key": — every member after the object's first opens this way. */
+static void put_key(const char *key)
+{
+	printf(",\"%s\":", key);
+}
+
+static void print_tlvs(const void *tlvs, size_t len)
 {
 	struct ppbpf_tlv_iter it;
 	struct ppbpf_tlv t;
+	const char *sep = "";
 
-	json_arr_begin(j);
+	putchar('[');
 	ppbpf_tlv_iter_init_raw(&it, tlvs, len);
 	while (ppbpf_tlv_next(&it, &t) > 0) {
 		int printable = 1;
 
-		json_obj_begin(j);
-		json_kv_int(j, "type", t.type);
-		if (ppbpf_tlv_name(t.type))
-			json_kv_str(j, "name", ppbpf_tlv_name(t.type));
-		json_key(j, "hex");
-		json_hex(j, t.value, t.len);
+		printf("%s{\"type\":%u", sep, t.type);
+		sep = ",";
+		if (ppbpf_tlv_name(t.type)) {
+			put_key("name");
+			put_json_string(ppbpf_tlv_name(t.type), strlen(ppbpf_tlv_name(t.type)));
+		}
+		put_key("hex");
+		putchar('"');
+		for (unsigned int i = 0; i < t.len; i++)
+			printf("%02x", t.value[i]);
+		putchar('"');
 		for (unsigned int i = 0; i < t.len; i++)
 			printable &= t.value[i] >= 0x20 && t.value[i] < 0x7f;
 		if (printable && t.type != PPBPF_TLV_CRC32C) {
-			json_key(j, "text");
-			json_strn(j, t.value, t.len);
+			put_key("text");
+			put_json_string(t.value, t.len);
 		}
-		json_obj_end(j);
+		putchar('}');
 	}
-	json_arr_end(j);
+	putchar(']');
 }
 
 /* The first line (or first bytes) of the request, waiting at most 2 s. */
@@ -153,39 +181,40 @@ static void serve_one(int fd, int n, const struct sockaddr *orig, const struct p
 	socklen_t plen = sizeof(peer);
 	char txt[80], req[512];
 	ssize_t rn = read_request(fd, req, sizeof(req));
-	struct json j;
 
-	json_init(&j, stdout);
-	json_obj_begin(&j);
-	json_kv_int(&j, "conn", n);
-	json_kv_str(&j, "mode", mode);
+	printf("{\"conn\":%d", n);
+	put_key("mode");
+	put_json_string(mode, strlen(mode));
 	if (!getpeername(fd, (struct sockaddr *)&peer, &plen)) {
 		endpoint_text((struct sockaddr *)&peer, txt, sizeof(txt));
-		json_kv_str(&j, "getpeername", txt);
+		put_key("getpeername");
+		put_json_string(txt, strlen(txt));
 	}
 	endpoint_text(orig, txt, sizeof(txt));
-	json_kv_str(&j, "client", txt);
+	put_key("client");
+	put_json_string(txt, strlen(txt));
 	if (info->state == PPBPF_STATE_DONE) {
 		int af = ppbpf_family_af(info->family);
 
-		json_kv_int(&j, "version", info->version);
-		json_kv_str(&j, "command", info->command == PPBPF_CMD_PROXY ? "PROXY" : "LOCAL");
-		json_kv_str(&j, "family", ppbpf_family_name(info->family));
+		printf(",\"version\":%u,\"command\":\"%s\",\"family\":\"%s\"", info->version,
+		       info->command == PPBPF_CMD_PROXY ? "PROXY" : "LOCAL",
+		       ppbpf_family_name(info->family) ? ppbpf_family_name(info->family) : "?");
 		if (af == AF_INET || af == AF_INET6) {
 			char a[PPBPF_ADDRSTRLEN];
 
 			ppbpf_format_ip(af, info->dst_addr, a, sizeof(a));
 			snprintf(txt, sizeof(txt), af == AF_INET ? "%s:%u" : "[%s]:%u", a, info->dst_port);
-			json_kv_str(&j, "dst", txt);
+			put_key("dst");
+			put_json_string(txt, strlen(txt));
 		}
-		json_kv_int(&j, "header_len", info->header_len);
-		json_key(&j, "tlvs");
-		print_tlvs(&j, tlvs, tlv_len);
+		printf(",\"header_len\":%u", info->header_len);
+		put_key("tlvs");
+		print_tlvs(tlvs, tlv_len);
 	}
-	json_key(&j, "request");
-	json_strn(&j, req, rn > 0 ? (size_t)rn : 0);
-	json_obj_end(&j);
-	json_end(&j);
+	put_key("request");
+	put_json_string(req, rn > 0 ? (size_t)rn : 0);
+	printf("}\n");
+	fflush(stdout);
 	send(fd, reply, strlen(reply), MSG_NOSIGNAL);
 	close(fd);
 }
