@@ -1,4 +1,5 @@
-# ppbpf — one entry point: all, test, vm-test, bench, fuzz, install, demo, clean.
+# ppbpf — one entry point: all, test (T=PROG[/CASE]: one of them), vm-test, bench, fuzz, install,
+# demo, clean.
 # Output goes to .output/ only. `make V=1` shows the commands.
 
 OUTPUT ?= .output
@@ -42,6 +43,9 @@ LIB_SAN_OBJS := $(patsubst user/lib/%.c,$(OUTPUT)/san/lib/%.o,$(LIB_SRCS))
 CLI_OBJS := $(patsubst user/cli/%.c,$(OUTPUT)/cli/%.o,$(CLI_SRCS))
 BPF_OBJS := $(patsubst bpf/%.bpf.c,$(OUTPUT)/bpf/%.bpf.o,$(BPF_SRCS))
 SKELS := $(patsubst bpf/%.bpf.c,$(OUTPUT)/%.skel.h,$(BPF_SRCS))
+# Test and bench helpers (tests/bpf/): built only by the targets that load them, never by `all`.
+DROP_ONCE := $(OUTPUT)/tests/bpf/drop_once.bpf.o
+HOOK_FLOOR := $(OUTPUT)/tests/bpf/hook_floor.bpf.o
 UNIT_BINS := $(patsubst tests/unit/%.c,$(OUTPUT)/tests/%,$(UNIT_SRCS))
 UNIT_SAN_BINS := $(patsubst tests/unit/%.c,$(OUTPUT)/san/tests/%,$(UNIT_SRCS))
 
@@ -67,7 +71,7 @@ TIMED := TIMES_FILE=$(abspath $(TIMES)) scripts/timed.sh
 
 LIBBPF_LIBS := $(shell pkg-config --libs libbpf 2>/dev/null || echo -lbpf -lelf -lz)
 
-.PHONY: all test unit unit-san bpf-check cli-test integration fuzz bench install demo clean deps \
+.PHONY: all test test-build unit unit-san bpf-check cli-test integration fuzz bench install demo clean deps \
 	vm-test vm-suite
 .DELETE_ON_ERROR:
 .SECONDARY:
@@ -86,6 +90,10 @@ $(OUTPUT)/vmlinux.h: | $(OUTPUT)
 	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@
 
 $(OUTPUT)/bpf/%.bpf.o: bpf/%.bpf.c $(OUTPUT)/vmlinux.h $(HDRS) $(wildcard bpf/*.h bpf/lib/*.h) | $(OUTPUT)/bpf
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(OUTPUT)/tests/bpf/%.bpf.o: tests/bpf/%.bpf.c $(OUTPUT)/vmlinux.h | $(OUTPUT)/tests/bpf
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
@@ -173,7 +181,7 @@ cli-test: $(CLI)
 	$(Q)tests/integration/cli.sh $(CLI)
 
 # Real sockets in test cgroups (root): the receive path, then real HAProxy in front.
-integration: all $(RECV_TEST) $(TRUST_TEST) $(SEGMENTS_TEST) $(ACCEPT_TEST)
+integration: all $(RECV_TEST) $(TRUST_TEST) $(SEGMENTS_TEST) $(ACCEPT_TEST) $(DROP_ONCE)
 	$(Q)$(TIMED) kernel.sh tests/integration/kernel.sh
 	$(Q)$(TIMED) accept.sh tests/integration/accept.sh
 	$(Q)$(TIMED) segments.sh tests/integration/segments.sh
@@ -184,7 +192,7 @@ integration: all $(RECV_TEST) $(TRUST_TEST) $(SEGMENTS_TEST) $(ACCEPT_TEST)
 # vm-suite, which uses what the host built: nothing is built or installed in the guest.
 vm-test: deps
 	$(Q)scripts/deps.sh vm
-	$(Q)$(MAKE) all $(BPF_CHECK) $(RECV_TEST) $(TRUST_TEST) $(SEGMENTS_TEST) $(ACCEPT_TEST)
+	$(Q)$(MAKE) all $(BPF_CHECK) $(RECV_TEST) $(TRUST_TEST) $(SEGMENTS_TEST) $(ACCEPT_TEST) $(DROP_ONCE)
 	$(Q)scripts/vm-test.sh
 
 vm-suite:
@@ -225,7 +233,38 @@ fuzz: $(FUZZ) $(FUZZ_ASSEMBLE) $(FUZZ_CLI)
 	$(Q)tests/fuzz/run.sh $(OUTPUT)/fuzz_config $(FUZZ_SIXTH) config 4096
 	$(Q)tests/fuzz/run.sh $(OUTPUT)/fuzz_cidr $(FUZZ_SIXTH) cidr 4096
 
+# ---- one test program, or one case of it: make test T=PROG[/CASE] -------------------
+# PROG: a unit test (tests/unit/PROG.c), run alone, or an integration test program, run by
+# its script. CASE: a name `PROG --list` prints (or a shell pattern over them), passed on
+# as PPBPF_TEST_CASE: cases.h runs only the matching cmocka cases, and lib.sh only the
+# script's steps that run one of them, with what those steps need.
+INTEGRATION_SCRIPT_recv_test := kernel.sh
+INTEGRATION_SCRIPT_accept_test := accept.sh
+INTEGRATION_SCRIPT_segments_test := segments.sh
+INTEGRATION_SCRIPT_trust_test := trust.sh
+INTEGRATION_PROGS := recv_test accept_test segments_test trust_test
+UNIT_PROGS := $(notdir $(UNIT_BINS))
+T_PROG := $(firstword $(subst /, ,$(T)))
+T_CASE := $(patsubst $(T_PROG)/%,%,$(filter $(T_PROG)/%,$(T)))
+ifneq ($(filter $(T_PROG),$(UNIT_PROGS)),)
+T_BUILD := $(OUTPUT)/tests/$(T_PROG)
+T_RUN := $(OUTPUT)/tests/$(T_PROG)
+else ifneq ($(INTEGRATION_SCRIPT_$(T_PROG)),)
+T_BUILD := all $(OUTPUT)/tests/$(T_PROG) $(DROP_ONCE)
+T_RUN := tests/integration/$(INTEGRATION_SCRIPT_$(T_PROG))
+endif
+ifneq ($(T),)
+ifneq ($(filter test,$(MAKECMDGOALS)),)
+ifeq ($(T_BUILD),)
+$(error T=$(T): no test program '$(T_PROG)'. Unit tests: $(UNIT_PROGS). Integration: $(INTEGRATION_PROGS))
+endif
+endif
+endif
+# Only T= chooses cases: a PPBPF_TEST_CASE left in the environment does not reach other runs.
+unexport PPBPF_TEST_CASE
+
 # ---- entry points ------------------------------------------------------------------
+ifeq ($(T),)
 test: deps
 	$(Q)rm -f $(TIMES)
 	$(Q)$(TIMED) build $(MAKE) all
@@ -236,6 +275,15 @@ test: deps
 	$(Q)$(MAKE) integration
 	$(Q)$(TIMED) fuzz $(MAKE) fuzz
 	@echo "ALL TESTS PASSED on $$(uname -r)"; cat $(TIMES)
+else
+test: deps
+	$(Q)$(MAKE) test-build
+	$(Q)PPBPF_TEST_CASE='$(T_CASE)' $(T_RUN)
+endif
+
+# What T= runs, built (a goal of its own: no "is up to date" for files named as goals).
+test-build: $(T_BUILD)
+	@:
 
 $(BENCH): tests/bench/bench_codec.c $(LIBA) $(HDRS) | $(OUTPUT)
 	$(call msg,CC,$@)
@@ -248,7 +296,7 @@ $(BENCH_NET): tests/bench/bench_net.c $(LIBA) $(HDRS) | $(OUTPUT)
 # QUICK=1: under 2 minutes. Results: .output/bench-results.json, .output/bench-ratios.svg/.png.
 bench: deps
 	$(Q)scripts/deps.sh bench
-	$(Q)$(MAKE) all $(BENCH) $(BENCH_NET)
+	$(Q)$(MAKE) all $(BENCH) $(BENCH_NET) $(HOOK_FLOOR)
 	$(Q)BENCH_CODEC_JSON=$(OUTPUT)/bench-codec.json $(BENCH)
 	$(Q)QUICK=$(QUICK) scripts/bench.sh
 
@@ -270,5 +318,5 @@ clean:
 	$(call msg,CLEAN,$(OUTPUT))
 	$(Q)rm -rf $(OUTPUT)
 
-$(OUTPUT) $(OUTPUT)/bpf $(OUTPUT)/lib $(OUTPUT)/cli $(OUTPUT)/tests $(OUTPUT)/san/lib $(OUTPUT)/san/tests:
+$(OUTPUT) $(OUTPUT)/bpf $(OUTPUT)/lib $(OUTPUT)/cli $(OUTPUT)/tests $(OUTPUT)/tests/bpf $(OUTPUT)/san/lib $(OUTPUT)/san/tests:
 	$(Q)mkdir -p $@

@@ -8,6 +8,7 @@
 need_root "the ppbpf_accept edge tests"
 
 TEST=$OUT/tests/accept_test
+check_case "$TEST"
 new_cgroup CG accept
 new_cgroup CG_PLAIN accept-plain
 new_pin_dir PIN accept
@@ -32,26 +33,32 @@ echo "== kernel side attached to $CG, no daemon"
 "$CLI" attach --cgroup "$CG" --pin-dir "$PIN" --port "$P_OPT" --trust $LOOP --optional --timeout 300 2>/dev/null
 "$CLI" attach --cgroup "$CG" --pin-dir "$PIN" --port "$P_OPT_LONG" --trust $LOOP --optional --timeout 5000 2>/dev/null
 "$CLI" attach --cgroup "$CG" --pin-dir "$PIN" --port "$P_V2" --trust $LOOP --versions 2 --max-header 64 2>/dev/null
-in_cgroup "$CG" "$TEST" kernel "${args[@]}" || fail "ppbpf_accept edges, kernel side without the daemon"
+if selected_group "$TEST" kernel; then
+	in_cgroup "$CG" "$TEST" kernel "${args[@]}" || fail "ppbpf_accept edges, kernel side without the daemon"
+fi
 
-echo "== under ppbpf run (--sweep-ms 50)"
-"$CLI" run --config "$CONF" --keep --sweep-ms 50 2>"$LOG" &
-DAEMON=$!
-PIDS+=("$DAEMON")
-for _ in $(seq 100); do
-	grep -q "ppbpf: running" "$LOG" && break
-	kill -0 "$DAEMON" 2>/dev/null || { cat "$LOG"; fail "ppbpf run exited"; }
-	sleep 0.05
-done
-grep -q "ppbpf: running" "$LOG" || { cat "$LOG"; fail "ppbpf run did not start"; }
-in_cgroup "$CG" "$TEST" daemon "${args[@]}" || fail "ppbpf_accept edges, under ppbpf run"
-kill -TERM "$DAEMON"
-wait "$DAEMON" || fail "ppbpf run exited with $? on SIGTERM"
-"$CLI" status --pin-dir "$PIN" --json | jq -c '.counters | {plain, timeout_plain, rejected, resets}'
+if selected_group "$TEST" daemon; then
+	echo "== under ppbpf run (--sweep-ms 50)"
+	"$CLI" run --config "$CONF" --keep --sweep-ms 50 2>"$LOG" &
+	DAEMON=$!
+	PIDS+=("$DAEMON")
+	for _ in $(seq 100); do
+		grep -q "ppbpf: running" "$LOG" && break
+		kill -0 "$DAEMON" 2>/dev/null || { cat "$LOG"; fail "ppbpf run exited"; }
+		sleep 0.05
+	done
+	grep -q "ppbpf: running" "$LOG" || { cat "$LOG"; fail "ppbpf run did not start"; }
+	in_cgroup "$CG" "$TEST" daemon "${args[@]}" || fail "ppbpf_accept edges, under ppbpf run"
+	kill -TERM "$DAEMON"
+	wait "$DAEMON" || fail "ppbpf run exited with $? on SIGTERM"
+	"$CLI" status --pin-dir "$PIN" --json | jq -c '.counters | {plain, timeout_plain, rejected, resets}'
+fi
 
-echo "== after ppbpf detach: the userspace fallback in $CG"
-"$CLI" detach --pin-dir "$PIN" --cgroup "$CG" >/dev/null
-in_cgroup "$CG" "$TEST" fallback "${args[@]}" || fail "ppbpf_accept edges, fallback after detach"
-echo "== a cgroup never attached ($CG_PLAIN): the userspace fallback"
-in_cgroup "$CG_PLAIN" "$TEST" fallback "${args[@]}" || fail "ppbpf_accept edges, fallback outside the cgroup"
+if selected_group "$TEST" fallback; then
+	echo "== after ppbpf detach: the userspace fallback in $CG"
+	"$CLI" detach --pin-dir "$PIN" --cgroup "$CG" >/dev/null
+	in_cgroup "$CG" "$TEST" fallback "${args[@]}" || fail "ppbpf_accept edges, fallback after detach"
+	echo "== a cgroup never attached ($CG_PLAIN): the userspace fallback"
+	in_cgroup "$CG_PLAIN" "$TEST" fallback "${args[@]}" || fail "ppbpf_accept edges, fallback outside the cgroup"
+fi
 echo "PASS: ppbpf_accept and ppbpf_wait edges (kernel side, ppbpf run, userspace fallback)"

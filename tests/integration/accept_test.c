@@ -42,11 +42,11 @@
 #include <cmocka.h>
 #include <bpf/bpf.h>
 #include <ppbpf/ppbpf.h>
+#include "../unit/cases.h"
 
 /* ---- configuration from accept.sh ---------------------------------------------------- */
 
 static struct {
-	const char *mode;
 	int port_req;      /* required, trust loopback, --timeout 0 (never) */
 	int port_opt;      /* optional, trust loopback, --timeout OPT_TIMEOUT_MS */
 	int port_opt_long; /* optional, trust loopback, --timeout 5000 */
@@ -974,27 +974,23 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_fallback_kernel_limit, teardown),
 		cmocka_unit_test_teardown(test_fin_fallback, teardown),
 	};
+	const struct case_group groups[] = {
+		CASE_GROUP("kernel", "ppbpf_accept, kernel side, no daemon", kernel_tests),
+		CASE_GROUP("daemon", "ppbpf_accept, kernel side, ppbpf run", daemon_tests),
+		CASE_GROUP("fallback", "ppbpf_accept, userspace fallback", fallback_tests),
+	};
+	const struct case_group *group;
+	int status;
 
-	if (argc != 7) {
-		fprintf(stderr, "usage: accept_test kernel|daemon|fallback PORT_REQ PORT_OPT PORT_OPT_LONG PORT_V2 "
-				"PIN_DIR\n");
-		return 2;
-	}
-	cfg.mode = argv[1];
+	group = PICK_GROUP("accept_test", groups, argc, argv, argc == 7,
+			   "kernel|daemon|fallback PORT_REQ PORT_OPT PORT_OPT_LONG PORT_V2 PIN_DIR", &status);
+	if (!group)
+		return status;
 	cfg.port_req = atoi(argv[2]);
 	cfg.port_opt = atoi(argv[3]);
 	cfg.port_opt_long = atoi(argv[4]);
 	cfg.port_v2 = atoi(argv[5]);
 	cfg.pin_dir = argv[6];
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (getenv("ACCEPT_TEST_FILTER"))
-		cmocka_set_test_filter(getenv("ACCEPT_TEST_FILTER"));
-	if (!strcmp(cfg.mode, "kernel"))
-		return cmocka_run_group_tests_name("ppbpf_accept, kernel side, no daemon", kernel_tests, NULL, NULL);
-	if (!strcmp(cfg.mode, "daemon"))
-		return cmocka_run_group_tests_name("ppbpf_accept, kernel side, ppbpf run", daemon_tests, NULL, NULL);
-	if (!strcmp(cfg.mode, "fallback"))
-		return cmocka_run_group_tests_name("ppbpf_accept, userspace fallback", fallback_tests, NULL, NULL);
-	fprintf(stderr, "accept_test: unknown mode %s\n", cfg.mode);
-	return 2;
+	return run_case_group("accept_test", group);
 }

@@ -5,6 +5,8 @@
 # detach leaves no program, link, pin or map behind.
 . "$(dirname "$0")/lib.sh"
 need_root "the kernel receive path tests"
+TEST=$OUT/tests/recv_test
+check_case "$TEST"
 print_scale
 scaled N_IN_A_ROW 1000 250 # connections in a row, each a random case, payload and transport
 scaled N_CLOSED 10000 1000 # connections opened and closed to show that none leaves an entry
@@ -32,29 +34,28 @@ jq -e --argjson want "$want" '.supported and ([.lacks[].feature] == $want)' <<< 
 "$CLI" attach --cgroup "$CG" --pin-dir "$PIN" --port "$P_T2" --trust 127.0.0.2
 
 args=("$P_REQ" "$P_RW" "$P_OPT" "$P_NONE" "$P_T2" "$PIN" "$CLI" "$N_IN_A_ROW" "$N_CLOSED")
-echo "== receive path, kernel side attached to $CG"
-in_cgroup "$CG" "$OUT/tests/recv_test" kernel "${args[@]}" || {
+if selected_group "$TEST" kernel; then
+	echo "== receive path, kernel side attached to $CG"
+	in_cgroup "$CG" "$TEST" kernel "${args[@]}" || {
+		"$CLI" status --pin-dir "$PIN" --json | jq -c .counters
+		fail "receive path tests, kernel side"
+	}
 	"$CLI" status --pin-dir "$PIN" --json | jq -c .counters
-	fail "receive path tests, kernel side"
-}
-"$CLI" status --pin-dir "$PIN" --json | jq -c .counters
-echo "== header bytes behind a lost segment, in a network namespace whose loopback loses one"
-# A test-only XDP program on the namespace's lo drops one chosen segment before any hook sees it.
-# (nsenter, not ip netns exec: that remounts /sys and would hide bpffs.)
-DROP=/sys/fs/bpf/ppbpf-test-$$-dropper
-CLEANUP+=("rm -rf '$DROP'")
-new_netns NS reorder
-mkdir "$DROP"
-bpftool prog load "$OUT/bpf/drop_once.bpf.o" "$DROP/prog" type xdp pinmaps "$DROP"
-nsenter --net="/run/netns/$NS" bpftool net attach xdpgeneric pinned "$DROP/prog" dev lo
-PPBPF_TEST_DROPPER=$DROP nsenter --net="/run/netns/$NS" bash -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$CG" \
-	"$OUT/tests/recv_test" reorder "${args[@]}" || fail "reordered segments"
-held=$("$CLI" status --pin-dir "$PIN" --json | jq -c '.counters | {out_of_order, retransmits, held_segments}')
-echo "$held"
-[ "$(echo "$held" | jq .out_of_order)" -gt 0 ] || fail "no segment arrived out of order: the loss was not exercised"
-
-echo "== receive path, nothing attached ($CG_PLAIN): userspace fallback"
-in_cgroup "$CG_PLAIN" "$OUT/tests/recv_test" fallback "${args[@]}" || fail "receive path tests, userspace fallback"
+fi
+if selected_group "$TEST" reorder; then
+	echo "== header bytes behind a lost segment, in a network namespace whose loopback loses one"
+	# A test-only XDP program on the namespace's lo drops one chosen segment before any hook sees it.
+	new_netns NS reorder
+	new_dropper DROP "$NS" dropper
+	PPBPF_TEST_DROPPER=$DROP in_netns "$NS" "$CG" "$TEST" reorder "${args[@]}" || fail "reordered segments"
+	held=$("$CLI" status --pin-dir "$PIN" --json | jq -c '.counters | {out_of_order, retransmits, held_segments}')
+	echo "$held"
+	[ "$(echo "$held" | jq .out_of_order)" -gt 0 ] || fail "no segment arrived out of order: the loss was not exercised"
+fi
+if selected_group "$TEST" fallback; then
+	echo "== receive path, nothing attached ($CG_PLAIN): userspace fallback"
+	in_cgroup "$CG_PLAIN" "$TEST" fallback "${args[@]}" || fail "receive path tests, userspace fallback"
+fi
 
 echo "== detach leaves nothing behind"
 prog_ids=$("$CLI" status --pin-dir "$PIN" --json | jq -r '.programs[].prog_id')

@@ -1,6 +1,7 @@
 # Shared by the integration scripts: strict mode, skips, a test cgroup, bpffs
 # folder and network namespace of their own, cleanup that runs even on failure,
-# free ports, and the scale of the big cases (PPBPF_SCALE).
+# free ports, the scale of the big cases (PPBPF_SCALE), and one case by name
+# (PPBPF_TEST_CASE).
 # Safety: never touches the root cgroup's programs, only our own pins and pids.
 #
 # Every failure reaches the exit status. Strict mode holds for the whole script
@@ -21,6 +22,9 @@ CGROUPS=()
 PINS=()
 NETNS=()
 CLEANUP=() # more commands for cleanup, run before the network namespaces and cgroups go
+PPBPF_TEST_CASE=${PPBPF_TEST_CASE:-} # one case by name (below)
+PPBPF_TEST_CASE=${PPBPF_TEST_CASE#test_}
+CASE_STEPS=0 # how often a step (or what it needs) was selected for PPBPF_TEST_CASE
 
 # In a subshell ($(...), a pipeline, <(...)), a failure must end the main shell too.
 end_main_shell() {
@@ -49,6 +53,10 @@ skip() {
 	echo "*** SKIPPED: $* ***"
 	if [ "${PPBPF_REQUIRE_ALL:-0}" = 1 ]; then
 		echo "PPBPF_REQUIRE_ALL=1: a skip is a failure"
+		exit 1
+	fi
+	if [ -n "$PPBPF_TEST_CASE" ]; then
+		echo "PPBPF_TEST_CASE=$PPBPF_TEST_CASE: a case asked for by name that cannot run is a failure"
 		exit 1
 	fi
 	exit 0
@@ -96,6 +104,25 @@ in_cgroup() {
 	bash -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$cg" "$@"
 }
 
+# new_dropper VAR NS NAME: the test XDP program tests/bpf/drop_once.bpf.c on the loopback of
+# network namespace NS, pinned with its maps in a bpffs folder (in $VAR, removed at exit).
+new_dropper() {
+	local dir=/sys/fs/bpf/ppbpf-test-$$-$3
+	CLEANUP+=("rm -rf '$dir'")
+	mkdir "$dir"
+	bpftool prog load "$OUT/tests/bpf/drop_once.bpf.o" "$dir/prog" type xdp pinmaps "$dir"
+	nsenter --net="/run/netns/$2" bpftool net attach xdpgeneric pinned "$dir/prog" dev lo
+	printf -v "$1" '%s' "$dir"
+}
+
+# in_netns NS CGROUP CMD...: a command inside a network namespace and a cgroup.
+# (nsenter, not ip netns exec: that remounts /sys and would hide bpffs.)
+in_netns() {
+	local ns=$1 cg=$2
+	shift 2
+	nsenter --net="/run/netns/$ns" bash -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$cg" "$@"
+}
+
 # Start a command in the background inside a cgroup; its pid is killed at exit.
 # bash -c runs directly under & so that $! is the pid the command execs into.
 # Nothing reads its exit status unless the script waits for it: do, if it matters.
@@ -136,6 +163,14 @@ cleanup() {
 	if [ ${#left[@]} -gt 0 ]; then
 		printf 'FAIL: cleanup could not remove the %s\n' "${left[@]}"
 		[ "$rc" != 0 ] || rc=1
+	fi
+	if [ "$rc" = 0 ] && [ -n "$PPBPF_TEST_CASE" ]; then
+		if [ "$CASE_STEPS" = 0 ]; then
+			echo "FAIL: no step of ${0##*/} ran PPBPF_TEST_CASE=$PPBPF_TEST_CASE"
+			rc=1
+		else
+			echo "(PPBPF_TEST_CASE=$PPBPF_TEST_CASE: of ${0##*/}'s steps, only those that run it ran)"
+		fi
 	fi
 	exit "$rc"
 }
@@ -202,4 +237,50 @@ scaled() {
 	else
 		printf -v "$1" '%s' "$2"
 	fi
+}
+
+# ---- one case by name ------------------------------------------------------------
+# PPBPF_TEST_CASE=CASE (`make test T=PROG/CASE` sets it): a script runs only the
+# steps that run a case CASE matches (a name, or a shell pattern over names), and
+# what those steps need; its setup and its final checks always run. The names:
+# `PROG --list` of the script's test program (its cmocka cases, or its modes),
+# and trust.sh's sections; a leading "test_" is dropped, as cases.h does. A CASE
+# that names nothing there fails at once, listing the names; one that no step
+# ran fails at the end (cleanup), and so does a skip.
+
+# matches_case NAME...: whether PPBPF_TEST_CASE matches one of the NAMEs.
+matches_case() {
+	local n
+	for n in "$@"; do
+		# shellcheck disable=SC2053 # (a pattern)
+		[[ $n == $PPBPF_TEST_CASE ]] && return 0
+	done
+	return 1
+}
+
+# check_case PROG [NAME...]: PPBPF_TEST_CASE matches a case of PROG or one of the NAMEs.
+check_case() {
+	local prog=$1 names
+	shift
+	[ -n "$PPBPF_TEST_CASE" ] || return 0
+	[ -x "$prog" ] || fail "no $prog: \`make test T=${prog##*/}/CASE\` builds it"
+	names="$("$prog" --list | paste -sd ' ')${*:+ $*}"
+	# shellcheck disable=SC2086 # (one name a word)
+	matches_case $names ||
+		fail "PPBPF_TEST_CASE=$PPBPF_TEST_CASE: no such case in ${0##*/}; its cases: $names"
+}
+
+# selected NAME...: whether the step that runs these cases runs (every step, where no case is asked for).
+selected() {
+	[ -n "$PPBPF_TEST_CASE" ] || return 0
+	matches_case "$@" || return 1
+	CASE_STEPS=$((CASE_STEPS + 1))
+}
+
+# selected_group PROG GROUP: selected, for a step that runs the cmocka group GROUP of PROG.
+selected_group() {
+	local cases
+	cases=$("$1" --list "$2")
+	# shellcheck disable=SC2086 # (one case a word)
+	selected $cases
 }

@@ -35,6 +35,7 @@
 #include <dirent.h>
 #include <bpf/bpf.h>
 #include <ppbpf/ppbpf.h>
+#include "../unit/cases.h"
 #include "../unit/prng.h"
 
 /* ---- configuration from kernel.sh ------------------------------------------------ */
@@ -451,16 +452,30 @@ static void run_conn(int lfd, int port, const struct conn_test *ct)
 	c.len = (size_t)ct->hc->len + ct->payload;
 	client_start(&c);
 	if (ct->v == V_ACCEPT) {
-		struct ppbpf_accept_opts o = { .info = &info, .tlvs = tlvs, .tlvs_cap = sizeof(tlvs) };
+		/* the first bytes after the header come with it into opts.data: none, a few, or all there are */
+		static const size_t data_caps[] = { 0, 1, 7, BUF_CAP };
+		size_t cap = data_caps[ct->seed % 4];
+		struct ppbpf_accept_opts o = { .info = &info, .tlvs = tlvs, .tlvs_cap = sizeof(tlvs),
+					       .data = cap ? recv_buf : NULL, .data_cap = cap };
 
 		fd = ppbpf_accept_opts(lfd, NULL, NULL, SOCK_CLOEXEC, &o);
-		if (fd < 0)
-			fail_msg("%s: ppbpf_accept: %s", what, strerror(errno));
+		if (fd < 0) {
+			struct ppbpf_accept_stats st;
+
+			ppbpf_accept_stats(&st);
+			fail_msg("%s: ppbpf_accept: %s (so far %lu rejected, %lu timed out)", what, strerror(errno),
+				 st.rejected, st.timed_out);
+		}
 		check_info(what, &info, &ct->hc->want);
-		n = read_all(fd, recv_buf, BUF_CAP);
+		if (o.data_len > cap)
+			fail_msg("%s: %zu bytes in opts.data, room for %zu", what, o.data_len, cap);
+		/* sent with the header in one write: its first segment brings both */
+		if (ct->d == D_ONE && !ct->delay_ms && cap && ct->payload && !o.data_len)
+			fail_msg("%s: no byte came in opts.data with the header", what);
+		n = o.data_len + read_all(fd, recv_buf + o.data_len, BUF_CAP - o.data_len);
 		if (n != ct->payload || memcmp(recv_buf, send_buf + ct->hc->len, n))
-			fail_msg("%s: the stream after the header is not the payload (%zu of %zu bytes)", what, n,
-				 ct->payload);
+			fail_msg("%s: the stream after the header is not the payload (%zu of %zu bytes, %zu of them "
+				 "with the header)", what, n, ct->payload, o.data_len);
 		if (o.tlvs_len != ct->hc->want.tlv_stored || memcmp(tlvs, ct->hc->bytes + ct->hc->tlv_off, o.tlvs_len))
 			fail_msg("%s: TLV bytes differ (%zu)", what, o.tlvs_len);
 	} else {
@@ -945,7 +960,7 @@ static void test_unprivileged_query(void **state)
 	close(result[0]);
 }
 
-/* The dropper's globals (bpf/drop_once.bpf.c), in its .bss map. */
+/* The dropper's globals (tests/bpf/drop_once.bpf.c), in its .bss map. */
 struct dropper {
 	__u32 port, nth, seen, dropped;
 };
@@ -1176,12 +1191,24 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_invalid_headers, teardown_listeners),
 		cmocka_unit_test_teardown(test_not_attached, teardown_listeners),
 	};
+	/* In a network namespace whose loopback loses a chosen segment (kernel.sh). */
+	const struct CMUnitTest reorder_tests[] = {
+		cmocka_unit_test_teardown(test_reordered_segments, teardown_listeners),
+	};
+	const struct case_group groups[] = {
+		CASE_GROUP("kernel", "receive path, kernel", kernel_tests),
+		CASE_GROUP("fallback", "receive path, userspace fallback", fallback_tests),
+		CASE_GROUP("reorder", "receive path, reordered segments", reorder_tests),
+	};
+	const struct case_group *group;
+	int status;
 
-	if (argc != 9 && argc != 11) {
-		fprintf(stderr, "usage: recv_test kernel|fallback|reorder PORT_REQ PORT_RW PORT_OPT PORT_NONE PORT_TRUST2 "
-				"PIN_DIR CLI [N_IN_A_ROW (1000) N_CLOSED (10000)]\n");
-		return 2;
-	}
+	group = PICK_GROUP("recv_test", groups, argc, argv, argc == 9 || argc == 11,
+			   "kernel|fallback|reorder PORT_REQ PORT_RW PORT_OPT PORT_NONE PORT_TRUST2 PIN_DIR CLI "
+			   "[N_IN_A_ROW (1000) N_CLOSED (10000)]",
+			   &status);
+	if (!group)
+		return status;
 	cfg.fallback = !strcmp(argv[1], "fallback");
 	cfg.port_req = atoi(argv[2]);
 	cfg.port_rw = atoi(argv[3]);
@@ -1208,16 +1235,5 @@ int main(int argc, char **argv)
 	 */
 	if (cfg.fallback && setenv(PPBPF_FALLBACK_TRUST_ENV, "127.0.0.0/8,::1", 1))
 		return 1;
-	if (getenv("RECV_TEST_FILTER")) /* e.g. RECV_TEST_FILTER='test_rewrite*' while debugging */
-		cmocka_set_test_filter(getenv("RECV_TEST_FILTER"));
-	/* In a network namespace whose loopback loses a chosen segment (kernel.sh). */
-	const struct CMUnitTest reorder_tests[] = {
-		cmocka_unit_test_teardown(test_reordered_segments, teardown_listeners),
-	};
-
-	if (!strcmp(argv[1], "reorder"))
-		return cmocka_run_group_tests_name("receive path, reordered segments", reorder_tests, NULL, NULL);
-	if (cfg.fallback)
-		return cmocka_run_group_tests_name("receive path, userspace fallback", fallback_tests, NULL, NULL);
-	return cmocka_run_group_tests_name("receive path, kernel", kernel_tests, NULL, NULL);
+	return run_case_group("recv_test", group);
 }

@@ -10,6 +10,7 @@ need_root "the segment tests"
 print_scale
 
 TEST=$OUT/tests/segments_test
+check_case "$TEST"
 new_cgroup CG seg
 new_pin_dir PIN seg
 free_port P_LOSS P_RACE P_DEFER P_ABANDON P_FROM P_PLANT P_EXT6 P_PLAIN P_REJ P_SLOT_REJ P_SLOT_OK P_LUID
@@ -35,44 +36,57 @@ expect_empty() {
 	fail "$1: entries left: $left in the table / pending maps, $early listener entries"
 }
 
-echo "== a 2,000-byte header in 536-byte segments, each segment lost once in turn (network namespace)"
-new_netns NS seg
-# one segment per skb on the wire: no GSO super-packet for the dropper to take whole
-ip -n "$NS" link set dev lo gso_max_segs 1
-DROP=/sys/fs/bpf/ppbpf-test-$$-seg-dropper
-CLEANUP+=("rm -rf '$DROP'")
-mkdir "$DROP"
-bpftool prog load "$OUT/bpf/drop_once.bpf.o" "$DROP/prog" type xdp pinmaps "$DROP"
-nsenter --net="/run/netns/$NS" bpftool net attach xdpgeneric pinned "$DROP/prog" dev lo
-PPBPF_TEST_DROPPER=$DROP nsenter --net="/run/netns/$NS" bash -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$CG" \
-	"$TEST" loss "$P_LOSS"
-expect_empty loss
+if selected loss race closerace; then
+	new_netns NS seg
+	# one segment per skb on the wire: no GSO super-packet for the dropper to take whole
+	ip -n "$NS" link set dev lo gso_max_segs 1
+fi
+if selected loss; then
+	echo "== a 2,000-byte header in 536-byte segments, each segment lost once in turn (network namespace)"
+	new_dropper DROP "$NS" seg-dropper
+	PPBPF_TEST_DROPPER=$DROP in_netns "$NS" "$CG" "$TEST" loss "$P_LOSS"
+	expect_empty loss
+fi
 
-echo "== the same segment of a pending header on two CPUs at once (the namespace, no TCP timestamps)"
 scaled N_RACE 2000 300
-nsenter --net="/run/netns/$NS" sysctl -q -w net.ipv4.tcp_timestamps=0
-nsenter --net="/run/netns/$NS" bash -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$CG" "$TEST" race "$P_RACE" "$N_RACE" ||
-	{ "$CLI" status --pin-dir "$PIN" --json | jq -c .counters >&2; fail "race"; }
-expect_empty race
-echo "== a pending header closed on one CPU as its next piece comes in on the other"
-nsenter --net="/run/netns/$NS" bash -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$CG" "$TEST" closerace "$P_RACE" "$N_RACE"
-expect_empty closerace
+if selected race closerace; then
+	nsenter --net="/run/netns/$NS" sysctl -q -w net.ipv4.tcp_timestamps=0
+fi
+if selected race; then
+	echo "== the same segment of a pending header on two CPUs at once (the namespace, no TCP timestamps)"
+	in_netns "$NS" "$CG" "$TEST" race "$P_RACE" "$N_RACE" ||
+		{ "$CLI" status --pin-dir "$PIN" --json | jq -c .counters >&2; fail "race"; }
+	expect_empty race
+fi
+if selected closerace; then
+	echo "== a pending header closed on one CPU as its next piece comes in on the other (the namespace)"
+	in_netns "$NS" "$CG" "$TEST" closerace "$P_RACE" "$N_RACE"
+	expect_empty closerace
+fi
 
-echo "== deferred accept: a split header completing while the accept queue is full"
-in_cgroup "$CG" "$TEST" deferfull "$P_DEFER"
-expect_empty deferfull
+if selected deferfull; then
+	echo "== deferred accept: a split header completing while the accept queue is full"
+	in_cgroup "$CG" "$TEST" deferfull "$P_DEFER"
+	expect_empty deferfull
+fi
 
-echo "== deferred accept: a split header abandoned, then a new connection from the same source port"
-in_cgroup "$CG" "$TEST" abandon "$P_ABANDON" "$P_FROM"
-expect_empty abandon
+if selected abandon; then
+	echo "== deferred accept: a split header abandoned, then a new connection from the same source port"
+	in_cgroup "$CG" "$TEST" abandon "$P_ABANDON" "$P_FROM"
+	expect_empty abandon
+fi
 
-echo "== 300 segments with header bytes and no handshake, from a trusted source"
-in_cgroup "$CG" "$TEST" plant "$P_PLANT" 300
-expect_empty "segments with no handshake"
+if selected plant; then
+	echo "== 300 segments with header bytes and no handshake, from a trusted source"
+	in_cgroup "$CG" "$TEST" plant "$P_PLANT" 300
+	expect_empty "segments with no handshake"
+fi
 
-echo "== IPv6 destination and hop-by-hop options before TCP"
-in_cgroup "$CG" "$TEST" ext6 "$P_EXT6"
-expect_empty ext6
+if selected ext6; then
+	echo "== IPv6 destination and hop-by-hop options before TCP"
+	in_cgroup "$CG" "$TEST" ext6 "$P_EXT6"
+	expect_empty ext6
+fi
 
 # revoke PORT EXPECT UNTRUSTED: half a header, then the peer's trust is taken away live, then the rest.
 revoke() {
@@ -90,27 +104,33 @@ revoke() {
 	[ "${ok:-0}" = 1 ] || fail "revoke ($expect) did not finish"
 	unset ok
 }
-echo "== trust revoked while a header is pending: a port that leaves untrusted peers plain"
-revoke "$P_PLAIN" plain plain
-echo "== trust revoked while a header is pending: a port that rejects them"
-revoke "$P_REJ" reject reject
-expect_empty revoke
+if selected revoke; then
+	echo "== trust revoked while a header is pending: a port that leaves untrusted peers plain"
+	revoke "$P_PLAIN" plain plain
+	echo "== trust revoked while a header is pending: a port that rejects them"
+	revoke "$P_REJ" reject reject
+	expect_empty revoke
+fi
 
-echo "== --local-uid root: local clients from a trusted address, as root and as nobody"
-for defer in 0 5; do
-	in_cgroup "$CG" "$TEST" localuid "$P_LUID" 0 done "$defer"
-	in_cgroup "$CG" "$TEST" localuid "$P_LUID" 65534 plain "$defer"
-done
-expect_empty localuid
+if selected localuid; then
+	echo "== --local-uid root: local clients from a trusted address, as root and as nobody"
+	for defer in 0 5; do
+		in_cgroup "$CG" "$TEST" localuid "$P_LUID" 0 done "$defer"
+		in_cgroup "$CG" "$TEST" localuid "$P_LUID" 65534 plain "$defer"
+	done
+	expect_empty localuid
+fi
 
-echo "== 20 untrusted connections held open on a rejecting port, a table of 10, no daemon"
-new_cgroup CG_SLOTS slots
-new_pin_dir PIN_SLOTS slots
-"$CLI" attach --cgroup "$CG_SLOTS" --pin-dir "$PIN_SLOTS" --table-size 10 --port "$P_SLOT_REJ" --trust $LOOP \
-	--untrusted reject >/dev/null
-"$CLI" attach --pin-dir "$PIN_SLOTS" --port "$P_SLOT_OK" --trust $LOOP >/dev/null
-in_cgroup "$CG_SLOTS" "$TEST" slots "$P_SLOT_REJ" "$P_SLOT_OK" 20
-full=$("$CLI" status --pin-dir "$PIN_SLOTS" --json | jq .counters.rejected_table_full)
-[ "$full" = 0 ] || fail "slots: $full connections were refused for a full table"
-expect_empty slots "$PIN_SLOTS"
+if selected slots; then
+	echo "== 20 untrusted connections held open on a rejecting port, a table of 10, no daemon"
+	new_cgroup CG_SLOTS slots
+	new_pin_dir PIN_SLOTS slots
+	"$CLI" attach --cgroup "$CG_SLOTS" --pin-dir "$PIN_SLOTS" --table-size 10 --port "$P_SLOT_REJ" --trust $LOOP \
+		--untrusted reject >/dev/null
+	"$CLI" attach --pin-dir "$PIN_SLOTS" --port "$P_SLOT_OK" --trust $LOOP >/dev/null
+	in_cgroup "$CG_SLOTS" "$TEST" slots "$P_SLOT_REJ" "$P_SLOT_OK" 20
+	full=$("$CLI" status --pin-dir "$PIN_SLOTS" --json | jq .counters.rejected_table_full)
+	[ "$full" = 0 ] || fail "slots: $full connections were refused for a full table"
+	expect_empty slots "$PIN_SLOTS"
+fi
 echo "PASS: segments"

@@ -155,7 +155,7 @@ static void check_stream(const char *what, int fd, const __u8 *want, size_t n)
 
 /* ---- loss -------------------------------------------------------------------------------- */
 
-/* The dropper's globals (bpf/drop_once.bpf.c), in its .bss map. */
+/* The dropper's globals (tests/bpf/drop_once.bpf.c), in its .bss map. */
 struct dropper {
 	__u32 port, nth, seen, dropped;
 };
@@ -822,35 +822,84 @@ static void run_localuid(int port, int uid, const char *want, int defer_s)
 	close(lfd);
 }
 
+/* ---- modes: what segments.sh runs ------------------------------------------------------- */
+
+static int mode_loss(char **a)
+{
+	run_loss(atoi(a[0]));
+	return 0;
+}
+
+static int mode_deferfull(char **a)
+{
+	run_deferfull(atoi(a[0]));
+	return 0;
+}
+
+static int mode_abandon(char **a)
+{
+	run_abandon(atoi(a[0]), atoi(a[1]));
+	return 0;
+}
+
+static int mode_plant(char **a)
+{
+	run_plant(atoi(a[0]), atoi(a[1]));
+	return 0;
+}
+
+static int mode_ext6(char **a)
+{
+	run_ext6(atoi(a[0]));
+	return 0;
+}
+
+static int mode_slots(char **a)
+{
+	run_slots(atoi(a[0]), atoi(a[1]), atoi(a[2]));
+	return 0;
+}
+
+static int mode_revoke(char **a)
+{
+	run_revoke(atoi(a[0]), a[1]);
+	return 0;
+}
+
+static int mode_race(char **a)
+{
+	run_race(atoi(a[0]), atoi(a[1]));
+	return 0;
+}
+
+static int mode_closerace(char **a)
+{
+	run_closerace(atoi(a[0]), atoi(a[1]));
+	return 0;
+}
+
+static int mode_localuid(char **a)
+{
+	run_localuid(atoi(a[0]), atoi(a[1]), a[2], atoi(a[3]));
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	const char *mode = argc > 1 ? argv[1] : "";
+	/* in the order segments.sh runs them */
+	static const struct test_mode modes[] = {
+		{ "loss", "PORT", 1, 1, mode_loss },
+		{ "race", "PORT ROUNDS", 2, 2, mode_race },
+		{ "closerace", "PORT ROUNDS", 2, 2, mode_closerace },
+		{ "deferfull", "PORT", 1, 1, mode_deferfull },
+		{ "abandon", "PORT FROM_PORT", 2, 2, mode_abandon },
+		{ "plant", "PORT N", 2, 2, mode_plant },
+		{ "ext6", "PORT", 1, 1, mode_ext6 },
+		{ "revoke", "PORT plain|reject", 2, 2, mode_revoke },
+		{ "localuid", "PORT UID done|plain DEFER_S", 4, 4, mode_localuid },
+		{ "slots", "REJ_PORT OK_PORT N", 3, 3, mode_slots },
+	};
 
 	signal(SIGPIPE, SIG_IGN);
-	if (argc == 3 && !strcmp(mode, "loss"))
-		run_loss(atoi(argv[2]));
-	else if (argc == 3 && !strcmp(mode, "deferfull"))
-		run_deferfull(atoi(argv[2]));
-	else if (argc == 4 && !strcmp(mode, "abandon"))
-		run_abandon(atoi(argv[2]), atoi(argv[3]));
-	else if (argc == 4 && !strcmp(mode, "plant"))
-		run_plant(atoi(argv[2]), atoi(argv[3]));
-	else if (argc == 3 && !strcmp(mode, "ext6"))
-		run_ext6(atoi(argv[2]));
-	else if (argc == 5 && !strcmp(mode, "slots"))
-		run_slots(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]));
-	else if (argc == 4 && !strcmp(mode, "revoke"))
-		run_revoke(atoi(argv[2]), argv[3]);
-	else if (argc == 4 && !strcmp(mode, "race"))
-		run_race(atoi(argv[2]), atoi(argv[3]));
-	else if (argc == 4 && !strcmp(mode, "closerace"))
-		run_closerace(atoi(argv[2]), atoi(argv[3]));
-	else if (argc == 6 && !strcmp(mode, "localuid"))
-		run_localuid(atoi(argv[2]), atoi(argv[3]), argv[4], atoi(argv[5]));
-	else {
-		fprintf(stderr, "usage: segments_test loss|deferfull|abandon|plant|ext6|slots|revoke|localuid ARGS "
-				"(see the source)\n");
-		return 2;
-	}
-	return t_summary(mode);
+	return T_RUN_MODE(argc, argv, "segments_test", modes);
 }

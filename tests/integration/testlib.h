@@ -150,4 +150,51 @@ static inline bool wait_go_ahead(int seconds)
 	return sigtimedwait(&usr1, NULL, &wait) == SIGUSR1;
 }
 
+/*
+ * A program whose script runs it one mode at a time, `PROG MODE ARGS...`: the
+ * modes are its cases (`PROG --list` prints them, the script's
+ * PPBPF_TEST_CASE names one: lib.sh).
+ */
+struct test_mode {
+	const char *name;
+	const char *args;       /* what it takes, for the usage line */
+	int min_args, max_args; /* how many */
+	int (*run)(char **args); /* 0, or a failure's exit status; argv-like, NULL after the last */
+};
+
+static inline void t_usage(const char *prog, const struct test_mode *modes, size_t n)
+{
+	fprintf(stderr, "usage: %s --list | MODE ARGS, one of:\n", prog);
+	for (size_t i = 0; i < n; i++)
+		fprintf(stderr, "  %s %s %s\n", prog, modes[i].name, modes[i].args);
+}
+
+/* main(): `PROG --list`, or the mode argv[1] names; the exit status (2: a usage error). */
+static inline int t_run_mode(int argc, char **argv, const char *prog, const struct test_mode *modes, size_t n)
+{
+	const struct test_mode *m = NULL;
+	int rc;
+
+	if (argc == 2 && !strcmp(argv[1], "--list")) {
+		for (size_t i = 0; i < n; i++)
+			printf("%s\n", modes[i].name);
+		return 0;
+	}
+	for (size_t i = 0; argc > 1 && i < n; i++)
+		if (!strcmp(modes[i].name, argv[1]))
+			m = &modes[i];
+	if (!m || argc - 2 < m->min_args || argc - 2 > m->max_args) {
+		t_usage(prog, modes, n);
+		return 2;
+	}
+	rc = m->run(argv + 2);
+	if (rc)
+		return rc;
+	if (!t_checks)
+		fprintf(stderr, "FAIL: %s checked nothing\n", m->name);
+	return t_summary(m->name);
+}
+
+#define T_RUN_MODE(argc, argv, prog, modes) t_run_mode((argc), (argv), (prog), (modes), sizeof(modes) / sizeof((modes)[0]))
+
 #endif

@@ -1002,38 +1002,75 @@ static int run_tablefull(int port, int capacity)
 	return 0;
 }
 
+/* ---- modes: what trust.sh runs ---------------------------------------------------------- */
+
+static int mode_spoof(char **a)
+{
+	return run_spoof(atoi(a[0]), atoi(a[1]), atoi(a[2]));
+}
+
+static int mode_plain(char **a)
+{
+	return run_plain(atoi(a[0]), atoi(a[1]));
+}
+
+static int mode_malformed(char **a)
+{
+	return run_malformed(atoi(a[0]), atoi(a[1]), atoi(a[2]));
+}
+
+static int mode_slow(char **a)
+{
+	return run_slow(atoi(a[0]), atoi(a[1]), atoi(a[2]));
+}
+
+static int mode_load(char **a)
+{
+	return run_load(atoi(a[0]), atoi(a[1]), atoi(a[2]));
+}
+
+static int mode_stream(char **a)
+{
+	return run_stream(atoi(a[0]), atoi(a[1]), atoi(a[2]), a[3] ? strtoull(a[3], NULL, 10) : 0);
+}
+
+static int mode_tablefull(char **a)
+{
+	return run_tablefull(atoi(a[0]), atoi(a[1]));
+}
+
+static int mode_honoured(char **a)
+{
+	return run_honoured(atoi(a[0]), atoi(a[1]), a[2]);
+}
+
+static int mode_untracked(char **a)
+{
+	return run_untracked(atoi(a[0]), atoi(a[1]), a[2]);
+}
+
+static int mode_flood(char **a)
+{
+	return run_flood(atoi(a[0]), atoi(a[1]), atoi(a[2]));
+}
+
 int main(int argc, char **argv)
 {
-	int rc = 2;
+	/* in the order trust.sh first runs them */
+	static const struct test_mode modes[] = {
+		{ "spoof", "PLAIN_PORT REJECT_PORT N", 3, 3, mode_spoof },
+		{ "malformed", "REQ_PORT V2ONLY_PORT SMALL_PORT", 3, 3, mode_malformed },
+		{ "slow", "PORT TIMEOUT_MS N_GOOD", 3, 3, mode_slow },
+		{ "load", "PORT N_HELD N_GOOD", 3, 3, mode_load },
+		{ "stream", "PORT N SECONDS [BYTES]", 3, 4, mode_stream },
+		{ "plain", "PORT N", 2, 2, mode_plain },
+		{ "tablefull", "PORT CAPACITY", 2, 2, mode_tablefull },
+		{ "honoured", "PORT N FROM", 3, 3, mode_honoured },
+		{ "untracked", "PORT N FROM", 3, 3, mode_untracked },
+		{ "flood", "PORT SECONDS THREADS", 3, 3, mode_flood },
+	};
 
 	signal(SIGPIPE, SIG_IGN);
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (argc == 5 && !strcmp(argv[1], "spoof"))
-		rc = run_spoof(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]));
-	else if (argc == 4 && !strcmp(argv[1], "plain"))
-		rc = run_plain(atoi(argv[2]), atoi(argv[3]));
-	else if (argc == 5 && !strcmp(argv[1], "malformed"))
-		rc = run_malformed(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]));
-	else if (argc == 5 && !strcmp(argv[1], "slow"))
-		rc = run_slow(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]));
-	else if (argc == 5 && !strcmp(argv[1], "load"))
-		rc = run_load(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]));
-	else if ((argc == 5 || argc == 6) && !strcmp(argv[1], "stream"))
-		rc = run_stream(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), argc == 6 ? strtoull(argv[5], NULL, 10) : 0);
-	else if (argc == 4 && !strcmp(argv[1], "tablefull"))
-		rc = run_tablefull(atoi(argv[2]), atoi(argv[3]));
-	else if (argc == 5 && !strcmp(argv[1], "honoured"))
-		rc = run_honoured(atoi(argv[2]), atoi(argv[3]), argv[4]);
-	else if (argc == 5 && !strcmp(argv[1], "untracked"))
-		rc = run_untracked(atoi(argv[2]), atoi(argv[3]), argv[4]);
-	else if (argc == 5 && !strcmp(argv[1], "flood"))
-		rc = run_flood(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]));
-	else
-		fprintf(stderr, "usage: trust_test spoof|plain|malformed|slow|load|stream|tablefull|honoured|untracked|flood "
-			"ARGS (see the source)\n");
-	if (rc)
-		return rc;
-	if (!t_checks)
-		fprintf(stderr, "FAIL: %s checked nothing\n", argv[1]);
-	return t_summary(argv[1]);
+	return T_RUN_MODE(argc, argv, "trust_test", modes);
 }

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <cmocka.h>
 #include <ppbpf/ppbpf.h>
+#include "cases.h"
 #include "guard.h"
 #include "prng.h"
 
@@ -514,7 +515,7 @@ static void test_parse_mutations_vs_glibc(void **state)
 	}
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_family_table),
@@ -531,5 +532,5 @@ int main(void)
 		cmocka_unit_test(test_parse_mutations_vs_glibc),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return RUN_UNIT_CASES(argc, argv, tests);
 }

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <cmocka.h>
 #include <ppbpf/ppbpf.h>
+#include "cases.h"
 #include "guard.h"
 #include "ref_crc32c.h"
 #include "prng.h"
@@ -747,7 +748,7 @@ static void test_round_trip(void **state)
 	assert_true(v1 > N_ROUND_TRIPS / 4 && with_crc > N_ROUND_TRIPS / 8 && with_ssl > N_ROUND_TRIPS / 8);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_reference_crc),
@@ -763,5 +764,5 @@ int main(void)
 		cmocka_unit_test(test_round_trip),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return RUN_UNIT_CASES(argc, argv, tests);
 }

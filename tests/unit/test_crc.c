@@ -10,6 +10,7 @@
 #include <string.h>
 #include <cmocka.h>
 #include <ppbpf/ppbpf.h>
+#include "cases.h"
 #include "guard.h"
 #include "ref_crc32c.h"
 #include "prng.h"
@@ -167,7 +168,7 @@ static void test_wrappers(void **state)
 	}
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_reference_matches_published),
@@ -181,5 +182,5 @@ int main(void)
 
 	if (!ppbpf_crc32c_have_hw())
 		print_message("no SSE4.2 on this CPU: ppbpf_crc32c_hw is not compared\n");
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return RUN_UNIT_CASES(argc, argv, tests);
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <cmocka.h>
 #include <ppbpf/ppbpf.h>
+#include "cases.h"
 
 /* Is s a lower_snake_case identifier: [a-z][a-z0-9]*(_[a-z0-9]+)* ? */
 static int is_snake(const char *s)
@@ -132,7 +133,7 @@ static void test_kernel_codes(void **state)
 	}
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_snake_checker),
@@ -144,5 +145,5 @@ int main(void)
 		cmocka_unit_test(test_kernel_codes),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return RUN_UNIT_CASES(argc, argv, tests);
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <cmocka.h>
+#include "cases.h"
 #include "guard.h"
 #include "vectors.h"
 
@@ -203,7 +204,7 @@ static void test_empty_input(void **state)
 	assert_int_equal(h.need, PPBPF_MIN_LEN);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_vectors),
@@ -215,5 +216,5 @@ int main(void)
 		cmocka_unit_test(test_empty_input),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return RUN_UNIT_CASES(argc, argv, tests);
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <cmocka.h>
 #include <ppbpf/ppbpf.h>
+#include "cases.h"
 #include "guard.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -562,7 +563,7 @@ static void test_gcp_not_psc_id(void **state)
 	assert_true(id == 77);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_order_and_unknown_kept),
@@ -586,5 +587,5 @@ int main(void)
 		cmocka_unit_test(test_gcp_not_psc_id),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return RUN_UNIT_CASES(argc, argv, tests);
 }

@@ -2,7 +2,7 @@
 /*
  * Test helper, not part of ppbpf: drops the nth data segment arriving for one
  * TCP port, once. The sender retransmits it, so the segments after it arrive
- * out of order. kernel.sh attaches it as generic XDP to the loopback of a test
+ * out of order. kernel.sh and segments.sh attach it as generic XDP to the loopback of a test
  * network namespace: XDP runs before the cgroup hook, so ppbpf never sees the
  * lost segment (a cgroup program could not hide it: the cgroup hook runs every
  * program before it applies a drop).
