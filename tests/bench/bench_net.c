@@ -15,6 +15,10 @@
  *   bench_net sink PORT [ppbpf]      bulk receiver: counts bytes, prints Gbit/s;
  *                                    ppbpf: accepted with ppbpf_accept (header consumed)
  *   bench_net bulk PORT BYTES [v2]   bulk sender; v2: a PROXY v2 header first
+ *   bench_net calls PORT             what one call of each kind the library makes
+ *                                    costs, on a connection to itself through a
+ *                                    tracked PORT (ns: the query, an empty recv,
+ *                                    a poll that finds the socket readable)
  *
  * Results are printed as one JSON object on stdout.
  */
@@ -22,6 +26,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -89,12 +94,15 @@ __attribute__((noreturn)) static void run_server(int port, int ppbpf)
 		struct sockaddr_storage orig;
 		socklen_t olen = sizeof(orig);
 		struct ppbpf_info info;
+		size_t got = 0;
 		int fd;
 
 		if (ppbpf) {
-			struct ppbpf_accept_opts o = { .info = &info };
+			/* the request's first bytes come with the header, in the read that consumes it */
+			struct ppbpf_accept_opts o = { .info = &info, .data = req, .data_cap = sizeof(req) };
 
 			fd = ppbpf_accept_opts(lfd, (struct sockaddr *)&orig, &olen, SOCK_CLOEXEC, &o);
+			got = o.data_len;
 		} else {
 			fd = accept4(lfd, (struct sockaddr *)&orig, &olen, SOCK_CLOEXEC);
 		}
@@ -102,7 +110,7 @@ __attribute__((noreturn)) static void run_server(int port, int ppbpf)
 			continue;
 		/* A wrong answer must not pass for a fast one: the client counts 'X' replies as failures. */
 		reply[0] = !ppbpf || (info.state == PPBPF_STATE_DONE && info.src_port == 51000) ? 'r' : 'X';
-		if (!read_exact(fd, req, sizeof(req)) && req[0] == 'q' && req[REQ_LEN - 1] == 'q')
+		if (!read_exact(fd, req + got, sizeof(req) - got) && req[0] == 'q' && req[REQ_LEN - 1] == 'q')
 			send(fd, reply, sizeof(reply), MSG_NOSIGNAL);
 		close(fd);
 	}
@@ -301,6 +309,46 @@ static int run_bulk(int port, long long bytes, int header)
 	return 0;
 }
 
+#define CALLS 200000
+
+/* Mean ns of `calls` runs of one call. */
+#define TIME_CALLS(expr) ({                                \
+	double t0 = now_s();                               \
+	for (int i_ = 0; i_ < CALLS; i_++)                 \
+		(void)(expr);                              \
+	(now_s() - t0) * 1e9 / CALLS;                      \
+})
+
+/* A judged connection to ourselves through the tracked port, then the cost of each kind of call on it. */
+static int run_calls(int port)
+{
+	static const struct ppbpf_build v2 = { .version = 2, .command = PPBPF_CMD_PROXY, .family = PPBPF_FAM_TCP4,
+						.src_addr = { 192, 0, 2, 1 }, .dst_addr = { 198, 51, 100, 1 },
+						.src_port = 51000, .dst_port = 443 };
+	struct sockaddr_in a = loopback(port);
+	unsigned char hdr[64], byte;
+	int lfd = listen_port(port), c = socket(AF_INET, SOCK_STREAM, 0), hl = ppbpf_build(&v2, hdr, sizeof(hdr)), s;
+	struct ppbpf_info info;
+	struct pollfd p;
+
+	if (c < 0 || hl < 0 || connect(c, (struct sockaddr *)&a, sizeof(a)) || send(c, hdr, (size_t)hl, 0) != hl ||
+	    send(c, "x", 1, 0) != 1)
+		return 1;
+	s = ppbpf_accept(lfd, NULL, NULL, 0);
+	if (s < 0 || ppbpf_get(s, &info) || info.state != PPBPF_STATE_DONE) {
+		fprintf(stderr, "bench_net calls: port %d is not tracked (attach it first)\n", port);
+		return 1;
+	}
+	p = (struct pollfd){ .fd = s, .events = POLLIN };
+	/* the byte stays queued: poll finds it; the empty recv is on the client's side */
+	printf("{\"getsockopt_ns\":%.1f,\"recv_empty_ns\":%.1f,\"poll_ns\":%.1f}\n", TIME_CALLS(ppbpf_get(s, &info)),
+	       TIME_CALLS(recv(c, &byte, 1, MSG_DONTWAIT)), TIME_CALLS(poll(&p, 1, 0)));
+	close(s);
+	close(c);
+	close(lfd);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -312,7 +360,9 @@ int main(int argc, char **argv)
 		return run_sink(atoi(argv[2]), argc == 4 && !strcmp(argv[3], "ppbpf"));
 	if ((argc == 4 || argc == 5) && !strcmp(argv[1], "bulk"))
 		return run_bulk(atoi(argv[2]), atoll(argv[3]), argc == 5 && !strcmp(argv[4], "v2"));
+	if (argc == 3 && !strcmp(argv[1], "calls"))
+		return run_calls(atoi(argv[2]));
 	fprintf(stderr, "usage: bench_net server PORT plain|ppbpf | rate PORT v2|v1|none SECONDS THREADS [http] |\n"
-			"       sink PORT [ppbpf] | bulk PORT BYTES [v2]\n");
+			"       sink PORT [ppbpf] | bulk PORT BYTES [v2] | calls PORT\n");
 	return 2;
 }
