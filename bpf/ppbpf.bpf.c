@@ -71,7 +71,7 @@ int ppbpf_ingress(struct __sk_buff *skb)
 		return on_listener_segment(skb);
 	rec = bpf_sk_storage_get(&ppbpf_sks, sk, 0, 0);
 	if (!rec)
-		return PASS;
+		return on_unset_segment(skb, sk);
 	state = READ_ONCE(rec->info.state);
 	if (state == PPBPF_STATE_PENDING)
 		return on_stream_segment(skb, sk, rec);

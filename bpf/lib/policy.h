@@ -115,4 +115,29 @@ static __always_inline struct ppbpf_port_policy *live_policy(struct __sk_buff *s
 	return NULL;
 }
 
+/*
+ * A socket without a record: would sockops track it? A child is in the
+ * kernel's tables (accept() can dequeue it, segments find it) a moment
+ * before the sockops callback that creates its record has run, so "not yet"
+ * must not look like "never".
+ */
+static __always_inline int will_be_tracked(struct bpf_sock *sk)
+{
+	__u16 port = (__u16)sk->src_port;
+	__u32 r[4] = { sk->dst_ip6[0], sk->dst_ip6[1], sk->dst_ip6[2], sk->dst_ip6[3] };
+	struct ppbpf_port_policy *pol;
+	__u8 peer[16] = {};
+	int v4;
+
+	if (sk->state != BPF_TCP_ESTABLISHED && sk->state != BPF_TCP_SYN_RECV)
+		return 0;
+	pol = bpf_map_lookup_elem(&ports, &port);
+	if (!pol)
+		return 0;
+	if (pol->flags & PPBPF_PORT_REJECT_UNTRUSTED)
+		return 1;
+	v4 = norm_addr(sk->family, sk->dst_ip4, r, peer);
+	return trusted(port, v4, peer);
+}
+
 #endif /* PPBPF_LIB_POLICY_H */

@@ -209,6 +209,7 @@ enum ppbpf_counter {
 	PPBPF_CNT_BUSY,         /* segments dropped while another CPU took in one of the same connection */
 	PPBPF_CNT_REVOKED,      /* pending headers not honoured: the port's policy or the peer's trust changed */
 	PPBPF_CNT_REJ_CHANGED,  /* rejected: a resent segment changed header bytes already taken in */
+	PPBPF_CNT_BEFORE_SETUP, /* data segments that reached a child before sockops set it up: dropped, resent */
 	PPBPF_CNT_MAX,
 };
 

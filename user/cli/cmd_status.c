@@ -64,6 +64,7 @@ static const char *const counter_names[PPBPF_CNT_MAX] = {
 	[PPBPF_CNT_TIMEOUT_PLAIN] = "timeout_plain",    [PPBPF_CNT_UNDECODABLE] = "undecodable_segments",
 	[PPBPF_CNT_NO_HANDSHAKE] = "no_handshake",      [PPBPF_CNT_BUSY] = "busy_segments",
 	[PPBPF_CNT_REVOKED] = "revoked",               [PPBPF_CNT_REJ_CHANGED] = "rejected_changed",
+	[PPBPF_CNT_BEFORE_SETUP] = "before_setup_segments",
 };
 
 static const char *const state_names[] = { "none", "pending", "done", "error", "plain" };
