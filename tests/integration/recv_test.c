@@ -25,6 +25,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <linux/sockios.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -285,6 +287,8 @@ struct client {
 	size_t len, hdr_len;
 	unsigned long long seed;
 	int ok;
+	int fd;                /* the client's socket once connected, else -1 (set by its thread) */
+	int sent;              /* 1 once it has sent everything */
 };
 
 static int send_all(int fd, const __u8 *p, size_t n)
@@ -353,9 +357,10 @@ static void *client_main(void *arg)
 
 	if (fd < 0)
 		return NULL;
+	__atomic_store_n(&c->fd, fd, __ATOMIC_RELEASE);
 	if (c->delay_ms)
 		sleep_us(c->delay_ms * 1000L);
-	if (!send_pattern(fd, c) && !shutdown(fd, SHUT_WR)) {
+	if (!send_pattern(fd, c) && (__atomic_store_n(&c->sent, 1, __ATOMIC_RELEASE), !shutdown(fd, SHUT_WR))) {
 		/* wait for the server to close: it has read everything */
 		while (recv(fd, sink, sizeof(sink), 0) > 0)
 			;
@@ -367,7 +372,27 @@ static void *client_main(void *arg)
 
 static void client_start(struct client *c)
 {
+	c->fd = -1;
+	c->sent = 0;
 	assert_int_equal(pthread_create(&c->thread, NULL, client_main, c), 0);
+}
+
+/*
+ * Until all the client sent is acknowledged (nothing left in its send
+ * queue): the kernel side holds back what it has not judged, so the header
+ * was judged. Fails after 5 s.
+ */
+static void wait_acked(struct client *c, const char *what)
+{
+	for (int i = 0; i < 5000; i++) {
+		int fd = __atomic_load_n(&c->fd, __ATOMIC_ACQUIRE), unacked = -1;
+
+		if (fd >= 0 && __atomic_load_n(&c->sent, __ATOMIC_ACQUIRE) && !ioctl(fd, SIOCOUTQ, &unacked) &&
+		    unacked == 0)
+			return;
+		sleep_us(1000);
+	}
+	fail_msg("%s: what the client sent was not acknowledged within 5 s", what);
 }
 
 static void client_join(struct client *c)
@@ -483,7 +508,7 @@ static void run_conn(int lfd, int port, const struct conn_test *ct)
 		int at_once = ct->d == D_ONE && !ct->delay_ms, rc;
 
 		if (at_once && !ct->defer && !ct->quick)
-			sleep_us(30000); /* let the header arrive before accept() */
+			wait_acked(&c, what); /* the header has arrived before accept() */
 		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 		assert_true(fd >= 0);
 		rc = ppbpf_get(fd, &info);
