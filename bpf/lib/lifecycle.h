@@ -133,7 +133,7 @@ static __always_inline void on_close(struct bpf_sock_ops *skops)
 	/* A locked write before the delete: an ingress storing an entry now sees it (keep_pending). */
 	__sync_fetch_and_or(&rec->closing, 1);
 	if (rec->stored) /* a header still incomplete at close */
-		drop_pending(rec, cookie);
+		drop_pending_closed(rec, cookie);
 }
 
 #endif /* PPBPF_LIB_LIFECYCLE_H */

@@ -66,6 +66,18 @@ static __always_inline void drop_pending(struct ppbpf_sk *rec, __u64 cookie)
 }
 
 /*
+ * Both of a closing socket's pending entries, whatever rec->stored says:
+ * ingress (storing one) and sockops (seeing the close) both write `stored`,
+ * so either may read the other's stale value, or have its own overwritten.
+ */
+static __always_inline void drop_pending_closed(struct ppbpf_sk *rec, __u64 cookie)
+{
+	bpf_map_delete_elem(&pending_small, &cookie);
+	bpf_map_delete_elem(&pending, &cookie);
+	rec->stored = 0;
+}
+
+/*
  * An incomplete header: keep its bytes in a pending entry for the next
  * segments, a small one while they fit. bytes is the scratch, an `early`
  * entry, or the socket's large entry itself (stored in place: nothing to do).
@@ -98,7 +110,7 @@ static __always_inline void keep_pending(struct ppbpf_sk *rec, struct ppbpf_pend
 	}
 	/* A locked read: ordered after the store above, as on_close orders its flag before its delete. */
 	if (__sync_fetch_and_add(&rec->closing, 0))
-		drop_pending(rec, cookie);
+		drop_pending_closed(rec, cookie);
 }
 
 #endif /* PPBPF_LIB_PENDING_H */
