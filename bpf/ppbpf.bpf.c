@@ -34,6 +34,7 @@
 #include "lib/handoff.h"
 #include "lib/lifecycle.h"
 #include "lib/query.h"
+#include "lib/shift.h"
 #include "lib/stream.h"
 #include "lib/sweep.h"
 
@@ -67,6 +68,8 @@ int ppbpf_ingress(struct __sk_buff *skb)
 	sk = bpf_sk_fullsock(sk);
 	if (!sk || sk->protocol != IPPROTO_TCP)
 		return PASS;
+	if (shifted_port(sk->src_port))
+		return on_shifted_socket_segment(sk);
 	if (sk->state == BPF_TCP_LISTEN)
 		return on_listener_segment(skb);
 	rec = bpf_sk_storage_get(&ppbpf_sks, sk, 0, 0);
@@ -78,6 +81,20 @@ int ppbpf_ingress(struct __sk_buff *skb)
 	if (state == PPBPF_STATE_ERROR)
 		return on_rejected_segment(skb);
 	return PASS;
+}
+
+/* tc, every interface's ingress: transparent mode's client segments (and on loopback the server's). */
+SEC("tc")
+int ppbpf_tc_ingress(struct __sk_buff *skb)
+{
+	return tc_ingress(skb);
+}
+
+/* tc, every interface's egress but loopback's: the server's segments of transparent flows. */
+SEC("tc")
+int ppbpf_tc_egress(struct __sk_buff *skb)
+{
+	return tc_egress(skb);
 }
 
 SEC("cgroup/getsockopt")

@@ -15,6 +15,8 @@
 #define PPBPF_COPY_CALLS (PPBPF_MAX_HEADER / PPBPF_COPY_CHUNK)
 /* Default capacity of the connection table (the loader may change it before load). */
 #define PPBPF_CONNS_DEFAULT 65536
+/* Default capacity of the transparent flow table (connections and TIME_WAIT, on transparent ports). */
+#define PPBPF_FLOWS_DEFAULT 65536
 /* Most connections whose header is incomplete at once. */
 #define PPBPF_PENDING_MAX 65536
 /* Most bytes a small pending entry keeps: what a partial header almost always is (masked: 0xff). */
@@ -30,6 +32,25 @@
 
 #define PASS 1
 #define DROP 0 /* TCP has not acknowledged the segment: the peer sends it again */
+
+/* ---- what tc does with a packet -------------------------------------------------------------- */
+
+#define TC_NEXT (-1) /* TC_ACT_UNSPEC: on to the next filter (tcx: TCX_NEXT) */
+#define TC_DROP 2    /* TC_ACT_SHOT (tcx: TCX_DROP) */
+/* Where tc sees the IP header: after the Ethernet header (Ethernet devices and loopback only). */
+#define TC_L3 14
+/* Field offsets in the TCP header. */
+#define TCP_SEQ_AT 4
+#define TCP_ACK_AT 8
+#define TCP_FLAGS_AT 12 /* the 16-bit word of the data offset and the flags */
+#define TCP_CSUM_AT 16
+#define TCP_OPTS_AT 20
+/* TCP option kinds: SACK, and the two that sign sequence numbers. */
+#define TCPOPT_SACK 5
+#define TCPOPT_MD5SIG 19
+#define TCPOPT_AO 29
+/* bpf_l4_csum_replace flags (vmlinux.h has the enum, named here for reading). */
+#define CSUM_PSEUDO BPF_F_PSEUDO_HDR
 
 /* ---- kernel numbers that vmlinux.h lacks (BTF carries no macros) ----------------------------- */
 

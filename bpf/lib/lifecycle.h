@@ -9,6 +9,7 @@
 
 #include "addr.h"
 #include "handoff.h"
+#include "shift.h"
 #include "maps.h"
 #include "pending.h"
 #include "policy.h"
@@ -84,7 +85,10 @@ static __always_inline void track(struct bpf_sock_ops *skops, const struct ppbpf
 		return;
 	}
 	count(PPBPF_CNT_TRACKED);
-	take_early(skops, sk, c, rec);
+	if (pol->flags & PPBPF_PORT_TRANSPARENT)
+		take_flow(skops, sk, c, rec);
+	else
+		take_early(skops, sk, c, rec);
 }
 
 /* A passive connection established on a policy port: track it, unless its peer is untrusted and the port leaves untrusted peers plain. */
@@ -130,6 +134,8 @@ static __always_inline void on_close(struct bpf_sock_ops *skops)
 	}
 	if (rec->reset_asked)
 		count(PPBPF_CNT_RESETS);
+	if (rec->port_flags & PPBPF_PORT_TRANSPARENT)
+		flow_closed(rec, skops->args[0]);
 	/* A locked write before the delete: an ingress storing an entry now sees it (keep_pending). */
 	__sync_fetch_and_or(&rec->closing, 1);
 	if (rec->stored) /* a header still incomplete at close */

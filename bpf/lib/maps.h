@@ -163,6 +163,45 @@ struct {
 	__type(value, struct ppbpf_early);
 } scratch_early SEC(".maps");
 
+/* ---- transparent mode (tc) ------------------------------------------------------------------- */
+
+/* One bit per local port in transparent mode: tc leaves at once for the others. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PORT_BITMAP_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
+} shift_bits SEC(".maps");
+
+/*
+ * Transparent flows by 4-tuple, from the SYN until after TIME_WAIT (the sweep
+ * of `ppbpf run` removes them). HASH, never LRU: an evicted flow would lose
+ * its shift and corrupt its stream. When full, new SYNs are dropped.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PPBPF_FLOWS_DEFAULT);
+	__type(key, struct ppbpf_flow_key);
+	__type(value, struct ppbpf_flow);
+} flows SEC(".maps");
+
+/* The header of a transparent flow as it comes in, then its verdict until sockops takes it with the child. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, PPBPF_PENDING_MAX);
+	__type(key, struct ppbpf_flow_key);
+	__type(value, struct ppbpf_early);
+} flow_hdrs SEC(".maps");
+
+/* Where tc assembles a header's first bytes, and copies bytes it takes out of a segment (per CPU). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ppbpf_early);
+} tc_scratch SEC(".maps");
+
 /* ---- counters and events -------------------------------------------------------------------- */
 
 /* Counters, enum ppbpf_counter (per CPU: `ppbpf status` adds them up). */

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0 OR MIT */
 /*
- * Reading a TCP segment in cgroup_skb/ingress: its IPv4/IPv6 and TCP headers
- * (the payload's place, the endpoints), then copying its payload into a
- * buffer or comparing it with bytes kept.
+ * Reading a TCP segment: its IPv4/IPv6 and TCP headers (the payload's place,
+ * the endpoints), then copying its payload into a buffer or comparing it with
+ * bytes kept. cgroup_skb sees the IP header at offset 0; tc sees the
+ * Ethernet header first (l3 = ETH_HLEN).
  */
 #ifndef PPBPF_LIB_SEGMENT_H
 #define PPBPF_LIB_SEGMENT_H
@@ -17,20 +18,30 @@ struct segment {
 	__u32 off;         /* payload offset in the skb */
 	__u32 len;         /* payload bytes */
 	__u32 ip_len;      /* bytes of the IP header and its extension headers */
+	__u32 tcp_off;     /* offset of the TCP header in the skb */
+	__u32 raw_seq;     /* the sequence number field as sent */
 	struct ppbpf_endpoint peer;
 	struct ppbpf_endpoint local;
 	__u8 v4;           /* the addresses are IPv4 */
 	__u8 rst;          /* the RST flag */
+	__u8 syn, fin, has_ack; /* the SYN, FIN and ACK flags */
+	__u8 doff;         /* TCP header length, in 32-bit words */
 };
 
-/* The TCP header at ip_len: ports, sequence numbers, the payload's place. */
-static __always_inline void take_tcp(struct __sk_buff *skb, const struct tcphdr *th, __u32 ip_len,
+/* The TCP header at l3 + ip_len: ports, sequence numbers, flags, the payload's place. */
+static __always_inline void take_tcp(struct __sk_buff *skb, const struct tcphdr *th, __u32 l3, __u32 ip_len,
 				     struct segment *s)
 {
 	s->ip_len = ip_len;
-	s->off = ip_len + th->doff * 4;
+	s->tcp_off = l3 + ip_len;
+	s->off = s->tcp_off + th->doff * 4;
 	s->len = skb->len > s->off ? skb->len - s->off : 0;
-	s->seq = bpf_ntohl(th->seq) + th->syn; /* a SYN (fast open) takes one sequence number */
+	s->raw_seq = bpf_ntohl(th->seq);
+	s->seq = s->raw_seq + th->syn; /* a SYN (fast open) takes one sequence number */
+	s->syn = th->syn;
+	s->fin = th->fin;
+	s->has_ack = th->ack;
+	s->doff = th->doff;
 	s->ack = bpf_ntohl(th->ack_seq);
 	s->rst = th->rst;
 	s->peer.port = bpf_ntohs(th->source);
@@ -38,9 +49,9 @@ static __always_inline void take_tcp(struct __sk_buff *skb, const struct tcphdr 
 }
 
 /* The common case, read in place: IPv4 or IPv6 and TCP right after, in the skb's linear part. */
-static __always_inline int read_segment_direct(struct __sk_buff *skb, struct segment *s)
+static __always_inline int read_segment_direct(struct __sk_buff *skb, struct segment *s, __u32 l3)
 {
-	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+	void *data = (void *)(long)skb->data + l3, *end = (void *)(long)skb->data_end;
 	struct tcphdr *th;
 	__u32 ip_len;
 
@@ -68,7 +79,7 @@ static __always_inline int read_segment_direct(struct __sk_buff *skb, struct seg
 	th = data + (ip_len & 63); /* the mask: a bound for the verifier, ihl is 4 bits */
 	if ((void *)(th + 1) > end)
 		return -1;
-	take_tcp(skb, th, ip_len, s);
+	take_tcp(skb, th, l3, ip_len, s);
 	return 0;
 }
 
@@ -77,7 +88,7 @@ static __always_inline int read_segment_direct(struct __sk_buff *skb, struct seg
  * extension headers (hop-by-hop, routing, destination options, AH) are
  * followed, up to IPV6_EXT_MAX. Returns the offset, or 0.
  */
-static __always_inline __u32 ipv6_tcp_offset(struct __sk_buff *skb, __u8 next)
+static __always_inline __u32 ipv6_tcp_offset(struct __sk_buff *skb, __u32 l3, __u8 next)
 {
 	__u32 off = sizeof(struct ipv6hdr);
 
@@ -88,7 +99,7 @@ static __always_inline __u32 ipv6_tcp_offset(struct __sk_buff *skb, __u8 next)
 			return off;
 		if (next != IPPROTO_HOPOPTS && next != IPPROTO_ROUTING && next != IPPROTO_DSTOPTS && next != IPPROTO_AH)
 			return 0;
-		if (bpf_skb_load_bytes(skb, off, eh, sizeof(eh)))
+		if (bpf_skb_load_bytes(skb, l3 + off, eh, sizeof(eh)))
 			return 0;
 		off += next == IPPROTO_AH ? (eh[1] + 2) * 4 : (eh[1] + 1) * 8;
 		next = eh[0];
@@ -96,21 +107,21 @@ static __always_inline __u32 ipv6_tcp_offset(struct __sk_buff *skb, __u8 next)
 	return next == IPPROTO_TCP ? off : 0;
 }
 
-/* Decode the IPv4/IPv6 and TCP headers of skb. Returns 0, or -1 for anything else. */
-static __always_inline int read_segment(struct __sk_buff *skb, struct segment *s)
+/* Decode the IPv4/IPv6 and TCP headers of skb, the IP header at l3. Returns 0, or -1 for anything else. */
+static __always_inline int read_segment_at(struct __sk_buff *skb, struct segment *s, __u32 l3)
 {
 	struct tcphdr th;
 	__u32 ip_len;
 
 	__builtin_memset(s, 0, sizeof(*s));
 	/* Headers almost always sit in the linear part: read them there, without a helper call. */
-	if (!read_segment_direct(skb, s))
+	if (!read_segment_direct(skb, s, l3))
 		return 0;
 	__builtin_memset(s, 0, sizeof(*s));
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
 		struct iphdr ip;
 
-		if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)) || ip.protocol != IPPROTO_TCP)
+		if (bpf_skb_load_bytes(skb, l3, &ip, sizeof(ip)) || ip.protocol != IPPROTO_TCP)
 			return -1;
 		ip_len = ip.ihl * 4;
 		s->v4 = norm_addr(AF_INET, ip.saddr, NULL, s->peer.addr);
@@ -118,9 +129,9 @@ static __always_inline int read_segment(struct __sk_buff *skb, struct segment *s
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr ip6;
 
-		if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)))
+		if (bpf_skb_load_bytes(skb, l3, &ip6, sizeof(ip6)))
 			return -1;
-		ip_len = ipv6_tcp_offset(skb, ip6.nexthdr);
+		ip_len = ipv6_tcp_offset(skb, l3, ip6.nexthdr);
 		if (!ip_len)
 			return -1;
 		s->v4 = norm_addr(AF_INET6, 0, (const __u32 *)&ip6.saddr, s->peer.addr);
@@ -128,10 +139,16 @@ static __always_inline int read_segment(struct __sk_buff *skb, struct segment *s
 	} else {
 		return -1;
 	}
-	if (bpf_skb_load_bytes(skb, ip_len & 0x3ff, &th, sizeof(th))) /* the mask: a bound, and no real header is longer */
+	if (bpf_skb_load_bytes(skb, l3 + (ip_len & 0x3ff), &th, sizeof(th))) /* the mask: a bound, and no real header is longer */
 		return -1;
-	take_tcp(skb, &th, ip_len & 0x3ff, s);
+	take_tcp(skb, &th, l3, ip_len & 0x3ff, s);
 	return 0;
+}
+
+/* A segment as cgroup_skb sees it: the IP header first. */
+static __always_inline int read_segment(struct __sk_buff *skb, struct segment *s)
+{
+	return read_segment_at(skb, s, 0);
 }
 
 /* Where copy_chunk() is in a copy of payload bytes into a buffer (or compare_byte() in a comparison). */

@@ -183,4 +183,22 @@ static __always_inline int on_unset_segment(struct __sk_buff *skb, struct bpf_so
 	return DROP;
 }
 
+/*
+ * A segment that reaches a socket of a transparent port, its header taken
+ * out at tc already: passed, but for a rejected socket's (none may be read).
+ */
+static __always_inline int on_shifted_socket_segment(struct bpf_sock *sk)
+{
+	struct ppbpf_sk *rec;
+
+	if (sk->state == BPF_TCP_LISTEN)
+		return PASS;
+	rec = bpf_sk_storage_get(&ppbpf_sks, sk, 0, 0);
+	if (rec && READ_ONCE(rec->info.state) == PPBPF_STATE_ERROR) {
+		count(PPBPF_CNT_DROPPED);
+		return DROP;
+	}
+	return PASS;
+}
+
 #endif /* PPBPF_LIB_STREAM_H */

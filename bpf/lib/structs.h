@@ -76,4 +76,7 @@ struct ppbpf_early {
 	struct ppbpf_pending bytes;
 };
 
+/* The flow maps take the same key as the listener's entries (ppbpf_flow_key, in abi.h, names it there). */
+_Static_assert(sizeof(struct ppbpf_early_key) == sizeof(struct ppbpf_flow_key), "one 4-tuple layout");
+
 #endif /* PPBPF_LIB_STRUCTS_H */

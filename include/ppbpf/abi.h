@@ -57,6 +57,7 @@ enum ppbpf_state {
 /* struct ppbpf_info.flags */
 #define PPBPF_INFO_TLV_TRUNCATED 0x1 /* TLVs longer than the cap; the first tlv_stored bytes are kept */
 #define PPBPF_INFO_REWRITE_PEER 0x2  /* getpeername()/accept() return the original source */
+#define PPBPF_INFO_REMOVED 0x4       /* transparent mode: the kernel took the header out of the stream */
 
 /* A socket's header as the kernel saw it. */
 struct ppbpf_info {
@@ -114,6 +115,7 @@ struct ppbpf_conn {
 #define PPBPF_PORT_NO_V1 0x8            /* v1 headers are refused */
 #define PPBPF_PORT_NO_V2 0x10           /* v2 headers are refused */
 #define PPBPF_PORT_LOCAL_UID 0x20       /* a trusted peer on this host must be local_uid's socket */
+#define PPBPF_PORT_TRANSPARENT 0x40     /* the header is taken out of the stream at tc (sequence shift) */
 
 /* Default header timeout, ms: the spec's advice, and HAProxy's habit. */
 #define PPBPF_TIMEOUT_DEFAULT_MS 3000
@@ -149,8 +151,9 @@ struct ppbpf_trust6_key {
 #define PPBPF_E_TIMEOUT (-34)   /* the header was not complete within the port's timeout */
 #define PPBPF_E_UNTRUSTED (-35) /* an untrusted peer on a port that rejects them */
 #define PPBPF_E_CHANGED (-36)   /* a resent segment changed header bytes already taken in */
+#define PPBPF_E_UNSHIFTED (-37) /* transparent port: the connection's handshake was not seen at tc */
 /* The last kernel-side rejection code. */
-#define PPBPF_E_KERNEL_LAST PPBPF_E_CHANGED
+#define PPBPF_E_KERNEL_LAST PPBPF_E_UNSHIFTED
 
 /* A rejected connection, sent on the RINGBUF "events" to `ppbpf run`. */
 struct ppbpf_event {
@@ -163,6 +166,37 @@ struct ppbpf_event {
 	struct ppbpf_endpoint local;
 	struct ppbpf_endpoint peer;
 	__u16 pad2;
+};
+
+/* Where a transparent flow is (struct ppbpf_flow.state). */
+enum ppbpf_flow_state {
+	FLOW_CAPTURING = 0, /* the header is coming in: its bytes are taken in, the handshake held */
+	FLOW_SHIFTING = 1,  /* judged and accepted (or none, on an optional port): every segment is shifted */
+	FLOW_REJECTED = 2,  /* judged and refused, or timed out: each segment resets the handshake */
+};
+
+/* A transparent flow's 4-tuple: the key of the map "flows". */
+struct ppbpf_flow_key {
+	struct ppbpf_endpoint peer;  /* the client (the balancer) */
+	struct ppbpf_endpoint local; /* the server's end */
+};
+
+/*
+ * A transparent port's connection (HASH map "flows"): how far the client's
+ * sequence numbers are shifted below the server's.
+ */
+struct ppbpf_flow {
+	__u32 start;       /* the client's first byte: its ISN + 1 */
+	__u32 off;         /* header bytes under the server's sequence space: those taken in, then the header */
+	__u32 state;       /* enum ppbpf_flow_state */
+	__u32 busy;        /* 1 while one CPU takes in a header segment */
+	__u64 born_ns;     /* when the SYN came */
+	__u64 deadline_ns; /* a header still incomplete then is refused (0: never) */
+	__u64 closed_ns;   /* when the server socket closed (0: open); swept after TIME_WAIT */
+	__u64 cookie;      /* the server socket's, once sockops made its record */
+	__s32 error;       /* why, once REJECTED */
+	__u8 family;       /* the server socket's own family, once sockops made its record */
+	__u8 pad[3];
 };
 
 /* Settings for the whole attachment (ARRAY map "settings", one entry). */
@@ -210,6 +244,14 @@ enum ppbpf_counter {
 	PPBPF_CNT_REVOKED,      /* pending headers not honoured: the port's policy or the peer's trust changed */
 	PPBPF_CNT_REJ_CHANGED,  /* rejected: a resent segment changed header bytes already taken in */
 	PPBPF_CNT_BEFORE_SETUP, /* data segments that reached a child before sockops set it up: dropped, resent */
+	PPBPF_CNT_T_FLOWS,      /* transparent: flows whose header was taken out of the stream */
+	PPBPF_CNT_T_HELD_ACKS,  /* transparent: handshake ACKs held until the header came */
+	PPBPF_CNT_T_RESETS,     /* transparent: handshakes reset (a rejected header, or the timeout) */
+	PPBPF_CNT_T_NO_ROOM,    /* transparent: SYNs dropped, the flow table was full */
+	PPBPF_CNT_T_FASTOPEN,   /* transparent: SYNs with data (TCP Fast Open) refused */
+	PPBPF_CNT_T_SIGNED,     /* transparent: SYNs with TCP-MD5 or TCP-AO refused (they sign seq and ack) */
+	PPBPF_CNT_T_IP_EXT,     /* transparent: SYNs with IPv6 extension headers refused */
+	PPBPF_CNT_T_LATE_PLAIN, /* transparent: no header after bytes were taken in (optional port): reset */
 	PPBPF_CNT_MAX,
 };
 

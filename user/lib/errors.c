@@ -38,6 +38,7 @@ static const struct status_text kernel_texts[] = {
 	[-PPBPF_E_TIMEOUT - 32] = { "timeout", "the header was not complete within the port's timeout" },
 	[-PPBPF_E_UNTRUSTED - 32] = { "untrusted", "an untrusted peer on a port that rejects them" },
 	[-PPBPF_E_CHANGED - 32] = { "changed", "a resent segment changed header bytes already taken in" },
+	[-PPBPF_E_UNSHIFTED - 32] = { "unshifted", "a transparent port's connection whose handshake tc did not see" },
 };
 
 static const struct status_text *status_lookup(int status)
