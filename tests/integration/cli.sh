@@ -805,8 +805,14 @@ check "run --check prints the policy and loads nothing" \
 	'out=$(pp run "${SAFE[@]}" --port 7 --trust 10.0.0.0/8,2001:db8::/32 --untrusted reject --check) &&
 	 jq -e ".ports == [{\"port\":7,\"trust\":[\"10.0.0.0/8\",\"2001:db8::/32\"],\"mode\":\"required\",
 	   \"untrusted\":\"reject\",\"versions\":\"1,2\",\"timeout_ms\":3000,\"max_header\":4096,\"rewrite_peer\":false,
-	   \"local_uid\":null}]" <<<"$out" >/dev/null &&
+	   \"transparent\":false,\"local_uid\":null}]" <<<"$out" >/dev/null &&
 	 [ ! -e "$NOBPF/pins" ]'
+check "--transparent takes the header out and implies --rewrite-peer" \
+	'out=$(pp run "${SAFE[@]}" --port 7 --trust 10.0.0.0/8 --transparent --check) &&
+	 jq -e ".ports[0] | .transparent == true and .rewrite_peer == true" <<<"$out" >/dev/null'
+check "--transparent with --local-uid is refused, and says why" \
+	'! out=$(pp attach "${SAFE[@]}" --port 7 --transparent --local-uid 0 --check 2>&1) &&
+	 grep -q "tc sees no socket owner" <<<"$out"'
 printf 'port 1 trust 127.0.0.1%*suntrusted reject\r\n# c\r\n\tport\t2 # comment\r\n' 5000 '' > "$TMP/long.conf"
 check "config: a 5000-byte line, CRLF, tabs and comments are read as written" \
 	'out=$(pp run "${SAFE[@]}" --config "$TMP/long.conf" --check) &&

@@ -10,6 +10,7 @@
 #include "loader.h"
 #include "options.h"
 #include "policy.h"
+#include "tc.h"
 
 bool attached_to(const char *pin_dir, const char *cgroup_path)
 {
@@ -52,6 +53,45 @@ static int set_policy(const struct attach_args *a, const struct ppbpf_maps *m, b
 	return rc ? rc : policy_apply(m, ports, n, exact, port);
 }
 
+bool any_transparent(const struct attach_args *a)
+{
+	for (int g = 0; g < a->n_groups; g++)
+		if (a->groups[g].pol.flags & PPBPF_PORT_TRANSPARENT)
+			return true;
+	return false;
+}
+
+/* Server-side TCP Fast Open is on (net.ipv4.tcp_fastopen has 0x2)? */
+static bool fastopen_server_on(void)
+{
+	FILE *f = fopen("/proc/sys/net/ipv4/tcp_fastopen", "r");
+	int v = 0;
+
+	if (f) {
+		if (fscanf(f, "%d", &v) != 1)
+			v = 0;
+		fclose(f);
+	}
+	return v & 2;
+}
+
+/* Transparent ports: the tc programs on the interfaces. 0 or -errno after saying why. */
+static int attach_tc(const struct attach_args *a, const char *cmd)
+{
+	int n = tc_attach(a->pin_dir, a->devs, false);
+
+	if (n < 0)
+		return n;
+	if (!n) {
+		fprintf(stderr, "ppbpf %s: no interface to attach transparent mode to\n", cmd);
+		return -ENODEV;
+	}
+	if (fastopen_server_on())
+		fprintf(stderr, "ppbpf %s: server-side TCP Fast Open is on (net.ipv4.tcp_fastopen): SYNs with data "
+				"to transparent ports are refused and counted (transparent_fastopen_refused)\n", cmd);
+	return 0;
+}
+
 int options_apply(const struct attach_args *a, const char *cmd, bool exact, bool *fresh)
 {
 	struct ppbpf_maps m;
@@ -91,6 +131,8 @@ int options_apply(const struct attach_args *a, const char *cmd, bool exact, bool
 		check_table_size(a, &m, cmd);
 	rc = set_policy(a, &m, exact, &port);
 	loader_close_maps(&m);
+	if (!rc && any_transparent(a))
+		rc = attach_tc(a, cmd);
 	if (rc) {
 		if (port)
 			fprintf(stderr, "ppbpf %s: failed to set the policy of port %u: %s%s\n", cmd, port, strerror(-rc),

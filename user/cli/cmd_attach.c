@@ -10,6 +10,8 @@
 #include "loader.h"
 #include "options.h"
 #include "policy.h"
+#include "tc.h"
+#include "tc.h"
 
 static const char attach_usage[] =
 	"Usage: ppbpf attach --port P[,P...] [--trust CIDR[,...]] [--untrusted plain|reject]\n"
@@ -106,6 +108,12 @@ static int detach_ports(const char *pin_dir, const __u16 *ports, int n)
 		return EXIT_FAIL;
 	}
 	rc = policy_remove_ports(&m, ports, n);
+	/* transparent ports: no new flow now; the live ones are reset before tc stops shifting the port */
+	for (int i = 0; rc >= 0 && i < n; i++)
+		if (!flows_reset(pin_dir, ports[i]))
+			policy_unshift_port(&m, ports[i]);
+		else
+			fprintf(stderr, "ppbpf detach: port %u keeps its shift for the connections above\n", ports[i]);
 	loader_close_maps(&m);
 	loader_unlock(lock);
 	if (rc < 0) {

@@ -22,6 +22,7 @@
 #include "features.h"
 #include "loader.h"
 #include "options.h"
+#include "tc.h"
 #include "sockdiag.h"
 
 /* syslog priorities as journald reads them from a "<N>" prefix on stderr. */
@@ -284,11 +285,27 @@ static long sweep_due(long next_periodic, long last_sweep, bool events_waiting)
 	return events_waiting && soon < next_periodic ? soon : next_periodic;
 }
 
+/* How often transparent mode's upkeep runs: the flow table's sweep, and interfaces that came since. */
+#define UPKEEP_MS 1000
+
+static void transparent_upkeep(const struct attach_args *a)
+{
+	int n = flows_sweep(a->pin_dir);
+
+	if (n < 0)
+		fprintf(stderr, LOG_ERR "ppbpf: failed to sweep the transparent flows: %s\n", strerror(-n));
+	else if (n && a->verbose)
+		fprintf(stderr, LOG_INFO "ppbpf: %d transparent flows past TIME_WAIT removed\n", n);
+	/* an interface that appeared since (a filter already there is only replaced) */
+	if (tc_attach(a->pin_dir, a->devs, true) < 0)
+		fprintf(stderr, LOG_ERR "ppbpf: failed to attach transparent mode to new interfaces\n");
+}
+
 static int serve(int argc, char **argv, struct attach_args *a, struct ring_buffer *rb, struct run_state *st)
 {
 	struct resetter resetter = { .fd = -1 };
 	struct kernel_report kr;
-	long next_sweep = 0, last_sweep = -SWEEP_MIN_MS;
+	long next_sweep = 0, last_sweep = -SWEEP_MIN_MS, last_upkeep = 0;
 	bool events_waiting = false;
 	int rc = EXIT_OK;
 
@@ -320,6 +337,10 @@ static int serve(int argc, char **argv, struct attach_args *a, struct ring_buffe
 				break;
 			}
 			st->sweeps++;
+			if (any_transparent(a) && now_ms() - last_upkeep >= UPKEEP_MS) {
+				transparent_upkeep(a);
+				last_upkeep = now_ms();
+			}
 			events_waiting = false;
 			last_sweep = now_ms();
 			next_sweep = last_sweep + a->sweep_ms;

@@ -65,6 +65,14 @@ static const char *const counter_names[PPBPF_CNT_MAX] = {
 	[PPBPF_CNT_NO_HANDSHAKE] = "no_handshake",      [PPBPF_CNT_BUSY] = "busy_segments",
 	[PPBPF_CNT_REVOKED] = "revoked",               [PPBPF_CNT_REJ_CHANGED] = "rejected_changed",
 	[PPBPF_CNT_BEFORE_SETUP] = "before_setup_segments",
+	[PPBPF_CNT_T_FLOWS] = "transparent_flows",
+	[PPBPF_CNT_T_HELD_ACKS] = "transparent_held_acks",
+	[PPBPF_CNT_T_RESETS] = "transparent_resets",
+	[PPBPF_CNT_T_NO_ROOM] = "transparent_no_room",
+	[PPBPF_CNT_T_FASTOPEN] = "transparent_fastopen_refused",
+	[PPBPF_CNT_T_SIGNED] = "transparent_signed_refused",
+	[PPBPF_CNT_T_IP_EXT] = "transparent_ipv6_ext_refused",
+	[PPBPF_CNT_T_LATE_PLAIN] = "transparent_late_plain",
 };
 
 static const char *const state_names[] = { "none", "pending", "done", "error", "plain" };
@@ -236,11 +244,12 @@ static void print_status_text(const char *cgroup, const char *pin_dir, const str
 		int nt = policy_trust_of(m, ports[i], trust, MAX_TRUST);
 
 		bpf_map_lookup_elem(m->ports, &ports[i], &pol);
-		printf("  %-5u mode %s untrusted %s versions %s timeout %ums max-header %u%s", ports[i],
+		printf("  %-5u mode %s untrusted %s versions %s timeout %ums max-header %u%s%s", ports[i],
 		       pol.flags & PPBPF_PORT_OPTIONAL ? "optional" : "required",
 		       pol.flags & PPBPF_PORT_REJECT_UNTRUSTED ? "reject" : "plain", versions_of(pol.flags),
 		       pol.timeout_ms, pol.max_header ? pol.max_header : 4096,
-		       pol.flags & PPBPF_PORT_REWRITE_PEER ? " rewrite-peer" : "");
+		       pol.flags & PPBPF_PORT_REWRITE_PEER ? " rewrite-peer" : "",
+		       pol.flags & PPBPF_PORT_TRANSPARENT ? " transparent" : "");
 		if (pol.flags & PPBPF_PORT_LOCAL_UID)
 			printf(" local-uid %u", pol.local_uid);
 		printf(" trust");

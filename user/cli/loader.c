@@ -20,6 +20,7 @@
 #include <ppbpf/parse.h> /* before the skeleton: it names the parser's structs */
 #include "features.h"
 #include "loader.h"
+#include "tc.h"
 #include "ppbpf.skel.h"
 #include "selftest.h"
 
@@ -166,6 +167,7 @@ static const struct bpf_map *map_of_pin(struct ppbpf_bpf *skel, const char *name
 /* What one attach pinned, so that its cleanup removes exactly that and nothing of anyone else's. */
 struct own_pins {
 	bool sweep;
+	bool tc_progs;
 	struct bpf_link *links[SLOT_MAX];
 	bool linked[SLOT_MAX]; /* links[s] is pinned */
 };
@@ -211,6 +213,45 @@ static int pin_sweep(struct ppbpf_bpf *skel, const char *pin_dir, struct own_pin
 	return rc;
 }
 
+static int pin_is_ours(struct ppbpf_bpf *skel, const char *pin_dir, const char *name);
+
+/* Remove the pins of the tc programs that are ppbpf's. Returns how many. */
+static int unlink_tc_progs(struct ppbpf_bpf *skel, const char *pin_dir)
+{
+	static const char *const names[] = { PPBPF_TC_INGRESS_PIN, PPBPF_TC_EGRESS_PIN };
+	char p[4096];
+	int removed = 0;
+
+	for (int i = 0; i < 2; i++)
+		if (pin_is_ours(skel, pin_dir, names[i]) == 1 && !pin_path(p, sizeof(p), pin_dir, names[i]))
+			removed += !unlink(p);
+	return removed;
+}
+
+/*
+ * The tc programs, pinned: commands attach them to interfaces when a port
+ * is in transparent mode (tc.c), as clsact filters, which stay without a
+ * process holding them.
+ */
+static int pin_tc_progs(struct ppbpf_bpf *skel, const char *pin_dir, struct own_pins *own)
+{
+	struct bpf_program *progs[2] = { skel->progs.ppbpf_tc_ingress, skel->progs.ppbpf_tc_egress };
+	const char *names[2] = { PPBPF_TC_INGRESS_PIN, PPBPF_TC_EGRESS_PIN };
+	char p[4096];
+
+	for (int i = 0; i < 2; i++) {
+		int rc = pin_path(p, sizeof(p), pin_dir, names[i]);
+
+		if (rc || (rc = bpf_obj_pin(bpf_program__fd(progs[i]), p))) {
+			rc = rc ? rc : -errno;
+			fprintf(stderr, "failed to pin %s: %s\n", p, strerror(-rc));
+			return rc;
+		}
+		own->tc_progs = true;
+	}
+	return 0;
+}
+
 /* Remove what this attach pinned (its links detach as they go), and the folder if that empties it. */
 static void unpin_own(struct ppbpf_bpf *skel, const char *pin_dir, struct own_pins *own)
 {
@@ -222,6 +263,8 @@ static void unpin_own(struct ppbpf_bpf *skel, const char *pin_dir, struct own_pi
 			bpf_link__unpin(own->links[s]);
 	if (own->sweep && !pin_path(p, sizeof(p), pin_dir, PPBPF_SWEEP_PIN))
 		unlink(p);
+	if (own->tc_progs)
+		unlink_tc_progs(skel, pin_dir);
 	if (skel) {
 		bpf_object__for_each_map(map, skel->obj)
 			if (bpf_map__is_pinned(map)) /* not one whose pin failed: that path may be another's */
@@ -281,6 +324,24 @@ static bool link_matches(int fd, struct ppbpf_bpf *skel, int slot)
 	       info.cgroup.attach_type == (__u32)bpf_program__expected_attach_type(slot_prog(skel, slot));
 }
 
+/* A link fd's type (enum bpf_link_type), or -1. */
+static int link_type_of(int fd)
+{
+	struct bpf_link_info info = {};
+	__u32 len = sizeof(info);
+
+	return bpf_obj_get_info_by_fd(fd, &info, &len) ? -1 : (int)info.type;
+}
+
+/* Is this program fd's name `name` (as the kernel keeps it, 15 characters)? */
+static bool prog_named(int fd, const char *name)
+{
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info);
+
+	return !bpf_obj_get_info_by_fd(fd, &info, &len) && !strcmp(info.name, name);
+}
+
 /*
  * Is the pin `name` in pin_dir ppbpf's (one of its names, and an object of
  * the shape ppbpf pins there)? 1 yes, 0 no, -ENOENT if there is no such pin.
@@ -304,6 +365,11 @@ static int pin_is_ours(struct ppbpf_bpf *skel, const char *pin_dir, const char *
 			ours = kind == 'l' && link_matches(fd, skel, s);
 	if (!strcmp(name, PPBPF_SWEEP_PIN))
 		ours = kind == 'l' && link_matches(fd, skel, -1);
+	if (!strncmp(name, "tcx_", 4))
+		ours = kind == 'l' && link_type_of(fd) == 11 /* BPF_LINK_TYPE_TCX */;
+	if (!strcmp(name, PPBPF_TC_INGRESS_PIN) || !strcmp(name, PPBPF_TC_EGRESS_PIN))
+		ours = kind == 'p' && prog_named(fd, !strcmp(name, PPBPF_TC_INGRESS_PIN) ? "ppbpf_tc_ingres"
+											  : "ppbpf_tc_egress");
 	close(fd);
 	return ours;
 }
@@ -576,8 +642,34 @@ static int clear_leftovers(struct ppbpf_bpf *skel, const char *pin_dir)
 		}
 	if (pin_is_ours(skel, pin_dir, PPBPF_SWEEP_PIN) == 1 && !pin_path(p, sizeof(p), pin_dir, PPBPF_SWEEP_PIN))
 		removed += !unlink(p);
+	removed += unlink_tc_progs(skel, pin_dir);
 	if (removed)
 		fprintf(stderr, "ppbpf: removed %d pins an interrupted attach left in %s\n", removed, pin_dir);
+	return 0;
+}
+
+/*
+ * tc sees every listener of the network namespace: it must shift only the
+ * flows of the cgroup's (whose sockets sockops follows to their close). The
+ * cgroup's id and depth, for the check at the SYN; the cgroup2 root: none.
+ */
+static int set_scope(struct ppbpf_bpf *skel, const char *cgroup_path, int cg)
+{
+	char root[4096];
+	struct stat st;
+	__u32 level = 0;
+	int rc = cgroup2_root(root, sizeof(root));
+	size_t n = strlen(root);
+
+	if (rc || fstat(cg, &st))
+		return rc ? rc : -errno;
+	if (strncmp(cgroup_path, root, n) || (cgroup_path[n] && cgroup_path[n] != '/'))
+		return -EINVAL;
+	for (const char *p = cgroup_path + n; *p; p++)
+		if (*p == '/' && p[1] && p[1] != '/')
+			level++;
+	skel->rodata->scope_cgroup_id = st.st_ino;
+	skel->rodata->scope_cgroup_level = level;
 	return 0;
 }
 
@@ -595,6 +687,8 @@ int loader_attach(const char *cgroup_path, const char *pin_dir, __u32 table_size
 		return rc;
 	}
 	rc = open_for_kernel(&skel, table_size);
+	if (!rc)
+		rc = set_scope(skel, cgroup_path, cg);
 	if (!rc)
 		rc = clear_leftovers(skel, pin_dir);
 	if (rc)
@@ -614,6 +708,8 @@ int loader_attach(const char *cgroup_path, const char *pin_dir, __u32 table_size
 		rc = pin_maps(skel, pin_dir);
 	if (!rc)
 		rc = pin_sweep(skel, pin_dir, &own);
+	if (!rc)
+		rc = pin_tc_progs(skel, pin_dir, &own);
 	for (int s = 0; !rc && s < SLOT_MAX; s++) {
 		own.links[s] = bpf_program__attach_cgroup(slot_prog(skel, s), cg);
 		if (!own.links[s]) {
@@ -645,6 +741,17 @@ int loader_detach(const char *pin_dir)
 
 	if (!skel)
 		return -EINVAL;
+	if (pin_is_ours(skel, pin_dir, PPBPF_TC_INGRESS_PIN) == 1) {
+		/* a flow whose shift stops mid-stream would be corrupted: each one is reset first, or nothing goes */
+		n = flows_reset(pin_dir, 0);
+		if (n) {
+			fprintf(stderr, "ppbpf: not detached: %d transparent connection(s) could not be reset\n", n);
+			ppbpf_bpf__destroy(skel);
+			return -EBUSY;
+		}
+		tc_detach(pin_dir);
+		removed += unlink_tc_progs(skel, pin_dir);
+	}
 	for (int s = 0; s < SLOT_MAX; s++) {
 		int fd;
 

@@ -25,7 +25,8 @@ FILE *options_diag;
 
 /* The options without a short letter. */
 enum { OPT_TLV_CAP = CLI_LONG_ONLY, OPT_TABLE_SIZE, OPT_MODE, OPT_UNTRUSTED, OPT_VERSIONS, OPT_TIMEOUT,
-       OPT_CONFIG, OPT_KEEP, OPT_SWEEP_MS, OPT_LOG_RATE, OPT_CHECK, OPT_LOCAL_UID };
+       OPT_CONFIG, OPT_KEEP, OPT_SWEEP_MS, OPT_LOG_RATE, OPT_CHECK, OPT_LOCAL_UID, OPT_TRANSPARENT,
+       OPT_DEV };
 
 /* Where an option may be given (its scope); the first three are also its section of the help. */
 enum { PER_PORT = 1, WHOLE = 2, RUN_ONLY = 4, CMDLINE_ONLY = 8 };
@@ -65,6 +66,11 @@ static const struct cli_option defs[] = {
 	  "namespace, say a local HAProxy) must be this user's, a\n"
 	  "name or a uid: else any local process could connect\n"
 	  "from a trusted address and forge headers", PER_PORT, SET_LOCAL_UID },
+	{ "transparent", OPT_TRANSPARENT, NULL,
+	  "take the header out of the stream in the kernel (tc), for\n"
+	  "servers that cannot be changed: they read the payload only,\n"
+	  "and accept()/getpeername() return the original source\n"
+	  "(implies --rewrite-peer). Needs `ppbpf run` for timeouts", PER_PORT, SET_TRANSPARENT },
 	{ "tlv-cap", OPT_TLV_CAP, "BYTES", "TLV bytes kept per socket (default 512, at most 1024)",
 	  WHOLE, 1 << 0 },
 	{ "cgroup", 'c', "PATH",
@@ -73,6 +79,9 @@ static const struct cli_option defs[] = {
 	{ "pin-dir", 'd', "DIR",
 	  "bpffs folder for links and maps, ppbpf's alone, owned by\n"
 	  "root and writable by no one else (default " PPBPF_PIN_DIR ")", WHOLE, 1 << 2 },
+	{ "dev", OPT_DEV, "IF[,IF...]",
+	  "interfaces where --transparent ports take packets (default:\n"
+	  "every Ethernet interface and lo of this network namespace)", WHOLE, 1 << 8 },
 	{ "table-size", OPT_TABLE_SIZE, "N",
 	  "connection table capacity (default 65536; set when first\n"
 	  "attached). When full, new tracked connections are reset", WHOLE, 1 << 3 },
@@ -315,6 +324,13 @@ static int apply_option(struct attach_args *a, struct port_group *g, const struc
 		else
 			g->pol.max_header = (__u32)v;
 		break;
+	case OPT_TRANSPARENT: g->pol.flags |= PPBPF_PORT_TRANSPARENT | PPBPF_PORT_REWRITE_PEER; break;
+	case OPT_DEV:
+		if (!*arg || strlen(arg) >= sizeof(a->devs))
+			err = "must be a comma list of interface names";
+		else
+			snprintf(a->devs, sizeof(a->devs), "%s", arg);
+		break;
 	case OPT_LOCAL_UID:
 		err = user_value(arg, &g->pol.local_uid);
 		if (!err)
@@ -366,6 +382,10 @@ static int finish_group(struct attach_args *a, const struct where *w)
 {
 	struct port_group *g = &a->groups[a->n_groups];
 	long ports = g->n_ports, keys[2] = { 0, 0 };
+
+	if ((g->pol.flags & PPBPF_PORT_TRANSPARENT) && (g->pol.flags & PPBPF_PORT_LOCAL_UID))
+		return say(w, "--local-uid and --transparent: tc sees no socket owner; use --untrusted reject and "
+			      "a trust list without this host's addresses");
 
 	for (int k = 0; k < a->n_groups; k++) {
 		const struct port_group *o = &a->groups[k];
@@ -601,6 +621,8 @@ void json_port_policy(struct json *j, const struct ppbpf_port_policy *pol)
 	json_kv_int(j, "max_header", pol->max_header ? pol->max_header : 4096);
 	json_key(j, "rewrite_peer");
 	json_bool(j, pol->flags & PPBPF_PORT_REWRITE_PEER);
+	json_key(j, "transparent");
+	json_bool(j, pol->flags & PPBPF_PORT_TRANSPARENT);
 	json_key(j, "local_uid");
 	if (pol->flags & PPBPF_PORT_LOCAL_UID)
 		json_int(j, pol->local_uid);

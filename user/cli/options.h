@@ -31,7 +31,7 @@ void json_port_policy(struct json *j, const struct ppbpf_port_policy *pol);
 /* The per-port options a group was given (each at most once). */
 enum {
 	SET_PORT = 1 << 0, SET_TRUST = 1 << 1, SET_REWRITE = 1 << 2, SET_MODE = 1 << 3, SET_UNTRUSTED = 1 << 4,
-	SET_VERSIONS = 1 << 5, SET_TIMEOUT = 1 << 6, SET_MAX_HEADER = 1 << 7, SET_LOCAL_UID = 1 << 8,
+	SET_VERSIONS = 1 << 5, SET_TIMEOUT = 1 << 6, SET_MAX_HEADER = 1 << 7, SET_LOCAL_UID = 1 << 8, SET_TRANSPARENT = 1 << 9,
 };
 
 /* Ports that share one policy and one list of trusted sources. */
@@ -52,6 +52,7 @@ struct attach_args {
 	long tlv_cap;           /* -1: not given (attach: unchanged; run: the default) */
 	char cgroup[PATH_MAX];  /* "": the cgroup2 root */
 	char pin_dir[PATH_MAX];
+	char devs[1024];        /* --dev: the interfaces for transparent mode; "": every one */
 	unsigned long long table_size; /* 0: not given */
 	bool verbose;
 	bool check;             /* --check: print the policy, change nothing */
@@ -62,6 +63,9 @@ struct attach_args {
 	unsigned int log_rate;  /* rejection lines per second at most */
 	unsigned int given;     /* whole-attachment and daemon options given (each at most once) */
 };
+
+/* Has a group of a the transparent mode? */
+bool any_transparent(const struct attach_args *a);
 
 /* Where the option messages go (stderr; the fuzzers silence them). */
 extern FILE *options_diag;

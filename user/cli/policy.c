@@ -163,6 +163,11 @@ static int unset_port(const struct ppbpf_maps *m, __u16 port)
 	return rc;
 }
 
+int policy_unshift_port(const struct ppbpf_maps *m, __u16 port)
+{
+	return set_port_bit(m->shift_bits, port, false);
+}
+
 /* Delete the keys of the set that doomed() says go. 0 or -errno. */
 static int delete_keys(int fd, int af, const struct key_set *s,
 		       bool (*doomed)(const union trust_key *k, int af, const void *ctx), const void *ctx)
@@ -258,6 +263,9 @@ int policy_apply(const struct ppbpf_maps *m, const struct policy_port *ports, in
 			rc = -errno;
 		if (!rc)
 			rc = set_port_bit(m->rewrite_bits, p->port, p->pol.flags & PPBPF_PORT_REWRITE_PEER);
+		/* set, never cleared here: tc must go on shifting a port's live flows whatever its policy becomes */
+		if (!rc && (p->pol.flags & PPBPF_PORT_TRANSPARENT))
+			rc = set_port_bit(m->shift_bits, p->port, true);
 		if (!rc)
 			rc = set_port_bit(m->port_bits, p->port, true);
 		if (rc)

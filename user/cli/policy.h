@@ -33,6 +33,8 @@ int policy_apply(const struct ppbpf_maps *m, const struct policy_port *ports, in
  * Returns how many of them had something, or -errno.
  */
 int policy_remove_ports(const struct ppbpf_maps *m, const __u16 *ports, int n);
+/* tc stops looking at a port (once its transparent flows are reset). 0 or -errno. */
+int policy_unshift_port(const struct ppbpf_maps *m, __u16 port);
 /* The trusted sources of a port, at most max. Returns the count. */
 int policy_trust_of(const struct ppbpf_maps *m, __u16 port, struct cidr *out, int max);
 /* Set the whole-attachment settings. */
