@@ -299,6 +299,12 @@ static int take_header(int fd, const struct sockaddr_storage *peer, int timeout_
 			rc = ppbpf_get_tlvs(fd, opts->tlvs, opts->tlvs_cap);
 			opts->tlvs_len = rc > 0 ? (size_t)rc : 0;
 		}
+		if (info->flags & PPBPF_INFO_REMOVED) { /* transparent mode: no header byte reaches the socket */
+			if (opts)
+				opts->data_len = 0;
+			STAT_INC(kernel);
+			return 0;
+		}
 		/* judged: the header's bytes are on their way (resent at once if some were held) */
 		floor = ppbpf__now_ms() + PPBPF_ACCEPT_GRACE_MS;
 		rc = consume(fd, info->header_len, deadline > floor ? deadline : floor, opts);
