@@ -187,6 +187,7 @@ integration: all $(RECV_TEST) $(TRUST_TEST) $(SEGMENTS_TEST) $(ACCEPT_TEST) $(DR
 	$(Q)$(TIMED) segments.sh tests/integration/segments.sh
 	$(Q)$(TIMED) trust.sh tests/integration/trust.sh
 	$(Q)$(TIMED) haproxy.sh tests/integration/haproxy.sh
+	$(Q)$(TIMED) apps.sh tests/integration/apps.sh
 
 # Debian 12's kernel (6.1) under qemu: vm-test builds on the host, then boots it to run
 # vm-suite, which uses what the host built: nothing is built or installed in the guest.

@@ -13,9 +13,10 @@ PACKAGES=(
 	iproute2                                # ss, ip (integration tests)
 	strace                                  # cli.sh makes a start fail after attaching (fault injection)
 	haproxy                                 # the demo and the interop tests
+	nginx-light redis-server curl python3   # apps.sh: stock servers behind HAProxy, in transparent mode
 )
 if [ "${1:-}" = bench ]; then
-	PACKAGES=(nginx-light gnuplot-nox linux-perf) # the alternatives, the plot, syscall counts of `make bench`
+	PACKAGES=(gnuplot-nox linux-perf) # the plot, syscall counts of `make bench` (nginx-light: in the main list)
 elif [ "${1:-}" = vm ]; then
 	PACKAGES=(qemu-system-x86 busybox-static xz-utils) # the VM, its initramfs, unpacking vmlinuz
 fi
