@@ -10,6 +10,7 @@
 #include "loader.h"
 #include "options.h"
 #include "policy.h"
+#include "selftest.h"
 #include "tc.h"
 
 bool attached_to(const char *pin_dir, const char *cgroup_path)
@@ -107,6 +108,16 @@ int options_apply(const struct attach_args *a, const char *cmd, bool exact, bool
 	}
 	if (loader_pin_dir_ready(a->pin_dir))
 		return EXIT_FAIL;
+	if (any_transparent(a) && !selftest_passed_here()) {
+		/* the first time on a kernel, before anything changes: a mode that cannot keep streams intact is refused */
+		fprintf(stderr, "ppbpf %s: transparent mode, the first time on this kernel: running `ppbpf selftest`\n",
+			cmd);
+		if (selftest_run(32, 12, false)) {
+			fprintf(stderr, "ppbpf %s: transparent mode refused on this kernel (nothing changed); "
+					"`ppbpf selftest -v` says more\n", cmd);
+			return EXIT_FAIL;
+		}
+	}
 	lock = loader_lock(a->pin_dir);
 	if (lock < 0)
 		return EXIT_FAIL;

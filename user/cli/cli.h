@@ -28,6 +28,7 @@ int cmd_list(int argc, char **argv);
 int cmd_parse(int argc, char **argv);
 int cmd_build(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_selftest(int argc, char **argv);
 
 /* Report a usage error for a subcommand and return EXIT_USAGE. */
 int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

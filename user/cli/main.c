@@ -16,6 +16,7 @@ static const struct cli_cmd commands[] = {
 	{ "list", cmd_list, "tracked connections and their original endpoints" },
 	{ "parse", cmd_parse, "parse a PROXY header from stdin or hex; print JSON" },
 	{ "build", cmd_build, "build a PROXY header from fields; print hex or raw" },
+	{ "selftest", cmd_selftest, "check that transparent mode keeps streams intact on this kernel" },
 };
 
 static void usage(FILE *f)

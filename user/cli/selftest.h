@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* The parser self-test run before every attach. */
+/* Self-tests: the parser's, run before every attach; transparent mode's (`ppbpf selftest`). */
 #ifndef PPBPF_CLI_SELFTEST_H
 #define PPBPF_CLI_SELFTEST_H
+
+#include <stdbool.h>
 
 struct ppbpf_bpf;
 
@@ -11,5 +13,15 @@ struct ppbpf_bpf;
  * -EPROTO (said on stderr) if one differs; -errno if it could not run.
  */
 int selftest_parser(struct ppbpf_bpf *skel, int *n_inputs);
+
+/*
+ * Transparent mode's integrity run (cmd_selftest.c): mib MiB over conns
+ * connections, in a private network namespace and cgroup, with loss and
+ * duplication. 0 if every stream arrived intact (remembered for this
+ * kernel), else -1 after saying why.
+ */
+int selftest_run(unsigned int mib, unsigned int conns, bool verbose);
+/* Has that run passed on this kernel release before? */
+bool selftest_passed_here(void);
 
 #endif
