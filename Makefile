@@ -294,12 +294,14 @@ $(BENCH_NET): tests/bench/bench_net.c $(LIBA) $(HDRS) | $(OUTPUT)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LIBA) -lpthread
 
-# QUICK=1: under 2 minutes. Results: .output/bench-results.json, .output/bench-ratios.svg/.png.
+# QUICK=1: under 3 minutes. Results: .output/bench-results.json, .output/bench-ratios.svg/.png,
+# and the transparent-mode rows on a veth pair: .output/bench-transparent.json.
 bench: deps
 	$(Q)scripts/deps.sh bench
 	$(Q)$(MAKE) all $(BENCH) $(BENCH_NET) $(HOOK_FLOOR)
 	$(Q)BENCH_CODEC_JSON=$(OUTPUT)/bench-codec.json $(BENCH)
 	$(Q)QUICK=$(QUICK) scripts/bench.sh
+	$(Q)QUICK=$(QUICK) scripts/bench_transparent.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/ppbpf

@@ -6,7 +6,7 @@
 #
 #  (i)    plain: a server without header, nothing attached (the limit)
 #  (ii)   kernel: ppbpf_accept + ppbpf_get, ppbpf attached (annotate mode)
-#  (iii)  transparent: not measured, the mode does not exist yet
+#  (iii)  transparent: on a veth pair, beside go-mmproxy: scripts/bench_transparent.sh
 #  (iv)   userspace: the same server parsing in userspace (libppbpf fallback)
 #  (v)    nginx with `listen ... proxy_protocol` against nginx without it
 #  (vi)   haproxy: HAProxy `accept-proxy` forwarding to the plain server
@@ -270,7 +270,7 @@ jq -s --argjson quick "$QUICK" --argjson rounds "$ROUNDS" --arg secs "$SECS" --a
   ($all | series("bulk"; null; "plain"; "gbit")) as $bbase |
   {quick: ($quick == 1), rounds: $rounds, rate_seconds: ($secs | tonumber), bulk_bytes: $bytes,
    machine: {kernel: $kernel, cpus: $cpus, cpu_counter: "/proc/stat busy time (perf has no hardware counters here)"},
-   transparent: "(iii) not measured: transparent mode is not implemented yet",
+   transparent: "(iii): .output/bench-transparent.json (scripts/bench_transparent.sh, on a veth pair)",
    connection_rate: {c1: rate_block(1), c64: rate_block(64)},
    latency_added_p99_us: {kernel: added_p99(1; "kernel"), haproxy: added_p99(1; "haproxy")},
    cpu_added_us_per_conn: {c1: {kernel: delta(1; "kernel"), userspace: delta(1; "userspace")},
@@ -293,7 +293,7 @@ jq -r '
     "\nconnection rate, \(.key) (conn/s median; ratio vs (i) median (min-max); latency to first byte; CPU per connection)",
     row("(i)   plain, nothing attached"; .value.plain),
     row("(ii)  ppbpf kernel (annotate)"; .value.kernel),
-    "  (iii) ppbpf transparent                not measured: the mode does not exist yet",
+    "  (iii) ppbpf transparent                on a veth pair, beside go-mmproxy: below",
     row("(iv)  ppbpf userspace fallback"; .value.userspace),
     row("(v)   nginx without proxy_protocol"; .value.nginx),
     row("(v)   nginx with proxy_protocol"; .value.nginx_pp),

@@ -16,7 +16,7 @@ PACKAGES=(
 	nginx-light redis-server curl python3   # apps.sh: stock servers behind HAProxy, in transparent mode
 )
 if [ "${1:-}" = bench ]; then
-	PACKAGES=(gnuplot-nox linux-perf) # the plot, syscall counts of `make bench` (nginx-light: in the main list)
+	PACKAGES=(gnuplot-nox linux-perf go-mmproxy) # the plot, syscall counts, and what transparent mode replaces
 elif [ "${1:-}" = vm ]; then
 	PACKAGES=(qemu-system-x86 busybox-static xz-utils) # the VM, its initramfs, unpacking vmlinuz
 fi

@@ -40,6 +40,12 @@
 
 #define REQ_LEN 100
 #define REPLY_LEN 100
+/* The header's source address, 192.0.2.1: what a server must see for its reply to count. */
+#define HDR_SRC 0xc0000201u
+#define HDR_SRC_BYTES "\xc0\x00\x02\x01"
+/* Header source ports of rate worker i: a range of its own (go-mmproxy binds each one). */
+#define PORTS_PER_WORKER 600
+#define FIRST_SRC_PORT 20000
 
 static double now_s(void)
 {
@@ -49,11 +55,20 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/*
+ * Where servers listen and clients connect: 127.0.0.1, or BENCH_ADDR (an
+ * IPv4 address: the veth pair of the transparent-mode rows).
+ */
 static struct sockaddr_in loopback(int port)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((unsigned short)port) };
+	const char *addr = getenv("BENCH_ADDR");
 
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (addr && inet_pton(AF_INET, addr, &a.sin_addr) != 1) {
+		fprintf(stderr, "bench_net: BENCH_ADDR '%s' is not an IPv4 address\n", addr);
+		exit(2);
+	}
 	return a;
 }
 
@@ -84,8 +99,16 @@ static int read_exact(int fd, char *buf, size_t n)
 }
 
 /* One request/reply per connection, forever. ppbpf mode learns the client first. */
-__attribute__((noreturn)) static void run_server(int port, int ppbpf)
+/*
+ * The server: accept, read the 100-byte request, reply, close. ppbpf: with
+ * ppbpf_accept; transparent: a plain accept() whose address must be the
+ * header's source (the kernel took the header out and rewrote the peer).
+ */
+enum server_kind { SERVER_PLAIN, SERVER_PPBPF, SERVER_TRANSPARENT };
+
+__attribute__((noreturn)) static void run_server(int port, enum server_kind kind)
 {
+	int ppbpf = kind == SERVER_PPBPF;
 	int lfd = listen_port(port);
 	char req[REQ_LEN], reply[REPLY_LEN];
 
@@ -109,11 +132,23 @@ __attribute__((noreturn)) static void run_server(int port, int ppbpf)
 		if (fd < 0)
 			continue;
 		/* A wrong answer must not pass for a fast one: the client counts 'X' replies as failures. */
-		reply[0] = !ppbpf || (info.state == PPBPF_STATE_DONE && info.src_port == 51000) ? 'r' : 'X';
+		if (kind == SERVER_TRANSPARENT)
+			reply[0] = ((struct sockaddr_in *)&orig)->sin_addr.s_addr == htonl(HDR_SRC) ? 'r' : 'X';
+		else
+			reply[0] = !ppbpf || (info.state == PPBPF_STATE_DONE && !memcmp(info.src_addr, HDR_SRC_BYTES, 4))
+					   ? 'r'
+					   : 'X';
 		if (!read_exact(fd, req + got, sizeof(req) - got) && req[0] == 'q' && req[REQ_LEN - 1] == 'q')
 			send(fd, reply, sizeof(reply), MSG_NOSIGNAL);
 		close(fd);
 	}
+}
+
+static enum server_kind server_kind(const char *name)
+{
+	if (!strcmp(name, "ppbpf"))
+		return SERVER_PPBPF;
+	return !strcmp(name, "transparent") ? SERVER_TRANSPARENT : SERVER_PLAIN;
 }
 
 /* Latency samples kept per client thread (enough for a few seconds at full rate). */
@@ -121,7 +156,7 @@ __attribute__((noreturn)) static void run_server(int port, int ppbpf)
 
 struct rate_worker {
 	pthread_t thread;
-	int port, http;
+	int port, http, index;
 	const unsigned char *hdr;
 	size_t hdr_len;
 	double until;
@@ -171,10 +206,14 @@ static void *rate_main(void *arg)
 	} else {
 		memset(msg + w->hdr_len, 'q', REQ_LEN);
 	}
-	while (now_s() < w->until) {
+	for (long k = 0; now_s() < w->until; k++) {
 		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
 		double t0 = now_s(), t1;
+		__u16 sport = htons((__u16)(FIRST_SRC_PORT + w->index * PORTS_PER_WORKER + k % PORTS_PER_WORKER));
 
+		/* a v2 TCP4 header's source port (bytes 24-25) differs for each connection */
+		if (w->hdr_len >= 28 && w->hdr[12] == 0x21 && w->hdr[13] == 0x11)
+			memcpy(msg + 24, &sport, 2);
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		/* RST on close: no TIME_WAIT pile-up on the client side over a long run */
 		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
@@ -219,7 +258,7 @@ static int run_rate(int port, const char *header, double seconds, int threads, i
 		return 2;
 	t0 = now_s();
 	for (int i = 0; i < threads; i++) {
-		w[i] = (struct rate_worker){ .port = port, .http = http, .hdr = hdr, .hdr_len = (size_t)hdr_len,
+		w[i] = (struct rate_worker){ .port = port, .http = http, .index = i, .hdr = hdr, .hdr_len = (size_t)hdr_len,
 					     .until = t0 + seconds, .us = malloc(MAX_SAMPLES * sizeof(float)) };
 		pthread_create(&w[i].thread, NULL, rate_main, &w[i]);
 	}
@@ -353,7 +392,7 @@ int main(int argc, char **argv)
 {
 	signal(SIGPIPE, SIG_IGN);
 	if (argc == 4 && !strcmp(argv[1], "server"))
-		run_server(atoi(argv[2]), !strcmp(argv[3], "ppbpf"));
+		run_server(atoi(argv[2]), server_kind(argv[3]));
 	if ((argc == 6 || argc == 7) && !strcmp(argv[1], "rate"))
 		return run_rate(atoi(argv[2]), argv[3], atof(argv[4]), atoi(argv[5]), argc == 7 && !strcmp(argv[6], "http"));
 	if ((argc == 3 || argc == 4) && !strcmp(argv[1], "sink"))
@@ -362,7 +401,7 @@ int main(int argc, char **argv)
 		return run_bulk(atoi(argv[2]), atoll(argv[3]), argc == 5 && !strcmp(argv[4], "v2"));
 	if (argc == 3 && !strcmp(argv[1], "calls"))
 		return run_calls(atoi(argv[2]));
-	fprintf(stderr, "usage: bench_net server PORT plain|ppbpf | rate PORT v2|v1|none SECONDS THREADS [http] |\n"
+	fprintf(stderr, "usage: bench_net server PORT plain|ppbpf|transparent | rate PORT v2|v1|none SECONDS THREADS [http] |\n"
 			"       sink PORT [ppbpf] | bulk PORT BYTES [v2] | calls PORT\n");
 	return 2;
 }
