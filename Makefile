@@ -45,6 +45,13 @@ BPF_OBJS := $(patsubst bpf/%.bpf.c,$(OUTPUT)/bpf/%.bpf.o,$(BPF_SRCS))
 SKELS := $(patsubst bpf/%.bpf.c,$(OUTPUT)/%.skel.h,$(BPF_SRCS))
 # Test and bench helpers (tests/bpf/): built only by the targets that load them, never by `all`.
 DROP_ONCE := $(OUTPUT)/tests/bpf/drop_once.bpf.o
+STREAM_TEST := $(OUTPUT)/tests/stream_test
+# bpf/impair.bpf.c, the self-test's impairment, built three ways for the tests (its rates' defaults, ppm).
+IMPAIR_OBJS := $(OUTPUT)/tests/bpf/impair_in.bpf.o $(OUTPUT)/tests/bpf/impair_ack.bpf.o \
+	$(OUTPUT)/tests/bpf/impair_reorder.bpf.o
+IMPAIR_FLAGS_in := -DIMPAIR_LOSS=20000 -DIMPAIR_DUP=10000 -DIMPAIR_REORDER=0
+IMPAIR_FLAGS_ack := -DIMPAIR_LOSS=20000 -DIMPAIR_DUP=0 -DIMPAIR_REORDER=0
+IMPAIR_FLAGS_reorder := -DIMPAIR_LOSS=0 -DIMPAIR_DUP=0 -DIMPAIR_REORDER=20000
 HOOK_FLOOR := $(OUTPUT)/tests/bpf/hook_floor.bpf.o
 UNIT_BINS := $(patsubst tests/unit/%.c,$(OUTPUT)/tests/%,$(UNIT_SRCS))
 UNIT_SAN_BINS := $(patsubst tests/unit/%.c,$(OUTPUT)/san/tests/%,$(UNIT_SRCS))
@@ -96,6 +103,10 @@ $(OUTPUT)/bpf/%.bpf.o: bpf/%.bpf.c $(OUTPUT)/vmlinux.h $(HDRS) $(wildcard bpf/*.
 $(OUTPUT)/tests/bpf/%.bpf.o: tests/bpf/%.bpf.c $(OUTPUT)/vmlinux.h | $(OUTPUT)/tests/bpf
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(IMPAIR_OBJS): $(OUTPUT)/tests/bpf/impair_%.bpf.o: bpf/impair.bpf.c $(OUTPUT)/vmlinux.h | $(OUTPUT)/tests/bpf
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) $(IMPAIR_FLAGS_$*) -c $< -o $@
 
 $(OUTPUT)/%.skel.h: $(OUTPUT)/bpf/%.bpf.o
 	$(call msg,GEN-SKEL,$@)
@@ -167,6 +178,10 @@ $(SEGMENTS_TEST): tests/integration/segments_test.c tests/integration/testlib.h 
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LIBA) -lpthread $(LIBBPF_LIBS)
 
+$(STREAM_TEST): tests/integration/stream_test.c include/ppbpf/crc32c.h include/ppbpf/target.h | $(OUTPUT)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $< -lpthread
+
 unit: $(UNIT_BINS)
 	$(Q)for t in $(UNIT_BINS); do echo "== $$t"; $$t || exit 1; done
 
@@ -181,19 +196,21 @@ cli-test: $(CLI)
 	$(Q)tests/integration/cli.sh $(CLI)
 
 # Real sockets in test cgroups (root): the receive path, then real HAProxy in front.
-integration: all $(RECV_TEST) $(TRUST_TEST) $(SEGMENTS_TEST) $(ACCEPT_TEST) $(DROP_ONCE)
+integration: all $(RECV_TEST) $(TRUST_TEST) $(SEGMENTS_TEST) $(ACCEPT_TEST) $(DROP_ONCE) $(STREAM_TEST) $(IMPAIR_OBJS)
 	$(Q)$(TIMED) kernel.sh tests/integration/kernel.sh
 	$(Q)$(TIMED) accept.sh tests/integration/accept.sh
 	$(Q)$(TIMED) segments.sh tests/integration/segments.sh
 	$(Q)$(TIMED) trust.sh tests/integration/trust.sh
 	$(Q)$(TIMED) haproxy.sh tests/integration/haproxy.sh
+	$(Q)$(TIMED) transparent.sh tests/integration/transparent.sh
 	$(Q)$(TIMED) apps.sh tests/integration/apps.sh
 
 # Debian 12's kernel (6.1) under qemu: vm-test builds on the host, then boots it to run
 # vm-suite, which uses what the host built: nothing is built or installed in the guest.
 vm-test: deps
 	$(Q)scripts/deps.sh vm
-	$(Q)$(MAKE) all $(BPF_CHECK) $(RECV_TEST) $(TRUST_TEST) $(SEGMENTS_TEST) $(ACCEPT_TEST) $(DROP_ONCE)
+	$(Q)$(MAKE) all $(BPF_CHECK) $(RECV_TEST) $(TRUST_TEST) $(SEGMENTS_TEST) $(ACCEPT_TEST) $(DROP_ONCE) \
+		$(STREAM_TEST) $(IMPAIR_OBJS)
 	$(Q)scripts/vm-test.sh
 
 vm-suite:
@@ -203,6 +220,7 @@ vm-suite:
 	$(Q)$(TIMED) accept.sh tests/integration/accept.sh
 	$(Q)$(TIMED) segments.sh tests/integration/segments.sh
 	$(Q)$(TIMED) trust.sh tests/integration/trust.sh
+	$(Q)$(TIMED) transparent.sh tests/integration/transparent.sh
 	@echo "ALL GUEST TESTS PASSED on $$(uname -r)"; cat $(TIMES)
 
 # ---- fuzzing ---------------------------------------------------------------------
@@ -243,7 +261,8 @@ INTEGRATION_SCRIPT_recv_test := kernel.sh
 INTEGRATION_SCRIPT_accept_test := accept.sh
 INTEGRATION_SCRIPT_segments_test := segments.sh
 INTEGRATION_SCRIPT_trust_test := trust.sh
-INTEGRATION_PROGS := recv_test accept_test segments_test trust_test
+INTEGRATION_SCRIPT_stream_test := transparent.sh
+INTEGRATION_PROGS := recv_test accept_test segments_test trust_test stream_test
 UNIT_PROGS := $(notdir $(UNIT_BINS))
 T_PROG := $(firstword $(subst /, ,$(T)))
 T_CASE := $(patsubst $(T_PROG)/%,%,$(filter $(T_PROG)/%,$(T)))
@@ -251,7 +270,7 @@ ifneq ($(filter $(T_PROG),$(UNIT_PROGS)),)
 T_BUILD := $(OUTPUT)/tests/$(T_PROG)
 T_RUN := $(OUTPUT)/tests/$(T_PROG)
 else ifneq ($(INTEGRATION_SCRIPT_$(T_PROG)),)
-T_BUILD := all $(OUTPUT)/tests/$(T_PROG) $(DROP_ONCE)
+T_BUILD := all $(OUTPUT)/tests/$(T_PROG) $(DROP_ONCE) $(STREAM_TEST) $(IMPAIR_OBJS)
 T_RUN := tests/integration/$(INTEGRATION_SCRIPT_$(T_PROG))
 endif
 ifneq ($(T),)

@@ -34,8 +34,8 @@ cd "$ROOT"
 
 CMD=${*:-make -s vm-suite}
 # SOCK_DESTROY over NETLINK_SOCK_DIAG needs inet_diag + tcp_diag; tc in network
-# namespaces needs veth, sch_ingress (also clsact), cls_bpf, act_bpf.
-VM_MODULES=${VM_MODULES:-inet_diag tcp_diag veth sch_ingress cls_bpf act_bpf}
+# namespaces needs veth, sch_ingress (also clsact), sch_htb (the tests' reordering), cls_bpf, act_bpf.
+VM_MODULES=${VM_MODULES:-inet_diag tcp_diag veth sch_ingress sch_htb cls_bpf act_bpf}
 VM_PASS_ENV=${VM_PASS_ENV:-PPBPF_REQUIRE_ALL PPBPF_SCALE QUICK FUZZ_SECONDS V}
 BOOT_MODULES="virtio_pci 9pnet_virtio 9p" # what /init needs to mount the shares
 VM_CACHE=${VM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ppbpf-vm}

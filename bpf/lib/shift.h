@@ -229,13 +229,19 @@ static __noinline int raise_acks(struct __sk_buff *skb, const struct segment *s,
 	return TC_NEXT;
 }
 
-/* The flow of a segment the server sends (its key: the client is the peer), or NULL. */
-static __always_inline struct ppbpf_flow *flow_of_server_segment(const struct segment *s)
+/* Refuse a flow: its header is rejected, or late. Its header entry goes; the flow stays to reset it. */
+static __always_inline void refuse_flow(struct ppbpf_flow *f, const struct ppbpf_early_key *key, int error)
 {
-	struct ppbpf_early_key key = {};
+	f->error = error;
+	WRITE_ONCE(f->state, FLOW_REJECTED);
+	bpf_map_delete_elem(&flow_hdrs, key);
+	count_rejection(error);
+}
 
-	early_key_of(&key, &s->local, &s->peer); /* as read, "peer" is the server's end here */
-	return bpf_map_lookup_elem(&flows, &key);
+/* The key of a segment the server sends (the client is the peer; as read, "peer" is the server's end). */
+static __always_inline void server_segment_key(struct ppbpf_early_key *key, const struct segment *s)
+{
+	early_key_of(key, &s->local, &s->peer);
 }
 
 /*
@@ -245,15 +251,20 @@ static __always_inline struct ppbpf_flow *flow_of_server_segment(const struct se
  */
 static __noinline int on_server_segment(struct __sk_buff *skb, const struct segment *s)
 {
-	struct ppbpf_flow *f = flow_of_server_segment(s);
+	struct ppbpf_early_key key = {};
+	struct ppbpf_flow *f;
 	__u32 off;
 
+	server_segment_key(&key, s);
+	f = bpf_map_lookup_elem(&flows, &key);
 	if (!f || !s->has_ack)
 		return TC_NEXT;
 	if (s->syn) {
-		if (READ_ONCE(f->state) == FLOW_CAPTURING && f->deadline_ns && bpf_ktime_get_ns() > f->deadline_ns) {
-			f->error = PPBPF_E_TIMEOUT;
-			WRITE_ONCE(f->state, FLOW_REJECTED);
+		if (f->deadline_ns && bpf_ktime_get_ns() > f->deadline_ns &&
+		    __sync_val_compare_and_swap(&f->busy, 0, 1) == 0) { /* not while a header segment is taken in */
+			if (READ_ONCE(f->state) == FLOW_CAPTURING)
+				refuse_flow(f, &key, PPBPF_E_TIMEOUT);
+			WRITE_ONCE(f->busy, 0);
 		}
 		return TC_NEXT;
 	}
@@ -305,15 +316,6 @@ static __always_inline int listener_in_scope(struct __sk_buff *skb, const struct
 	in = sock_in_scope(sk);
 	bpf_sk_release(sk);
 	return in;
-}
-
-/* Refuse a flow: its header is rejected, or late. Its header entry goes; the flow stays to reset it. */
-static __always_inline void refuse_flow(struct ppbpf_flow *f, const struct ppbpf_early_key *key, int error)
-{
-	f->error = error;
-	WRITE_ONCE(f->state, FLOW_REJECTED);
-	bpf_map_delete_elem(&flow_hdrs, key);
-	count_rejection(error);
 }
 
 /*

@@ -15,6 +15,7 @@
 #include "loader.h"
 #include "options.h"
 #include "policy.h"
+#include "tc.h"
 
 static const char status_usage[] =
 	"Usage: ppbpf status [--pin-dir DIR] [--json]\n"
@@ -261,6 +262,13 @@ static void print_status_text(const char *cgroup, const char *pin_dir, const str
 		}
 		printf("\n");
 	}
+	{
+		char devs[1024];
+		int n_tc = tc_attached(pin_dir, devs, sizeof(devs));
+
+		if (n_tc > 0)
+			printf("transparent mode at tc on: %s\n", devs);
+	}
 	printf("tlv cap: %u bytes\nconnections: %ld in the table, %ld with a pending header\ncounters:\n", tlv_cap,
 	       conns, pending);
 	for (int k = 0; k < PPBPF_CNT_MAX; k++)
@@ -317,6 +325,12 @@ static void print_status_json(const char *cgroup, const char *pin_dir, const str
 		json_obj_end(&j);
 	}
 	json_arr_end(&j);
+	{
+		char devs[1024];
+
+		tc_attached(pin_dir, devs, sizeof(devs));
+		json_kv_str(&j, "tc", devs);
+	}
 	json_kv_int(&j, "tlv_cap", tlv_cap);
 	json_kv_int(&j, "connections", conns);
 	json_kv_int(&j, "pending", pending);

@@ -233,6 +233,17 @@ static __u32 hook_prog(int ifindex, enum bpf_tc_attach_point point)
 	return rc ? 0 : opts.prog_id;
 }
 
+/* Add "name (how)" to a list in out, once per interface. */
+static void list_dev(char *out, size_t cap, size_t *used, const char *name, const char *how)
+{
+	char item[IF_NAMESIZE + 16];
+
+	snprintf(item, sizeof(item), "%s (%s)", name, how);
+	if (!out || strstr(out, item) || *used >= cap)
+		return;
+	*used += (size_t)snprintf(out + *used, cap - *used, "%s%s", *used ? ", " : "", item);
+}
+
 /* The ids of pin_dir's two tc programs (0 where one is not pinned). */
 static void pinned_ids(const char *pin_dir, __u32 ids[2])
 {
@@ -257,18 +268,16 @@ static bool ours(__u32 prog_id, const __u32 ids[2])
 
 /*
  * Each interface and hook with a clsact filter of pin_dir's programs: detach
- * it (detach) or name it into out. Returns how many interfaces.
+ * it (detach) or name it into out (*used: how much of it is written).
+ * Returns how many interfaces.
  */
-static int each_attached(const char *pin_dir, bool detach, char *out, size_t cap)
+static int each_attached(const char *pin_dir, bool detach, char *out, size_t cap, size_t *used)
 {
 	struct if_nameindex *ifs = if_nameindex();
-	size_t used = 0;
 	__u32 ids[2];
 	int n = 0;
 
 	pinned_ids(pin_dir, ids);
-	if (out && cap)
-		out[0] = '\0';
 	for (struct if_nameindex *i = ifs; i && i->if_index; i++) {
 		bool here = false;
 
@@ -286,20 +295,23 @@ static int each_attached(const char *pin_dir, bool detach, char *out, size_t cap
 		if (!here)
 			continue;
 		n++;
-		if (out && used < cap)
-			used += (size_t)snprintf(out + used, cap - used, "%s%s", used ? ", " : "", i->if_name);
+		if (used)
+			list_dev(out, cap, used, i->if_name, "clsact");
 	}
 	if (ifs)
 		if_freenameindex(ifs);
 	return n;
 }
 
-/* The tcx links pinned in pin_dir: detach and unpin them (detach), or count them. Returns how many. */
-static int each_tcx_pin(const char *pin_dir, bool detach)
+/*
+ * The tcx links pinned in pin_dir: detach and unpin them (detach), or count
+ * them and name their interfaces into out. Returns how many.
+ */
+static int each_tcx_pin(const char *pin_dir, bool detach, char *out, size_t cap, size_t *used)
 {
 	DIR *d = opendir(pin_dir);
 	struct dirent *e;
-	char p[4096];
+	char p[4096], name[IF_NAMESIZE];
 	int n = 0;
 
 	while (d && (e = readdir(d))) {
@@ -313,6 +325,8 @@ static int each_tcx_pin(const char *pin_dir, bool detach)
 			if (bpf_link_detach(fd) && errno != ENOLINK && errno != EINVAL)
 				fprintf(stderr, "ppbpf: failed to detach %s: %s\n", p, strerror(errno));
 			unlink(p);
+		} else if (if_indextoname((unsigned int)atoi(e->d_name + strlen(TCX_PIN_PREFIX)), name)) {
+			list_dev(out, cap, used, name, "tcx");
 		}
 		close(fd);
 	}
@@ -323,12 +337,16 @@ static int each_tcx_pin(const char *pin_dir, bool detach)
 
 int tc_detach(const char *pin_dir)
 {
-	return each_tcx_pin(pin_dir, true) + each_attached(pin_dir, true, NULL, 0);
+	return each_tcx_pin(pin_dir, true, NULL, 0, NULL) + each_attached(pin_dir, true, NULL, 0, NULL);
 }
 
 int tc_attached(const char *pin_dir, char *out, size_t cap)
 {
-	return each_tcx_pin(pin_dir, false) + each_attached(pin_dir, false, out, cap);
+	size_t used = 0;
+
+	if (cap)
+		out[0] = '\0';
+	return each_tcx_pin(pin_dir, false, out, cap, &used) + each_attached(pin_dir, false, out, cap, &used);
 }
 
 /* ---- the flow table ------------------------------------------------------------------------- */

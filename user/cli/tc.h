@@ -35,7 +35,10 @@ int tc_attach(const char *pin_dir, const char *devs, bool quiet);
  * Returns how many hooks lost it.
  */
 int tc_detach(const char *pin_dir);
-/* How many hooks have pin_dir's programs: tcx links, and interfaces with its clsact filters (named into out). */
+/*
+ * How many hooks have pin_dir's programs: tcx links and interfaces with its
+ * clsact filters, named into out ("lo (tcx), eth0 (clsact)").
+ */
 int tc_attached(const char *pin_dir, char *out, size_t cap);
 /*
  * Reset every open transparent flow of pin_dir's flow table (of `port`
