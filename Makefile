@@ -78,7 +78,7 @@ TIMED := TIMES_FILE=$(abspath $(TIMES)) scripts/timed.sh
 
 LIBBPF_LIBS := $(shell pkg-config --libs libbpf 2>/dev/null || echo -lbpf -lelf -lz)
 
-.PHONY: all test test-build unit unit-san bpf-check cli-test integration fuzz bench install demo clean deps \
+.PHONY: all test test-build unit unit-san bpf-check cli-test integration fuzz bench install demo clean deps soak \
 	vm-test vm-suite
 .DELETE_ON_ERROR:
 .SECONDARY:
@@ -222,6 +222,10 @@ vm-suite:
 	$(Q)$(TIMED) trust.sh tests/integration/trust.sh
 	$(Q)$(TIMED) transparent.sh tests/integration/transparent.sh
 	@echo "ALL GUEST TESTS PASSED on $$(uname -r)"; cat $(TIMES)
+
+# Transparent mode's integrity section with 10 transfers of 2 GiB per link (outside `make test`).
+soak: deps all $(STREAM_TEST) $(IMPAIR_OBJS)
+	$(Q)PPBPF_TEST_CASE=integrity SOAK_BYTES=$$((2 << 30)) $(TIMED) soak tests/integration/transparent.sh
 
 # ---- fuzzing ---------------------------------------------------------------------
 FUZZ_SECONDS ?= 30

@@ -153,6 +153,23 @@ int ppbpf_sweep(struct bpf_iter__tcp *ctx)
 	return 0;
 }
 
+/* What ppbpf_flow_sweep removed in its last run (read by `ppbpf run`). */
+__u32 flow_sweep_removed;
+
+/*
+ * Run by `ppbpf run` every second (BPF_PROG_TEST_RUN on its pin): transparent
+ * flows past TIME_WAIT, and handshakes that never completed, go (sweep_flow).
+ */
+SEC("syscall")
+int ppbpf_flow_sweep(void *ctx __attribute__((unused)))
+{
+	__u32 removed = 0;
+
+	bpf_for_each_map_elem(&flows, sweep_flow, &removed, 0);
+	flow_sweep_removed = removed;
+	return (int)removed;
+}
+
 /* ppbpf_selftest's input and answer, written and read by the loader. */
 struct ppbpf_bpf_buf selftest_in;
 __u32 selftest_len;

@@ -59,6 +59,29 @@ static __always_inline int handshake_of(struct __sk_buff *skb, const struct segm
 }
 
 /*
+ * Append a segment's bytes from payload offset skip (its new ones) to the
+ * header taken in so far in e, up to the port's limit, and parse them.
+ * Returns the parse result under the port's policy, or PPBPF_E_NO_ROOM where
+ * the copy failed. (Shared with transparent mode's tc side, shift.h.)
+ */
+static __always_inline int append_and_parse(struct __sk_buff *skb, const struct segment *s,
+					    const struct ppbpf_port_policy *pol, struct ppbpf_early *e, __u32 skip)
+{
+	__u32 max = max_header_of(pol), have = e->bytes.l.have, n = s->len - skip;
+	int rc;
+
+	if (n > max - have)
+		n = max - have;
+	if (copy_payload(skb, s->off + skip, e->bytes.buf.data, have, n))
+		return PPBPF_E_NO_ROOM;
+	have += n;
+	e->bytes.l.have = have;
+	e->bytes.l.head_end = (__u16)have;
+	rc = ppbpf_parse_max(&e->bytes.buf, have, max, &e->hdr);
+	return apply_policy(rc, &e->hdr, pol->flags);
+}
+
+/*
  * Take a segment of a handshake's header into e, in sequence from start
  * (listeners keep no runs: nothing is queued before the child exists).
  * Returns what the segment gets; e->rc says the verdict once there is one.
@@ -66,7 +89,7 @@ static __always_inline int handshake_of(struct __sk_buff *skb, const struct segm
 static __always_inline int listener_take(struct __sk_buff *skb, const struct segment *s,
 					 const struct ppbpf_port_policy *pol, struct ppbpf_early *e, __u32 start)
 {
-	__u32 max = max_header_of(pol), have = e->bytes.l.have, skip = start + have - s->seq, n;
+	__u32 max = max_header_of(pol), have = e->bytes.l.have, skip = start + have - s->seq;
 	int rc;
 
 	if ((__s32)skip < 0) { /* a gap before it: resent later */
@@ -79,16 +102,9 @@ static __always_inline int listener_take(struct __sk_buff *skb, const struct seg
 		count(PPBPF_CNT_HELD);
 		return DROP;
 	}
-	n = s->len - skip;
-	if (n > max - have)
-		n = max - have;
-	if (copy_payload(skb, s->off + skip, e->bytes.buf.data, have, n))
+	rc = append_and_parse(skb, s, pol, e, skip);
+	if (rc == PPBPF_E_NO_ROOM) /* the copy failed */
 		return DROP;
-	have += n;
-	e->bytes.l.have = have;
-	e->bytes.l.head_end = (__u16)have;
-	rc = ppbpf_parse_max(&e->bytes.buf, have, max, &e->hdr);
-	rc = apply_policy(rc, &e->hdr, pol->flags);
 	if (rc == PPBPF_E_INCOMPLETE) {
 		count(PPBPF_CNT_HELD);
 		return DROP;

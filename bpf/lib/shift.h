@@ -238,6 +238,40 @@ static __always_inline void refuse_flow(struct ppbpf_flow *f, const struct ppbpf
 	count_rejection(error);
 }
 
+/*
+ * A handshake whose header did not come within the timeout, seen as its
+ * SYN-ACK is sent again (the flow is locked). An optional port with nothing
+ * taken in makes it plain: the client's answer completes the handshake,
+ * unshifted (a server-first protocol with no header). Else it is refused:
+ * the client's answer resets it.
+ */
+static __always_inline void flow_timed_out(struct ppbpf_flow *f, const struct ppbpf_early_key *key, __u16 port)
+{
+	struct ppbpf_port_policy *pol = bpf_map_lookup_elem(&ports, &port);
+	__u32 zero = 0;
+	struct ppbpf_early *e;
+
+	if (!pol || !(pol->flags & PPBPF_PORT_OPTIONAL) || f->off) {
+		refuse_flow(f, key, PPBPF_E_TIMEOUT);
+		return;
+	}
+	e = bpf_map_lookup_elem(&tc_scratch, &zero);
+	if (!e) {
+		refuse_flow(f, key, PPBPF_E_NO_ROOM);
+		return;
+	}
+	e->start = f->start;
+	e->born_ns = f->born_ns;
+	e->rc = PPBPF_E_NOT_PROXY; /* sockops records it plain */
+	__builtin_memset(&e->bytes.l, 0, sizeof(e->bytes.l));
+	if (bpf_map_update_elem(&flow_hdrs, key, e, BPF_ANY)) {
+		refuse_flow(f, key, PPBPF_E_NO_ROOM);
+		return;
+	}
+	count(PPBPF_CNT_TIMEOUT_PLAIN);
+	WRITE_ONCE(f->state, FLOW_SHIFTING); /* by 0: as it is */
+}
+
 /* The key of a segment the server sends (the client is the peer; as read, "peer" is the server's end). */
 static __always_inline void server_segment_key(struct ppbpf_early_key *key, const struct segment *s)
 {
@@ -263,7 +297,7 @@ static __noinline int on_server_segment(struct __sk_buff *skb, const struct segm
 		if (f->deadline_ns && bpf_ktime_get_ns() > f->deadline_ns &&
 		    __sync_val_compare_and_swap(&f->busy, 0, 1) == 0) { /* not while a header segment is taken in */
 			if (READ_ONCE(f->state) == FLOW_CAPTURING)
-				refuse_flow(f, &key, PPBPF_E_TIMEOUT);
+				flow_timed_out(f, &key, s->peer.port);
 			WRITE_ONCE(f->busy, 0);
 		}
 		return TC_NEXT;
@@ -368,6 +402,8 @@ static __noinline int on_client_syn(struct __sk_buff *skb, const struct segment 
 		return TC_DROP;
 	}
 	old = bpf_map_lookup_elem(&flows, key);
+	if (old && READ_ONCE(old->state) == FLOW_DEAD)
+		return TC_DROP; /* the sweep is removing the 4-tuple's last flow: the client sends its SYN again */
 	if (old && old->start == s->seq)
 		return TC_NEXT; /* the SYN again */
 	if (old && READ_ONCE(old->state) == FLOW_SHIFTING && !READ_ONCE(old->closed_ns))
@@ -381,31 +417,6 @@ static __noinline int on_client_syn(struct __sk_buff *skb, const struct segment 
 		return TC_DROP;
 	}
 	return TC_NEXT;
-}
-
-/*
- * The bytes of a header segment, taken into e (in sequence from the stream
- * start; a segment past a gap is dropped, the client sends it again). Returns
- * the parse result under the port's policy, PPBPF_E_INCOMPLETE while more is
- * needed, or 1 for "nothing new, no verdict" (a resend).
- */
-static __always_inline int take_header_bytes(struct __sk_buff *skb, const struct segment *s,
-					     const struct ppbpf_port_policy *pol, struct ppbpf_early *e, __u32 rel)
-{
-	__u32 max = max_header_of(pol), have = e->bytes.l.have, skip = have - rel, n;
-	int rc;
-
-	n = s->len - skip;
-	if (n > max - have)
-		n = max - have;
-	if (copy_payload(skb, s->off + skip, e->bytes.buf.data, have, n))
-		return PPBPF_E_NO_ROOM;
-	have += n;
-	e->bytes.l.have = have;
-	e->bytes.l.head_end = (__u16)have;
-	count(PPBPF_CNT_SEGMENTS);
-	rc = ppbpf_parse_max(&e->bytes.buf, have, max, &e->hdr);
-	return apply_policy(rc, &e->hdr, pol->flags);
 }
 
 /* Where a header segment goes, once its bytes are taken in (the flow is locked). */
@@ -453,7 +464,8 @@ static __noinline int header_segment(struct __sk_buff *skb, const struct segment
 		stored = 0;
 	}
 	e->bytes.l.have = had;
-	rc = take_header_bytes(skb, s, pol, e, rel);
+	count(PPBPF_CNT_SEGMENTS);
+	rc = append_and_parse(skb, s, pol, e, had - rel); /* in sequence: past a gap it was dropped above */
 	e->rc = rc;
 	if (rc == PPBPF_E_INCOMPLETE) {
 		count(PPBPF_CNT_PENDING);
@@ -504,7 +516,10 @@ static __always_inline int on_client_segment(struct __sk_buff *skb, const struct
 		return TC_NEXT;
 	state = READ_ONCE(f->state);
 	if (state == FLOW_SHIFTING) {
-		__u32 off = f->off;
+		__u32 off;
+
+		barrier();
+		off = READ_ONCE(f->off); /* after the state: it was written before it */
 
 		/* header bytes sent again after the handshake's ACK was lost: a bare ACK, as the first time */
 		if (off && s->len && s->seq - f->start + s->len <= off && !f->cookie)
@@ -637,6 +652,39 @@ static __always_inline void flow_closed(const struct ppbpf_sk *rec, __u32 old_st
 		WRITE_ONCE(f->closed_ns, bpf_ktime_get_ns());
 	else
 		bpf_map_delete_elem(&flows, &key);
+}
+
+/* ---- the sweep (run by `ppbpf run`) ---------------------------------------------------------- */
+
+/* How long a closed flow is kept: TIME_WAIT (60 s) and a margin. */
+#define FLOW_TIME_WAIT_NS (65ULL * 1000 * NSEC_PER_MSEC)
+/* How long a handshake that never completed is kept: longer than its SYN-ACK retries (~63 s). */
+#define FLOW_HANDSHAKE_NS (75ULL * 1000 * NSEC_PER_MSEC)
+
+/*
+ * One flow of the sweep (a bpf_for_each_map_elem callback): one closed for
+ * longer than TIME_WAIT, or one whose handshake never completed, goes. It is
+ * claimed first (DEAD, a compare-and-swap on the live entry), so that a SYN
+ * that reuses its 4-tuple meanwhile is dropped and sent again, never given
+ * an entry the sweep then deletes.
+ */
+static long sweep_flow(struct bpf_map *map, const struct ppbpf_early_key *key, struct ppbpf_flow *f, void *ctx)
+{
+	__u64 now = bpf_ktime_get_ns(), closed = READ_ONCE(f->closed_ns);
+	__u32 state = READ_ONCE(f->state);
+	__u32 *removed = ctx;
+	int old;
+
+	if (closed)
+		old = (__s64)(now - closed) > (__s64)FLOW_TIME_WAIT_NS;
+	else
+		old = !READ_ONCE(f->cookie) && (__s64)(now - f->born_ns) > (__s64)FLOW_HANDSHAKE_NS;
+	if (!old || state == FLOW_DEAD || __sync_val_compare_and_swap(&f->state, state, FLOW_DEAD) != state)
+		return 0;
+	bpf_map_delete_elem(&flow_hdrs, key);
+	if (!bpf_map_delete_elem(map, key))
+		(*removed)++;
+	return 0;
 }
 
 #endif /* PPBPF_LIB_SHIFT_H */

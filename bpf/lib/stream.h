@@ -7,6 +7,7 @@
 #ifndef PPBPF_LIB_STREAM_H
 #define PPBPF_LIB_STREAM_H
 
+#include <bpf/bpf_core_read.h>
 #include "consts.h"
 #include "maps.h"
 #include "ordering.h"
@@ -183,9 +184,22 @@ static __always_inline int on_unset_segment(struct __sk_buff *skb, struct bpf_so
 	return DROP;
 }
 
+/* sk_user_data holds a sockmap's psock, tagged with this bit (include/net/sock.h). */
+#define SK_USER_DATA_PSOCK 4UL
+
+/* Has the application put the socket in a sockmap? */
+static __always_inline int in_sockmap(struct bpf_sock *sk)
+{
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+
+	return tp && ((unsigned long)BPF_CORE_READ(tp, inet_conn.icsk_inet.sk.sk_user_data) & SK_USER_DATA_PSOCK);
+}
+
 /*
  * A segment that reaches a socket of a transparent port, its header taken
  * out at tc already: passed, but for a rejected socket's (none may be read).
+ * A socket its application put in a sockmap is rejected then: the sockmap
+ * receive path corrupts streams under loss, with or without a shift.
  */
 static __always_inline int on_shifted_socket_segment(struct bpf_sock *sk)
 {
@@ -194,11 +208,20 @@ static __always_inline int on_shifted_socket_segment(struct bpf_sock *sk)
 	if (sk->state == BPF_TCP_LISTEN)
 		return PASS;
 	rec = bpf_sk_storage_get(&ppbpf_sks, sk, 0, 0);
-	if (rec && READ_ONCE(rec->info.state) == PPBPF_STATE_ERROR) {
+	if (!rec)
+		return PASS;
+	if (READ_ONCE(rec->info.state) == PPBPF_STATE_ERROR) {
 		count(PPBPF_CNT_DROPPED);
 		return DROP;
 	}
-	return PASS;
+	if (!in_sockmap(sk))
+		return PASS;
+	if (__sync_val_compare_and_swap(&rec->revoked, 0, 1) == 0) {
+		count(PPBPF_CNT_T_SOCKMAP);
+		reject(rec, PPBPF_E_SOCKMAP); /* `ppbpf run` logs it, and its sweep resets the socket */
+	}
+	count(PPBPF_CNT_DROPPED);
+	return DROP;
 }
 
 #endif /* PPBPF_LIB_STREAM_H */

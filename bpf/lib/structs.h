@@ -25,6 +25,7 @@ struct ppbpf_sk {
 	__u32 reset_asked;      /* 1 once the sweep reset it or asked `ppbpf run` to: its close is a reset */
 	__u32 busy;             /* 1 while one CPU takes in a segment of it (seg_trylock) */
 	__u32 closing;          /* 1 once sockops saw it close: a pending entry stored after that is removed */
+	__u32 revoked;          /* 1 once a verdict given was taken back (transparent: put in a sockmap) */
 	__u8 af;
 	__u8 peer_v4;           /* peer.addr is IPv4 (also a v4-mapped peer of a dual-stack socket) */
 	struct ppbpf_endpoint local; /* the socket's own ends, for rejection events and live policy */

@@ -152,8 +152,9 @@ struct ppbpf_trust6_key {
 #define PPBPF_E_UNTRUSTED (-35) /* an untrusted peer on a port that rejects them */
 #define PPBPF_E_CHANGED (-36)   /* a resent segment changed header bytes already taken in */
 #define PPBPF_E_UNSHIFTED (-37) /* transparent port: the connection's handshake was not seen at tc */
+#define PPBPF_E_SOCKMAP (-38)   /* transparent port: the application put the socket in a sockmap */
 /* The last kernel-side rejection code. */
-#define PPBPF_E_KERNEL_LAST PPBPF_E_UNSHIFTED
+#define PPBPF_E_KERNEL_LAST PPBPF_E_SOCKMAP
 
 /* A rejected connection, sent on the RINGBUF "events" to `ppbpf run`. */
 struct ppbpf_event {
@@ -173,6 +174,7 @@ enum ppbpf_flow_state {
 	FLOW_CAPTURING = 0, /* the header is coming in: its bytes are taken in, the handshake held */
 	FLOW_SHIFTING = 1,  /* judged and accepted (or none, on an optional port): every segment is shifted */
 	FLOW_REJECTED = 2,  /* judged and refused, or timed out: each segment resets the handshake */
+	FLOW_DEAD = 3,      /* being removed by the sweep: a SYN on its 4-tuple is dropped (sent again) */
 };
 
 /* A transparent flow's 4-tuple: the key of the map "flows". */
@@ -250,7 +252,7 @@ enum ppbpf_counter {
 	PPBPF_CNT_T_NO_ROOM,    /* transparent: SYNs dropped, the flow table was full */
 	PPBPF_CNT_T_FASTOPEN,   /* transparent: SYNs with data (TCP Fast Open) refused */
 	PPBPF_CNT_T_SIGNED,     /* transparent: SYNs with TCP-MD5 or TCP-AO refused (they sign seq and ack) */
-	PPBPF_CNT_T_IP_EXT,     /* transparent: SYNs with IPv6 extension headers refused */
+	PPBPF_CNT_T_SOCKMAP,    /* transparent: connections reset, their application put them in a sockmap */
 	PPBPF_CNT_T_LATE_PLAIN, /* transparent: no header after bytes were taken in (optional port): reset */
 	PPBPF_CNT_MAX,
 };

@@ -34,7 +34,9 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <linux/bpf.h>
 #include <pthread.h>
+#include <sys/syscall.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -599,8 +601,43 @@ static const char *errname(int e)
 
 /* ---- serve ---------------------------------------------------------------------------- */
 
+/*
+ * --sockmap: the application puts its sockets in a sockmap (as some proxies
+ * do), which transparent mode must refuse. Raw bpf(2) calls: this program
+ * links no libbpf.
+ */
+#define SOCKMAP_SLOTS 8
+
+static int bpf_call(int cmd, union bpf_attr *attr)
+{
+	return (int)syscall(__NR_bpf, cmd, attr, sizeof(*attr));
+}
+
+static int sockmap_open(const char *pin)
+{
+	union bpf_attr a;
+
+	memset(&a, 0, sizeof(a));
+	a.pathname = (uint64_t)(uintptr_t)pin;
+	return bpf_call(BPF_OBJ_GET, &a);
+}
+
+static int sockmap_put(int map, uint32_t slot, int fd)
+{
+	union bpf_attr a;
+	uint32_t value = (uint32_t)fd;
+
+	memset(&a, 0, sizeof(a));
+	a.map_fd = (uint32_t)map;
+	a.key = (uint64_t)(uintptr_t)&slot;
+	a.value = (uint64_t)(uintptr_t)&value;
+	a.flags = BPF_ANY;
+	return bpf_call(BPF_MAP_UPDATE_ELEM, &a);
+}
+
 struct serve_cfg {
 	int lfd;
+	int sockmap;                  /* --sockmap: a pinned SOCKMAP each accepted socket is put in; -1: none */
 	uint64_t n;
 	bool banner, expect_peer;
 	atomic_uint_fast64_t claimed; /* accept() calls started */
@@ -798,6 +835,9 @@ static void *serve_thread(void *arg)
 			atomic_store(&cfg->stop, true);
 			break;
 		}
+		if (cfg->sockmap >= 0 && sockmap_put(cfg->sockmap, (uint32_t)(i % SOCKMAP_SLOTS), fd))
+			fprintf(stderr, "stream_test serve: cannot put connection %" PRIu64 " in the sockmap: %s\n", i,
+				strerror(errno));
 		serve_one(cfg, &cs, fd, i, &acc, alen);
 	}
 	free(cs.head);
@@ -814,7 +854,7 @@ static int cmp_u32(const void *a, const void *b)
 
 static int cmd_serve(int argc, char **argv)
 {
-	struct serve_cfg cfg = { .n = 0 };
+	struct serve_cfg cfg = { .n = 0, .sockmap = -1 };
 	struct endpoint ep;
 	uint64_t threads = 1, n;
 	const char *pos[3];
@@ -830,6 +870,11 @@ static int cmd_serve(int argc, char **argv)
 			cfg.expect_peer = true;
 		else if (!strcmp(argv[a], "--threads") && a + 1 < argc)
 			threads = need_u64("--threads", argv[++a], 1024);
+		else if (!strcmp(argv[a], "--sockmap") && a + 1 < argc) {
+			cfg.sockmap = sockmap_open(argv[++a]);
+			if (cfg.sockmap < 0)
+				die_usage("serve: --sockmap %s: %s", argv[a], strerror(errno));
+		}
 		else if (!strcmp(argv[a], "--timeout") && a + 1 < argc)
 			timeout_s = (int)need_u64("--timeout", argv[++a], 3600);
 		else if (argv[a][0] == '-' && argv[a][1] == '-')
@@ -1678,7 +1723,7 @@ static const char usage_text[] =
 	"\"[2001:db8::7]:4000\". Every JSON line is one object on stdout; errors on stderr.\n"
 	"Sockets block, with --timeout S (default 30) on every recv, send and accept.\n"
 	"\n"
-	"serve ADDR PORT N [--threads K] [--banner] [--expect-peer] [--timeout S]\n"
+	"serve ADDR PORT N [--threads K] [--banner] [--expect-peer] [--timeout S] [--sockmap PIN]\n"
 	"  A plain server: bind, listen(1024), accept N connections (K threads, each\n"
 	"  accepting; default 1), PORT 0 = any. First line\n"
 	"  {\"listening\":\"A:P\",\"port\":P,\"n\":N}.\n"
@@ -1692,6 +1737,8 @@ static const char usage_text[] =
 	"  expected, 0 mismatches, 0 EAGAIN, peer_same, no error, and with --expect-peer\n"
 	"  peer_ok. Then it writes \"OK\\r\\n\" (ok) or \"NG\\r\\n\" and closes.\n"
 	"  --banner: writes \"220 ppbpf-test banner\\r\\n\" right after accept.\n"
+	"  --sockmap PIN: puts each accepted socket in the pinned SOCKMAP (8 slots), as an\n"
+	"  application using sockmap would.\n"
 	"  Last line {\"summary\":\"serve\",\"conns\",\"ok\",\"failed\",\"missing\",\"dup_index\",\n"
 	"  \"peer_not_expected\",\"eagain\"} (dup_index: preamble indexes seen more than\n"
 	"  once). Exit 0 iff all N connections were ok.\n"

@@ -11,7 +11,8 @@
 #               accept() + getpeername() at once while the header comes 200 ms
 #               after the handshake; data queued before accept()
 #   policy      an untrusted peer's bytes pass as they are; a malformed header and
-#               a header that never comes are reset, never accepted
+#               a header that never comes are reset, never accepted; a socket its
+#               application puts in a sockmap is rejected and reset
 #   integrity   10 transfers of 256 MiB of counters each, with 2% loss, 1%
 #               duplication, 2% reordering and 2% ACK loss: on the veth pair with
 #               offloads on, with checksum offload off, and on a loopback
@@ -19,6 +20,7 @@
 #   detach      flows in flight when `ppbpf detach` runs are reset, never corrupted
 #
 # PPBPF_SCALE=small: 1,000 + 200 connections, 3 transfers of 32 MiB per link.
+# `make soak`: the integrity section with SOAK_BYTES (2 GiB) per transfer.
 . "$(dirname "$0")/lib.sh"
 need_root "the transparent-mode tests"
 . "$(dirname "$0")/impair.sh"
@@ -30,6 +32,8 @@ scaled N_SEG 10000 1000
 scaled N_SEG6 2000 200
 scaled N_BIG 10 3
 scaled BIG $((256 << 20)) $((32 << 20))
+# `make soak`: SOAK_BYTES per transfer (2 GiB there), the integrity section only
+BIG=${SOAK_BYTES:-$BIG}
 
 new_netns NC client
 new_netns NS server
@@ -38,19 +42,20 @@ new_cgroup CG transparent
 new_pin_dir PIN transparent
 TMP=$(mktemp -d /tmp/ppbpf-test-transparent.XXXXXX)
 CLEANUP+=("rm -rf '$TMP'")
-P=20080 P_TO=20081 # in the server's own namespace: any port is free there
+P=20080 P_TO=20081 P_OPT=20082 # in the server's own namespace: any port is free there
 
 # The daemon attaches (in the server's namespace) and enforces timeouts; its log is kept.
 cat > "$TMP/ppbpf.conf" <<CONF
 port $P trust $CLIENT4/32,$CLIENT6/128 transparent
 port $P_TO trust $CLIENT4/32 transparent timeout 500
+port $P_OPT trust $CLIENT4/32 transparent mode optional timeout 300
 CONF
 nsenter --net="/run/netns/$NS" "$CLI" run --cgroup "$CG" --pin-dir "$PIN" --config "$TMP/ppbpf.conf" \
 	> "$TMP/run.log" 2>&1 &
 PIDS+=($!)
 DAEMON=$!
-for _ in $(seq 300); do grep -q "running" "$TMP/run.log" && break; sleep 0.1; done # (a first self-test: seconds)
-grep -q "running" "$TMP/run.log" || fail "ppbpf run did not start: $(cat "$TMP/run.log")"
+for _ in $(seq 600); do grep -q "ppbpf: running (" "$TMP/run.log" && break; sleep 0.1; done # (a first self-test: seconds)
+grep -q "ppbpf: running (" "$TMP/run.log" || fail "ppbpf run did not start: $(cat "$TMP/run.log")"
 
 # serve NS ADDR PORT N OUT [ARGS...]: a plain server in NS and the cgroup, in the background; waits for it.
 serve() {
@@ -69,7 +74,9 @@ served() {
 	wait "$SERVER" || true
 	jq -e -s --argjson n "$n" 'map(select(.summary == "serve"))[0] | .conns == $n and .ok == $n and .failed == 0
 		and .missing == 0 and .dup_index == 0 and .peer_not_expected == 0 and .eagain == 0' "$out" >/dev/null ||
-		fail "server: $(jq -c 'select(.summary)' "$out") first failure: $(jq -c 'select(.ok == false)' "$out" | head -1)"
+		fail "server: $(jq -c 'select(.summary)' "$out") failures: $(jq -c -s 'map(select(.ok == false) | {index, peer, leading, bytes, expected, error})[0:6]' "$out")
+	ppbpf run's last lines: $(tail -3 "$TMP/run.log")
+	counters: $(counters)"
 }
 client() { nsenter --net="/run/netns/$NC" "$@"; }
 counters() { nsenter --net="/run/netns/$NS" "$CLI" status --pin-dir "$PIN" --json | jq -c .counters; }
@@ -78,13 +85,21 @@ counters() { nsenter --net="/run/netns/$NS" "$CLI" status --pin-dir "$PIN" --jso
 if selected segments; then
 	serve "$NS" "$SERVER4" "$P" "$N_SEG" "$TMP/seg4" --threads 32 --expect-peer
 	out=$(client "$ST" segments "$SERVER4" "$P" "$N_SEG" --concurrency 32) || true
-	jq -e --argjson n "$N_SEG" '.conns == $n and .ok == $n' <<< "$out" >/dev/null || fail "segments (IPv4): $out"
 	served "$TMP/seg4" "$N_SEG"
+	jq -e --argjson n "$N_SEG" '.conns == $n and .ok == $n' <<< "$out" >/dev/null || fail "segments (IPv4): $out"
 	serve "$NS" "$SERVER6" "$P" "$N_SEG6" "$TMP/seg6" --threads 32 --expect-peer
 	out=$(client "$ST" segments "$SERVER6" "$P" "$N_SEG6" --concurrency 32 --v6) || true
-	jq -e --argjson n "$N_SEG6" '.conns == $n and .ok == $n' <<< "$out" >/dev/null || fail "segments (IPv6): $out"
 	served "$TMP/seg6" "$N_SEG6"
+	jq -e --argjson n "$N_SEG6" '.conns == $n and .ok == $n' <<< "$out" >/dev/null || fail "segments (IPv6): $out"
+	# the clients closed first: no TIME_WAIT on the server, so no flow is kept
+	for _ in $(seq 50); do
+		left=$(bpftool map dump pinned "$PIN/flows" -j | jq length)
+		[ "$left" = 0 ] && break
+		sleep 0.1
+	done
+	[ "$left" = 0 ] || fail "$left flows left in the table after every connection closed"
 	echo "segments: $N_SEG IPv4 and $N_SEG6 IPv6 connections, every header kind and delivery: each read exactly its payload and saw its client"
+	echo "  (and no flow left once they closed)"
 fi
 
 # ---- protocols -----------------------------------------------------------------------------------
@@ -113,7 +128,15 @@ if selected protocols; then
 	out=$(client "$ST" segments "$SERVER6" "$P" 64 --concurrency 64 --v6 --start 7000) || true
 	jq -e '.ok == 64' <<< "$out" >/dev/null || fail "queued connections: $out"
 	served "$TMP/queued" 64
-	echo "protocols: server-first banners, accept()+getpeername() with the header 200 ms late, data queued before accept(), IPv6"
+	# an optional port, a server-first protocol and no header: plain once the timeout has passed
+	serve "$NS" "$SERVER4" "$P_OPT" 2 "$TMP/optional" --banner --expect-peer
+	for i in 0 1; do
+		client "$ST" send "$SERVER4" "$P_OPT" --bytes 20000 --header none --banner --index "$i" \
+			> "$TMP/optional.cli.$i" || fail "server-first without a header on an optional port: $(cat "$TMP/optional.cli.$i")"
+	done
+	served "$TMP/optional" 2
+	echo "protocols: server-first banners, accept()+getpeername() with the header 200 ms late, data queued before accept(), IPv6,"
+	echo "  and a server-first protocol without a header on an optional port (plain after the timeout)"
 fi
 
 # ---- policy --------------------------------------------------------------------------------------
@@ -164,12 +187,27 @@ PY
 	client "$ST" send "$SERVER4" "$P_TO" --bytes 1000 --header v2 --index 1 --src 198.51.100.78:7778 > /dev/null ||
 		fail "the connection after a silent one failed"
 	served "$TMP/aftersilent" 1
+	# an application that puts its sockets in a sockmap: the connection is rejected and reset
+	SMAP=/sys/fs/bpf/ppbpf-test-$$-sockmap
+	mkdir "$SMAP"
+	CLEANUP+=("rm -rf '$SMAP'")
+	bpftool map create "$SMAP/map" type sockmap key 4 value 4 entries 8 name ppbpf_test_smap
+	serve "$NS" "$SERVER4" "$P" 1 "$TMP/sockmap" --sockmap "$SMAP/map" --timeout 10
+	if client "$ST" send "$SERVER4" "$P" --bytes $((64 << 20)) --header v2 --src 198.51.100.79:7779 --timeout 10 \
+		> "$TMP/sockmap.cli" 2>&1; then
+		fail "a connection put in a sockmap was not reset: $(cat "$TMP/sockmap.cli")"
+	fi
+	wait "$SERVER" || true
+	jq -e -s 'map(select(.i != null))[0] | .mismatches == 0 and .error != null' "$TMP/sockmap" >/dev/null ||
+		fail "the sockmap connection: $(cat "$TMP/sockmap")"
+	grep -q "sockmap" "$TMP/run.log" || fail "ppbpf run logged no line for the sockmap rejection: $(tail -3 "$TMP/run.log")"
 	after=$(counters)
 	jq -e -n --argjson a "$before" --argjson b "$after" '$b.untrusted - $a.untrusted == 1 and
 		$b.error_v1 - $a.error_v1 == 1 and $b.rejected_timeout - $a.rejected_timeout == 1 and
-		$b.transparent_resets - $a.transparent_resets >= 2' >/dev/null ||
-		fail "policy counters: before $before after $after"
-	echo "policy: an untrusted peer passed untouched; a malformed and a silent header were reset, never accepted"
+		$b.transparent_resets - $a.transparent_resets >= 2 and $b.transparent_sockmap - $a.transparent_sockmap == 1' \
+		>/dev/null || fail "policy counters: before $before after $after"
+	echo "policy: an untrusted peer passed untouched; a malformed and a silent header were reset, never accepted;"
+	echo "  a socket put in a sockmap was rejected, reset and logged"
 fi
 
 # ---- integrity -----------------------------------------------------------------------------------
@@ -222,6 +260,7 @@ if selected interfaces; then
 	done
 	nsenter --net="/run/netns/$NS" "$CLI" status --pin-dir "$PIN" --json | jq -e '.tc | contains("ppbpf-late0 (")' >/dev/null ||
 		fail "ppbpf run did not attach to an interface that appeared: $(nsenter --net="/run/netns/$NS" "$CLI" status --pin-dir "$PIN" --json | jq .tc)"
+	! grep -q "failed to" "$TMP/run.log" || fail "ppbpf run's upkeep failed: $(grep "failed to" "$TMP/run.log" | head -3)"
 	echo "interfaces: ppbpf run attached to an interface that appeared after it started"
 fi
 

@@ -72,7 +72,7 @@ static const char *const counter_names[PPBPF_CNT_MAX] = {
 	[PPBPF_CNT_T_NO_ROOM] = "transparent_no_room",
 	[PPBPF_CNT_T_FASTOPEN] = "transparent_fastopen_refused",
 	[PPBPF_CNT_T_SIGNED] = "transparent_signed_refused",
-	[PPBPF_CNT_T_IP_EXT] = "transparent_ipv6_ext_refused",
+	[PPBPF_CNT_T_SOCKMAP] = "transparent_sockmap",
 	[PPBPF_CNT_T_LATE_PLAIN] = "transparent_late_plain",
 };
 

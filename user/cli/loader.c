@@ -218,11 +218,11 @@ static int pin_is_ours(struct ppbpf_bpf *skel, const char *pin_dir, const char *
 /* Remove the pins of the tc programs that are ppbpf's. Returns how many. */
 static int unlink_tc_progs(struct ppbpf_bpf *skel, const char *pin_dir)
 {
-	static const char *const names[] = { PPBPF_TC_INGRESS_PIN, PPBPF_TC_EGRESS_PIN };
+	static const char *const names[] = { PPBPF_TC_INGRESS_PIN, PPBPF_TC_EGRESS_PIN, PPBPF_FLOW_SWEEP_PIN };
 	char p[4096];
 	int removed = 0;
 
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < 3; i++)
 		if (pin_is_ours(skel, pin_dir, names[i]) == 1 && !pin_path(p, sizeof(p), pin_dir, names[i]))
 			removed += !unlink(p);
 	return removed;
@@ -230,16 +230,18 @@ static int unlink_tc_progs(struct ppbpf_bpf *skel, const char *pin_dir)
 
 /*
  * The tc programs, pinned: commands attach them to interfaces when a port
- * is in transparent mode (tc.c), as clsact filters, which stay without a
- * process holding them.
+ * is in transparent mode (tc.c), as tcx links or clsact filters, which stay
+ * without a process holding them; and the flow sweep, which `ppbpf run`
+ * runs every second.
  */
 static int pin_tc_progs(struct ppbpf_bpf *skel, const char *pin_dir, struct own_pins *own)
 {
-	struct bpf_program *progs[2] = { skel->progs.ppbpf_tc_ingress, skel->progs.ppbpf_tc_egress };
-	const char *names[2] = { PPBPF_TC_INGRESS_PIN, PPBPF_TC_EGRESS_PIN };
+	struct bpf_program *progs[3] = { skel->progs.ppbpf_tc_ingress, skel->progs.ppbpf_tc_egress,
+					 skel->progs.ppbpf_flow_sweep };
+	const char *names[3] = { PPBPF_TC_INGRESS_PIN, PPBPF_TC_EGRESS_PIN, PPBPF_FLOW_SWEEP_PIN };
 	char p[4096];
 
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 3; i++) {
 		int rc = pin_path(p, sizeof(p), pin_dir, names[i]);
 
 		if (rc || (rc = bpf_obj_pin(bpf_program__fd(progs[i]), p))) {
@@ -367,9 +369,12 @@ static int pin_is_ours(struct ppbpf_bpf *skel, const char *pin_dir, const char *
 		ours = kind == 'l' && link_matches(fd, skel, -1);
 	if (!strncmp(name, "tcx_", 4))
 		ours = kind == 'l' && link_type_of(fd) == 11 /* BPF_LINK_TYPE_TCX */;
-	if (!strcmp(name, PPBPF_TC_INGRESS_PIN) || !strcmp(name, PPBPF_TC_EGRESS_PIN))
-		ours = kind == 'p' && prog_named(fd, !strcmp(name, PPBPF_TC_INGRESS_PIN) ? "ppbpf_tc_ingres"
-											  : "ppbpf_tc_egress");
+	if (!strcmp(name, PPBPF_TC_INGRESS_PIN))
+		ours = kind == 'p' && prog_named(fd, "ppbpf_tc_ingres");
+	if (!strcmp(name, PPBPF_TC_EGRESS_PIN))
+		ours = kind == 'p' && prog_named(fd, "ppbpf_tc_egress");
+	if (!strcmp(name, PPBPF_FLOW_SWEEP_PIN))
+		ours = kind == 'p' && prog_named(fd, "ppbpf_flow_swee");
 	close(fd);
 	return ours;
 }

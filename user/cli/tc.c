@@ -29,10 +29,6 @@
 /* Pin name prefix of tcx links: "tcx_<ifindex>_in", "tcx_<ifindex>_eg". */
 #define TCX_PIN_PREFIX "tcx_"
 
-/* How long a closed flow is kept: TIME_WAIT (60 s) and a margin. */
-#define FLOW_TIME_WAIT_NS (65ULL * 1000000000ULL)
-/* How long a handshake that never completed is kept: longer than its SYN-ACK retries (about 63 s). */
-#define FLOW_HANDSHAKE_NS (75ULL * 1000000000ULL)
 
 /* ARPHRD_ETHER or ARPHRD_LOOPBACK: the devices whose packets tc sees with an Ethernet header. 0: other. */
 static int dev_type(int sock, const char *name)
@@ -351,14 +347,6 @@ int tc_attached(const char *pin_dir, char *out, size_t cap)
 
 /* ---- the flow table ------------------------------------------------------------------------- */
 
-static __u64 now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
-}
-
 /* An address as the maps keep it (IPv4 in the first 4 bytes, the rest zero) is IPv4? */
 static bool key_v4(const __u8 *a)
 {
@@ -448,31 +436,12 @@ int flows_reset(const char *pin_dir, unsigned int port)
 
 int flows_sweep(const char *pin_dir)
 {
-	static struct ppbpf_flow_key doomed[4096];
-	struct ppbpf_flow_key key, next, *prev = NULL;
-	int fd = open_prog(pin_dir, "flows"), n = 0, removed = 0;
-	__u64 now = now_ns();
-	struct ppbpf_flow f;
+	DECLARE_LIBBPF_OPTS(bpf_test_run_opts, run);
+	int fd = open_prog(pin_dir, PPBPF_FLOW_SWEEP_PIN), rc;
 
 	if (fd < 0)
 		return -errno;
-	/* keys first, deletes after: a key deleted mid-walk would send the walk back to the start */
-	while (n < (int)(sizeof(doomed) / sizeof(doomed[0])) && !bpf_map_get_next_key(fd, prev, &next)) {
-		bool old;
-
-		key = next;
-		prev = &key;
-		if (bpf_map_lookup_elem(fd, &key, &f))
-			continue;
-		if (f.closed_ns)
-			old = now - f.closed_ns > FLOW_TIME_WAIT_NS;
-		else
-			old = !f.cookie && now - f.born_ns > FLOW_HANDSHAKE_NS; /* never established */
-		if (old)
-			doomed[n++] = key;
-	}
-	for (int i = 0; i < n; i++)
-		removed += !bpf_map_delete_elem(fd, &doomed[i]);
+	rc = bpf_prog_test_run_opts(fd, &run) ? -errno : (int)run.retval;
 	close(fd);
-	return removed;
+	return rc;
 }

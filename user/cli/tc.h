@@ -13,6 +13,8 @@
 /* Pin names of the two tc programs in the pin folder. */
 #define PPBPF_TC_INGRESS_PIN "tc_ingress"
 #define PPBPF_TC_EGRESS_PIN "tc_egress"
+/* Pin name of the flow table's sweep (a syscall program). */
+#define PPBPF_FLOW_SWEEP_PIN "flow_sweep"
 /* Most interfaces --dev names. */
 #define TC_DEVS_MAX 64
 
@@ -48,9 +50,9 @@ int tc_attached(const char *pin_dir, char *out, size_t cap);
  */
 int flows_reset(const char *pin_dir, unsigned int port);
 /*
- * The sweep of the flow table: flows closed for longer than TIME_WAIT, and
- * handshakes that never completed, go (4096 at most a call). Returns how
- * many were removed, or -errno.
+ * The sweep of the flow table, in the kernel (the pinned flow_sweep program,
+ * run once): flows closed for longer than TIME_WAIT, and handshakes that
+ * never completed, go. Returns how many were removed, or -errno.
  */
 int flows_sweep(const char *pin_dir);
 

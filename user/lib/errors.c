@@ -39,6 +39,7 @@ static const struct status_text kernel_texts[] = {
 	[-PPBPF_E_UNTRUSTED - 32] = { "untrusted", "an untrusted peer on a port that rejects them" },
 	[-PPBPF_E_CHANGED - 32] = { "changed", "a resent segment changed header bytes already taken in" },
 	[-PPBPF_E_UNSHIFTED - 32] = { "unshifted", "a transparent port's connection whose handshake tc did not see" },
+	[-PPBPF_E_SOCKMAP - 32] = { "sockmap", "a transparent port's socket put in a sockmap, whose receive path corrupts streams" },
 };
 
 static const struct status_text *status_lookup(int status)
