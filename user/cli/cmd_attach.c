@@ -16,17 +16,22 @@
 static const char attach_usage[] =
 	"Usage: ppbpf attach --port P[,P...] [--trust CIDR[,...]] [--untrusted plain|reject]\n"
 	"                    [--mode required|optional] [--versions 1|2|1,2] [--timeout MS]\n"
-	"                    [--max-header BYTES] [--rewrite-peer] [--tlv-cap BYTES]\n"
-	"                    [--cgroup PATH] [--pin-dir DIR] [--table-size N] [-v]\n"
+	"                    [--max-header BYTES] [--rewrite-peer] [--transparent] [--tlv-cap BYTES]\n"
+	"                    [--cgroup PATH] [--pin-dir DIR] [--dev IF[,IF...]] [--table-size N] [-v]\n"
 	"\n"
 	"Load ppbpf's programs, attach them to a cgroup, and set the policy of the\n"
 	"given local ports. Connections accepted on those ports from trusted sources\n"
 	"have their PROXY header parsed in the kernel; applications query it with\n"
 	"getsockopt(SOL_PPBPF) (libppbpf: ppbpf_get, ppbpf_accept). The byte stream\n"
 	"is never changed, and no byte reaches the application before the header is\n"
-	"judged. Rejected connections get none of their bytes delivered; `ppbpf run`\n"
-	"resets them and enforces the timeout. Links and maps are pinned, so the\n"
-	"programs stay after this command exits. Run again to change the policy live.\n"
+	"judged. With --transparent the kernel takes the header out of the stream\n"
+	"instead (tc programs on this network namespace's interfaces), for servers\n"
+	"that cannot be changed: they read the payload only, and accept() and\n"
+	"getpeername() return the original client; the first time on a kernel,\n"
+	"`ppbpf selftest` runs first. Rejected connections get none of their bytes\n"
+	"delivered; `ppbpf run` resets them and enforces the timeout. Links and maps\n"
+	"are pinned, so the programs stay after this command exits. Run again to\n"
+	"change the policy live.\n"
 	"\n";
 
 static const char attach_more[] =
@@ -35,6 +40,8 @@ static const char attach_more[] =
 	"  ppbpf attach --port 8080 --trust 10.0.0.0/8,2001:db8::/32 --rewrite-peer\n"
 	"  ppbpf attach --cgroup system.slice/nginx.service --port 443 --trust 192.0.2.10 \\\n"
 	"      --untrusted reject --versions 2 --timeout 1000\n"
+	"  ppbpf attach --cgroup system.slice/redis-server.service --port 6379 \\\n"
+	"      --trust 10.0.0.0/8 --transparent\n"
 	"  bpftool map dump pinned " PPBPF_PIN_DIR "/conns\n";
 
 static const char detach_usage[] =
@@ -43,9 +50,13 @@ static const char detach_usage[] =
 	"Detach ppbpf's programs and remove every link, map and pin it created.\n"
 	"Each pin is checked to be ppbpf's first: anything else in the folder (another\n"
 	"tool's pins) stays, and so does the folder. Nothing attached is not an error.\n"
+	"Transparent mode's connections are reset first (SOCK_DESTROY): a shift that\n"
+	"stopped mid-stream would corrupt them. If one cannot be reset, nothing is\n"
+	"removed. Run it in the network namespace the attachment's tc programs are in.\n"
 	"\n"
 	"With --port, only those ports lose their policy (the policy entry, the port\n"
-	"bits and every trusted source): new connections to them are left alone, and\n"
+	"bits and every trusted source; a transparent port's connections are reset\n"
+	"first): new connections to them are left alone, and\n"
 	"the programs stay attached for the other ports. A `ppbpf run` serving the\n"
 	"folder puts back what its config says at its next reload (SIGHUP): remove the\n"
 	"port from the config instead.\n"
