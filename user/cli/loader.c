@@ -750,7 +750,10 @@ int loader_detach(const char *pin_dir)
 		/* a flow whose shift stops mid-stream would be corrupted: each one is reset first, or nothing goes */
 		n = flows_reset(pin_dir, 0);
 		if (n) {
-			fprintf(stderr, "ppbpf: not detached: %d transparent connection(s) could not be reset\n", n);
+			if (n > 0)
+				fprintf(stderr, "ppbpf: not detached: %d transparent connection(s) could not be reset\n", n);
+			else
+				fprintf(stderr, "ppbpf: not detached: cannot read the transparent flows: %s\n", strerror(-n));
 			ppbpf_bpf__destroy(skel);
 			return -EBUSY;
 		}

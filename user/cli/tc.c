@@ -400,36 +400,33 @@ static int reset_flow(int diag, const struct ppbpf_flow_key *k, const struct ppb
 int flows_reset(const char *pin_dir, unsigned int port)
 {
 	struct ppbpf_flow_key key, next, *prev = NULL;
-	int fd = open_prog(pin_dir, "flows"), diag = sockdiag_open(), failed = 0;
+	int fd = open_prog(pin_dir, "flows"), diag = -1, failed = 0;
 	struct ppbpf_flow f;
 
-	if (fd < 0 || diag < 0) {
-		int rc = fd < 0 ? -errno : diag;
-
-		fprintf(stderr, "ppbpf: cannot reset the transparent flows: %s\n", strerror(-rc));
-		if (fd >= 0)
-			close(fd);
-		return rc;
-	}
+	if (fd < 0) /* no flow table (an attachment from before transparent mode): nothing is shifted */
+		return errno == ENOENT ? 0 : -errno;
 	while (!bpf_map_get_next_key(fd, prev, &next)) {
+		int rc;
+
 		key = next;
 		prev = &key;
 		if (bpf_map_lookup_elem(fd, &key, &f) || f.closed_ns || f.state == FLOW_REJECTED ||
-		    (port && key.local.port != port))
+		    f.state == FLOW_DEAD || (port && key.local.port != port))
 			continue;
-		int rc = reset_flow(diag, &key, &f);
-
+		if (diag < 0)
+			diag = sockdiag_open(); /* only where there is something to reset */
+		rc = diag < 0 ? diag : reset_flow(diag, &key, &f);
 		if (rc == -ENOENT || rc == -ESTALE) /* gone already: nothing left to corrupt */
 			continue;
 		if (rc) {
 			failed++;
 			fprintf(stderr, "ppbpf: cannot reset the transparent connection to port %u from port %u: %s%s\n",
 				key.local.port, key.peer.port, strerror(-rc),
-				rc == -EOPNOTSUPP ? " (the kernel has no CONFIG_INET_DIAG_DESTROY)"
-						  : rc == -ENOENT ? "" : " (is tcp_diag loaded?)");
+				rc == -EOPNOTSUPP ? " (the kernel has no CONFIG_INET_DIAG_DESTROY)" : " (is tcp_diag loaded?)");
 		}
 	}
-	close(diag);
+	if (diag >= 0)
+		close(diag);
 	close(fd);
 	return failed;
 }
