@@ -433,7 +433,9 @@ static __noinline int header_segment(struct __sk_buff *skb, const struct segment
 		return reset_handshake(skb, s);
 	}
 	if (f->deadline_ns && bpf_ktime_get_ns() > f->deadline_ns) {
-		refuse_flow(f, key, PPBPF_E_TIMEOUT);
+		flow_timed_out(f, key, s->local.port); /* as a SYN-ACK sent again would find it */
+		if (READ_ONCE(f->state) == FLOW_SHIFTING)
+			return TC_NEXT; /* plain (an optional port, nothing taken in): as it is */
 		return reset_handshake(skb, s);
 	}
 	had = f->off;

@@ -135,6 +135,12 @@ if selected protocols; then
 			> "$TMP/optional.cli.$i" || fail "server-first without a header on an optional port: $(cat "$TMP/optional.cli.$i")"
 	done
 	served "$TMP/optional" 2
+	# the same port, the client's first bytes (no header) after the timeout but before a SYN-ACK is
+	# sent again: plain as well, as annotate mode leaves an optional port's late connection
+	serve "$NS" "$SERVER4" "$P_OPT" 1 "$TMP/optlate" --expect-peer
+	client "$ST" send "$SERVER4" "$P_OPT" --bytes 20000 --header none --gap-ms 600 \
+		> "$TMP/optlate.cli" || fail "a late plain stream on an optional port: $(cat "$TMP/optlate.cli")"
+	served "$TMP/optlate" 1
 	echo "protocols: server-first banners, accept()+getpeername() with the header 200 ms late, data queued before accept(), IPv6,"
 	echo "  and a server-first protocol without a header on an optional port (plain after the timeout)"
 fi
