@@ -178,7 +178,8 @@ $(SEGMENTS_TEST): tests/integration/segments_test.c tests/integration/testlib.h 
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LIBA) -lpthread $(LIBBPF_LIBS)
 
-$(STREAM_TEST): tests/integration/stream_test.c include/ppbpf/crc32c.h include/ppbpf/target.h | $(OUTPUT)/tests
+$(STREAM_TEST): tests/integration/stream_test.c include/ppbpf/abi.h include/ppbpf/crc32c.h include/ppbpf/target.h \
+		| $(OUTPUT)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $< -lpthread
 

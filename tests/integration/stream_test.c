@@ -49,6 +49,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include <ppbpf/abi.h>
 #include <ppbpf/crc32c.h>
 #include "testlib.h"
 
@@ -639,18 +640,68 @@ struct serve_cfg {
 	int lfd;
 	int sockmap;                  /* --sockmap: a pinned SOCKMAP each accepted socket is put in; -1: none */
 	uint64_t n;
-	bool banner, expect_peer;
+	bool banner, expect_peer, expect_record;
 	atomic_uint_fast64_t claimed; /* accept() calls started */
 	atomic_uint_fast64_t ok, failed, eagain;
 	atomic_bool stop;             /* an accept timed out or failed: no more are started */
 	uint32_t *indexes;            /* the preamble indexes seen, for dup_index */
 	atomic_uint_fast64_t n_indexes, peer_bad;
+	atomic_uint_fast64_t with_tlvs; /* --expect-record: connections whose record kept TLVs */
 };
 
 struct conn_state {
 	uint8_t *head; /* the stream's first bytes, until the preamble is found */
 	uint8_t *rbuf;
 };
+
+/*
+ * --expect-record: the socket's record (getsockopt SOL_PPBPF, as any
+ * language can) says the header was accepted and taken out of the stream;
+ * TLVs, where the header had some, are all kept, and its AUTHORITY is the
+ * one `segments` sends for this index ("s<index>.example"). NULL, or what is
+ * wrong.
+ */
+static const char *check_record(int fd, uint32_t index, bool *tlvs_kept)
+{
+	struct ppbpf_info info;
+	uint8_t answer[PPBPF_TLVS_SIZE];
+	socklen_t len = sizeof(info);
+	char want[32];
+	uint32_t count;
+
+	*tlvs_kept = false;
+	if (getsockopt(fd, SOL_PPBPF, PPBPF_INFO, &info, &len))
+		return "getsockopt(SOL_PPBPF, PPBPF_INFO) failed";
+	if (info.state != PPBPF_STATE_DONE)
+		return "the record is not DONE";
+	if (!(info.flags & PPBPF_INFO_REMOVED))
+		return "the record does not say the header was removed";
+	if (!info.tlv_len)
+		return NULL;
+	if (info.tlv_stored != info.tlv_len)
+		return "the record kept fewer TLV bytes than the header had";
+	len = sizeof(answer);
+	if (getsockopt(fd, SOL_PPBPF, PPBPF_TLVS, answer, &len) || len < 4)
+		return "getsockopt(SOL_PPBPF, PPBPF_TLVS) failed";
+	memcpy(&count, answer, 4);
+	if (count != info.tlv_stored || len != 4 + count)
+		return "PPBPF_TLVS returned another length than the record says";
+	snprintf(want, sizeof(want), "s%u.example", index);
+	for (uint32_t at = 4; at + 3 <= len;) {
+		uint32_t vlen = (uint32_t)answer[at + 1] << 8 | answer[at + 2];
+
+		if (at + 3 + vlen > len)
+			return "the TLVs kept run past their end";
+		if (answer[at] == 0x02 /* AUTHORITY */) {
+			if (vlen != strlen(want) || memcmp(answer + at + 3, want, vlen))
+				return "the AUTHORITY TLV kept is not the one sent";
+			*tlvs_kept = true;
+			return NULL;
+		}
+		at += 3 + vlen;
+	}
+	return "no AUTHORITY TLV among the TLVs kept";
+}
 
 static void serve_one(struct serve_cfg *cfg, struct conn_state *cs, int fd, uint64_t i,
 		      const struct sockaddr_storage *acc, socklen_t acc_len)
@@ -664,7 +715,7 @@ static void serve_one(struct serve_cfg *cfg, struct conn_state *cs, int fd, uint
 	size_t head_len = 0;
 	int64_t leading = -1;   /* where the preamble began (-1: not found) */
 	bool resolved = false;  /* preamble found, or given up looking */
-	bool peer_same, peer_ok = false, ok;
+	bool peer_same, peer_ok = false, ok, tlvs_kept = false;
 	const char *error = NULL;
 	double t0 = now_s(), first_ms = -1;
 	struct jbuf j = { .n = 0 };
@@ -763,6 +814,11 @@ static void serve_one(struct serve_cfg *cfg, struct conn_state *cs, int fd, uint
 		}
 		ep_format((struct sockaddr *)&claim, claim_s, sizeof(claim_s));
 		peer_ok = ep_same((struct sockaddr *)&peer, (struct sockaddr *)&claim);
+	}
+	if (!error && cfg->expect_record && leading >= 0) {
+		error = check_record(fd, pr.index, &tlvs_kept);
+		if (tlvs_kept)
+			atomic_fetch_add(&cfg->with_tlvs, 1);
 	}
 	ok = !error && leading == 0 && bytes == pr.len && !chk.mismatches && !eagain && peer_same &&
 	     (!cfg->expect_peer || peer_ok);
@@ -868,6 +924,8 @@ static int cmd_serve(int argc, char **argv)
 			cfg.banner = true;
 		else if (!strcmp(argv[a], "--expect-peer"))
 			cfg.expect_peer = true;
+		else if (!strcmp(argv[a], "--expect-record"))
+			cfg.expect_record = true;
 		else if (!strcmp(argv[a], "--threads") && a + 1 < argc)
 			threads = need_u64("--threads", argv[++a], 1024);
 		else if (!strcmp(argv[a], "--sockmap") && a + 1 < argc) {
@@ -935,9 +993,9 @@ static int cmd_serve(int argc, char **argv)
 		j.n = 0;
 		jadd(&j, "{\"summary\":\"serve\",\"conns\":%" PRIu64 ",\"ok\":%" PRIu64 ",\"failed\":%" PRIu64
 			 ",\"missing\":%" PRIu64 ",\"dup_index\":%" PRIu64 ",\"peer_not_expected\":%" PRIu64
-			 ",\"eagain\":%" PRIu64 "}",
+			 ",\"eagain\":%" PRIu64 ",\"with_tlvs\":%" PRIu64 "}",
 		     n, okc, bad, missing, dup, (uint64_t)atomic_load(&cfg.peer_bad),
-		     (uint64_t)atomic_load(&cfg.eagain));
+		     (uint64_t)atomic_load(&cfg.eagain), (uint64_t)atomic_load(&cfg.with_tlvs));
 		emit(j.s);
 		free(tids);
 		free(cfg.indexes);
@@ -1723,7 +1781,8 @@ static const char usage_text[] =
 	"\"[2001:db8::7]:4000\". Every JSON line is one object on stdout; errors on stderr.\n"
 	"Sockets block, with --timeout S (default 30) on every recv, send and accept.\n"
 	"\n"
-	"serve ADDR PORT N [--threads K] [--banner] [--expect-peer] [--timeout S] [--sockmap PIN]\n"
+	"serve ADDR PORT N [--threads K] [--banner] [--expect-peer] [--expect-record] [--timeout S]\n"
+	"      [--sockmap PIN]\n"
 	"  A plain server: bind, listen(1024), accept N connections (K threads, each\n"
 	"  accepting; default 1), PORT 0 = any. First line\n"
 	"  {\"listening\":\"A:P\",\"port\":P,\"n\":N}.\n"
@@ -1736,6 +1795,9 @@ static const char usage_text[] =
 	"  \"banner\",\"first_ms\",\"ms\",[\"error\"],\"ok\"}. ok = preamble at offset 0, bytes ==\n"
 	"  expected, 0 mismatches, 0 EAGAIN, peer_same, no error, and with --expect-peer\n"
 	"  peer_ok. Then it writes \"OK\\r\\n\" (ok) or \"NG\\r\\n\" and closes.\n"
+	"  --expect-record: also the socket's record (getsockopt SOL_PPBPF) must say DONE and\n"
+	"  removed, with every TLV kept and the AUTHORITY `segments` sends (\"s<index>.example\");\n"
+	"  the summary counts those with TLVs (\"with_tlvs\").\n"
 	"  --banner: writes \"220 ppbpf-test banner\\r\\n\" right after accept.\n"
 	"  --sockmap PIN: puts each accepted socket in the pinned SOCKMAP (8 slots), as an\n"
 	"  application using sockmap would.\n"

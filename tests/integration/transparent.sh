@@ -82,15 +82,26 @@ client() { nsenter --net="/run/netns/$NC" "$@"; }
 counters() { nsenter --net="/run/netns/$NS" "$CLI" status --pin-dir "$PIN" --json | jq -c .counters; }
 
 # ---- segments ------------------------------------------------------------------------------------
+# kept_tlvs OUT ADDR PORT N [ARGS...]: the server's records kept the TLVs of every connection `segments` sent with some.
+kept_tlvs() {
+	local out=$1 want got
+	shift
+	want=$("$ST" segments "$@" --print-expect | jq -s '[.[] | select(.header == "v2tlv" or .header == "v2crc")] | length')
+	got=$(jq -s 'map(select(.summary == "serve"))[0].with_tlvs' "$out")
+	[ "$want" -gt 0 ] && [ "$got" = "$want" ] ||
+		fail "records with their TLVs kept (ppbpf_get): $got of the $want connections that sent TLVs"
+}
 if selected segments; then
-	serve "$NS" "$SERVER4" "$P" "$N_SEG" "$TMP/seg4" --threads 32 --expect-peer
+	serve "$NS" "$SERVER4" "$P" "$N_SEG" "$TMP/seg4" --threads 32 --expect-peer --expect-record
 	out=$(client "$ST" segments "$SERVER4" "$P" "$N_SEG" --concurrency 32) || true
 	served "$TMP/seg4" "$N_SEG"
 	jq -e --argjson n "$N_SEG" '.conns == $n and .ok == $n' <<< "$out" >/dev/null || fail "segments (IPv4): $out"
-	serve "$NS" "$SERVER6" "$P" "$N_SEG6" "$TMP/seg6" --threads 32 --expect-peer
+	kept_tlvs "$TMP/seg4" "$SERVER4" "$P" "$N_SEG"
+	serve "$NS" "$SERVER6" "$P" "$N_SEG6" "$TMP/seg6" --threads 32 --expect-peer --expect-record
 	out=$(client "$ST" segments "$SERVER6" "$P" "$N_SEG6" --concurrency 32 --v6) || true
 	served "$TMP/seg6" "$N_SEG6"
 	jq -e --argjson n "$N_SEG6" '.conns == $n and .ok == $n' <<< "$out" >/dev/null || fail "segments (IPv6): $out"
+	kept_tlvs "$TMP/seg6" "$SERVER6" "$P" "$N_SEG6" --v6
 	# the clients closed first: no TIME_WAIT on the server, so no flow is kept
 	for _ in $(seq 50); do
 		left=$(bpftool map dump pinned "$PIN/flows" -j | jq length)
@@ -99,6 +110,7 @@ if selected segments; then
 	done
 	[ "$left" = 0 ] || fail "$left flows left in the table after every connection closed"
 	echo "segments: $N_SEG IPv4 and $N_SEG6 IPv6 connections, every header kind and delivery: each read exactly its payload and saw its client"
+	echo "  (and its record said removed, with the TLVs sent)"
 	echo "  (and no flow left once they closed)"
 fi
 
