@@ -47,6 +47,7 @@
 #define TCP_OPTS_AT 20
 /* TCP option kinds: SACK, and the two that sign sequence numbers. */
 #define TCPOPT_SACK 5
+#define TCPOPT_TIMESTAMP 8
 #define TCPOPT_MD5SIG 19
 #define TCPOPT_AO 29
 /* bpf_l4_csum_replace flags (vmlinux.h has the enum, named here for reading). */

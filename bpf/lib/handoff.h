@@ -231,7 +231,7 @@ static __always_inline int take_early_from(void *entries, const struct ppbpf_ear
 			make_plain(rec, 0);
 	} else if (e->start == skops->rcv_nxt && e->ack == skops->snd_una && e->rc != PPBPF_E_INCOMPLETE) {
 		count(PPBPF_CNT_HANDOFF);
-		if (record_verdict(sk, rec, &e->bytes, e->rc, &e->hdr, rec->port_flags) == V_HOLD)
+		if (record_verdict(sk, rec, &e->bytes, e->bytes.l.have, e->rc, &e->hdr, rec->port_flags) == V_HOLD)
 			keep_pending(rec, &e->bytes);
 	}
 	bpf_map_delete_elem(entries, key);

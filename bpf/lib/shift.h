@@ -196,6 +196,12 @@ __attribute__((noinline)) int ppbpf_find_opt(const struct tcp_opts *o, int kind)
 
 /* ---- server to client ------------------------------------------------------------------------ */
 
+/* Options that are only the timestamp as Linux aligns it (NOP, NOP, TS): most segments, and no SACK. */
+static __always_inline int only_timestamps(const struct tcp_opts *o)
+{
+	return o->len == 12 && o->b[0] == 1 && o->b[1] == 1 && o->b[2] == TCPOPT_TIMESTAMP;
+}
+
 /* Raise the ack and every SACK edge of a server segment by off. */
 static __noinline int raise_acks(struct __sk_buff *skb, const struct segment *s, __u32 off)
 {
@@ -205,7 +211,7 @@ static __noinline int raise_acks(struct __sk_buff *skb, const struct segment *s,
 
 	if (set_tcp32(skb, s, TCP_ACK_AT, s->ack, s->ack + off))
 		return TC_DROP;
-	if (s->doff <= 5 || read_opts(skb, s, &o))
+	if (s->doff <= 5 || read_opts(skb, s, &o) || only_timestamps(&o))
 		return TC_NEXT;
 	at = ppbpf_find_opt(&o, TCPOPT_SACK);
 	if (at < 0)
@@ -229,6 +235,26 @@ static __noinline int raise_acks(struct __sk_buff *skb, const struct segment *s,
 	return TC_NEXT;
 }
 
+/* The parsed header a flow holds once judged. */
+static __always_inline const struct ppbpf_hdr *flow_hdr(const struct ppbpf_flow *f)
+{
+	return (const struct ppbpf_hdr *)f->hdr;
+}
+
+/* A judged header's verdict into its flow, where sockops takes it with the child. */
+static __always_inline void judge_flow(struct ppbpf_flow *f, int rc, const struct ppbpf_hdr *h, __u32 have)
+{
+	f->rc = rc;
+	f->have = have;
+	__builtin_memcpy(f->hdr, h, sizeof(f->hdr));
+}
+
+/* Does sockops need the header's bytes too (in flow_hdrs), not only its verdict? Only for its TLVs. */
+static __always_inline int keeps_bytes(int rc, const struct ppbpf_hdr *h)
+{
+	return rc > 0 && h->tlv_len;
+}
+
 /* Refuse a flow: its header is rejected, or late. Its header entry goes; the flow stays to reset it. */
 static __always_inline void refuse_flow(struct ppbpf_flow *f, const struct ppbpf_early_key *key, int error)
 {
@@ -248,26 +274,13 @@ static __always_inline void refuse_flow(struct ppbpf_flow *f, const struct ppbpf
 static __always_inline void flow_timed_out(struct ppbpf_flow *f, const struct ppbpf_early_key *key, __u16 port)
 {
 	struct ppbpf_port_policy *pol = bpf_map_lookup_elem(&ports, &port);
-	__u32 zero = 0;
-	struct ppbpf_early *e;
+	struct ppbpf_hdr none = {};
 
 	if (!pol || !(pol->flags & PPBPF_PORT_OPTIONAL) || f->off) {
 		refuse_flow(f, key, PPBPF_E_TIMEOUT);
 		return;
 	}
-	e = bpf_map_lookup_elem(&tc_scratch, &zero);
-	if (!e) {
-		refuse_flow(f, key, PPBPF_E_NO_ROOM);
-		return;
-	}
-	e->start = f->start;
-	e->born_ns = f->born_ns;
-	e->rc = PPBPF_E_NOT_PROXY; /* sockops records it plain */
-	__builtin_memset(&e->bytes.l, 0, sizeof(e->bytes.l));
-	if (bpf_map_update_elem(&flow_hdrs, key, e, BPF_ANY)) {
-		refuse_flow(f, key, PPBPF_E_NO_ROOM);
-		return;
-	}
+	judge_flow(f, PPBPF_E_NOT_PROXY, &none, 0); /* sockops records it plain */
 	count(PPBPF_CNT_TIMEOUT_PLAIN);
 	WRITE_ONCE(f->state, FLOW_SHIFTING); /* by 0: as it is */
 }
@@ -401,6 +414,13 @@ static __noinline int on_client_syn(struct __sk_buff *skb, const struct segment 
 		count(PPBPF_CNT_T_SIGNED);
 		return TC_DROP;
 	}
+	f.start = s->seq;
+	f.rc = PPBPF_E_INCOMPLETE;
+	f.born_ns = bpf_ktime_get_ns();
+	if (pol->timeout_ms)
+		f.deadline_ns = f.born_ns + pol->timeout_ms * NSEC_PER_MSEC;
+	if (!bpf_map_update_elem(&flows, key, &f, BPF_NOEXIST))
+		return TC_NEXT; /* a new 4-tuple: one lookup, not two */
 	old = bpf_map_lookup_elem(&flows, key);
 	if (old && READ_ONCE(old->state) == FLOW_DEAD)
 		return TC_DROP; /* the sweep is removing the 4-tuple's last flow: the client sends its SYN again */
@@ -408,10 +428,6 @@ static __noinline int on_client_syn(struct __sk_buff *skb, const struct segment 
 		return TC_NEXT; /* the SYN again */
 	if (old && READ_ONCE(old->state) == FLOW_SHIFTING && !READ_ONCE(old->closed_ns))
 		return TC_NEXT; /* a SYN on a live flow's 4-tuple: TCP answers it; the flow stays */
-	f.start = s->seq;
-	f.born_ns = bpf_ktime_get_ns();
-	if (pol->timeout_ms)
-		f.deadline_ns = f.born_ns + pol->timeout_ms * NSEC_PER_MSEC;
 	if (bpf_map_update_elem(&flows, key, &f, BPF_ANY)) {
 		count(PPBPF_CNT_T_NO_ROOM);
 		return TC_DROP;
@@ -489,11 +505,16 @@ static __noinline int header_segment(struct __sk_buff *skb, const struct segment
 		refuse_flow(f, key, rc);
 		return reset_handshake(skb, s);
 	}
-	if (!stored && bpf_map_update_elem(&flow_hdrs, key, e, BPF_ANY)) { /* the verdict, for sockops */
-		refuse_flow(f, key, PPBPF_E_NO_ROOM);
-		return reset_handshake(skb, s);
+	judge_flow(f, rc, &e->hdr, e->bytes.l.have);
+	if (keeps_bytes(rc, &e->hdr)) {
+		if (!stored && bpf_map_update_elem(&flow_hdrs, key, e, BPF_ANY)) { /* its TLVs, for sockops */
+			refuse_flow(f, key, PPBPF_E_NO_ROOM);
+			return reset_handshake(skb, s);
+		}
+	} else if (stored) {
+		bpf_map_delete_elem(&flow_hdrs, key); /* the flow holds all sockops needs (e is not read again) */
 	}
-	f->off = rc > 0 ? e->hdr.header_len : 0;
+	f->off = rc > 0 ? flow_hdr(f)->header_len : 0;
 	barrier();
 	WRITE_ONCE(f->state, FLOW_SHIFTING);
 	count(PPBPF_CNT_T_FLOWS);
@@ -574,13 +595,63 @@ static __always_inline int shifted_port(__u16 port)
 }
 
 /*
+ * A 32-bit field of skb (data, data_end, protocol) as one load at a constant
+ * offset. (Written plainly beside read_segment_direct's reads, clang keeps
+ * the field's address and reuses it, a moved context pointer, which the
+ * verifier refuses.)
+ */
+#define ctx_u32_ptr(skb, off)                                                              \
+	({                                                                                 \
+		void *__p;                                                                 \
+		asm volatile("%0 = *(u32 *)(%1 + %2)" : "=r"(__p) : "r"(skb), "i"(off)); \
+		__p;                                                                       \
+	})
+
+/*
+ * The ports of a segment, read in place (IPv4, or IPv6 with TCP next), before
+ * anything else: most packets tc sees are not transparent mode's, and leave
+ * after this. Returns 0, or -1 where they are not at hand (read in full then).
+ */
+static __always_inline int peek_ports(struct __sk_buff *skb, __u16 *src, __u16 *dst)
+{
+	void *data = ctx_u32_ptr(skb, offsetof(struct __sk_buff, data)) + TC_L3;
+	void *end = ctx_u32_ptr(skb, offsetof(struct __sk_buff, data_end));
+	__u32 proto = (__u32)(long)ctx_u32_ptr(skb, offsetof(struct __sk_buff, protocol));
+	__u16 *ports;
+
+	if (proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = data;
+
+		if ((void *)(ip + 1) > end || ip->protocol != IPPROTO_TCP)
+			return -1;
+		ports = data + ((ip->ihl * 4) & 63);
+	} else if (proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = data;
+
+		if ((void *)(ip6 + 1) > end || ip6->nexthdr != IPPROTO_TCP)
+			return -1;
+		ports = (void *)(ip6 + 1);
+	} else {
+		return -1;
+	}
+	if ((void *)(ports + 2) > end)
+		return -1;
+	*src = bpf_ntohs(ports[0]);
+	*dst = bpf_ntohs(ports[1]);
+	return 0;
+}
+
+/*
  * tc ingress: a client's segments; on loopback, where one hook sees both
  * directions, the server's too.
  */
 static __always_inline int tc_ingress(struct __sk_buff *skb)
 {
 	struct segment s;
+	__u16 src, dst;
 
+	if (!peek_ports(skb, &src, &dst) && !shifted_port(dst) && !(skb->ifindex == 1 && shifted_port(src)))
+		return TC_NEXT;
 	if (read_tc_segment(skb, &s))
 		return TC_NEXT;
 	if (shifted_port(s.local.port))
@@ -594,7 +665,10 @@ static __always_inline int tc_ingress(struct __sk_buff *skb)
 static __always_inline int tc_egress(struct __sk_buff *skb)
 {
 	struct segment s;
+	__u16 src, dst;
 
+	if (!peek_ports(skb, &src, &dst) && !shifted_port(src))
+		return TC_NEXT;
 	if (read_tc_segment(skb, &s) || !shifted_port(s.peer.port))
 		return TC_NEXT;
 	return on_server_segment(skb, &s);
@@ -612,26 +686,32 @@ static __always_inline void take_flow(struct bpf_sock_ops *skops, struct bpf_soc
 				      struct ppbpf_sk *rec)
 {
 	struct ppbpf_early_key key = {};
+	struct ppbpf_early *e = NULL;
 	struct ppbpf_flow *f;
-	struct ppbpf_early *e;
+	int rc;
 
 	early_key_of(&key, &c->peer, &c->local);
 	f = bpf_map_lookup_elem(&flows, &key);
-	e = bpf_map_lookup_elem(&flow_hdrs, &key);
-	if (!f || !e || READ_ONCE(f->state) != FLOW_SHIFTING || f->start != skops->rcv_nxt ||
-	    e->start != f->start || e->rc == PPBPF_E_INCOMPLETE) {
+	rc = f ? f->rc : PPBPF_E_INCOMPLETE;
+	if (f && keeps_bytes(rc, flow_hdr(f))) {
+		e = bpf_map_lookup_elem(&flow_hdrs, &key);
+		if (e && e->start != f->start)
+			e = NULL; /* an older flow's, of the same 4-tuple */
+	}
+	if (!f || READ_ONCE(f->state) != FLOW_SHIFTING || f->start != skops->rcv_nxt || rc == PPBPF_E_INCOMPLETE ||
+	    (keeps_bytes(rc, flow_hdr(f)) && !e)) {
 		if (claim_verdict(rec))
 			reject(rec, PPBPF_E_UNSHIFTED);
-		if (e)
-			bpf_map_delete_elem(&flow_hdrs, &key);
+		bpf_map_delete_elem(&flow_hdrs, &key);
 		return;
 	}
 	f->cookie = rec->info.cookie;
 	f->family = rec->af;
-	if (e->rc > 0)
+	if (rc > 0)
 		rec->info.flags |= PPBPF_INFO_REMOVED;
-	record_verdict(sk, rec, &e->bytes, e->rc, &e->hdr, rec->port_flags);
-	bpf_map_delete_elem(&flow_hdrs, &key);
+	record_verdict(sk, rec, e ? &e->bytes : NULL, f->have, rc, flow_hdr(f), rec->port_flags);
+	if (e)
+		bpf_map_delete_elem(&flow_hdrs, &key);
 }
 
 /*

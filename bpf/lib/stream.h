@@ -29,7 +29,7 @@ static __always_inline enum verdict_action judge(struct __sk_buff *skb, struct b
 	if (!pol)
 		return drop ? V_DROP : V_PASS;
 	rc = ppbpf_parse_max(&pend->buf, pend->l.have, max_header_of(pol), &h);
-	return record_verdict(sk, rec, pend, apply_policy(rc, &h, pol->flags), &h, pol->flags);
+	return record_verdict(sk, rec, pend, pend->l.have, apply_policy(rc, &h, pol->flags), &h, pol->flags);
 }
 
 /*

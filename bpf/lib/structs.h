@@ -79,5 +79,6 @@ struct ppbpf_early {
 
 /* The flow maps take the same key as the listener's entries (ppbpf_flow_key, in abi.h, names it there). */
 _Static_assert(sizeof(struct ppbpf_early_key) == sizeof(struct ppbpf_flow_key), "one 4-tuple layout");
+_Static_assert(sizeof(((struct ppbpf_flow *)0)->hdr) == sizeof(struct ppbpf_hdr), "a flow holds one parsed header");
 
 #endif /* PPBPF_LIB_STRUCTS_H */

@@ -52,7 +52,7 @@ static __always_inline struct ppbpf_sk_tlvs *keep_tlvs(struct bpf_sock *sk, stru
 		rec->info.flags |= PPBPF_INFO_TLV_TRUNCATED;
 		count(PPBPF_CNT_TLV_TRUNCATED);
 	}
-	if (!n)
+	if (!n || !pend)
 		return NULL;
 	t = bpf_sk_storage_get(&ppbpf_tlvs, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!t) {
@@ -191,18 +191,18 @@ static __always_inline void make_plain(struct ppbpf_sk *rec, __u32 have)
 enum verdict_action { V_HOLD, V_PASS, V_DROP };
 
 /*
- * Record the verdict on the stream bytes in pend: rc is the parse result
- * under the port's live policy (flags). V_HOLD while the header is
+ * Record the verdict on the first `have` stream bytes, held in pend (NULL
+ * for a header with no TLVs to keep): rc is the parse result under the
+ * port's live policy (flags). V_HOLD while the header is
  * incomplete: the caller keeps pend. V_DROP where the socket is rejected, or
  * where the sweep took the verdict first (it may be storing a rejection
  * right now: nothing may pass before it is known).
  */
 static __always_inline enum verdict_action record_verdict(struct bpf_sock *sk, struct ppbpf_sk *rec,
-							   struct ppbpf_pending *pend, int rc,
+							   struct ppbpf_pending *pend, __u32 have, int rc,
 							   const struct ppbpf_hdr *h, __u32 flags)
 {
 	struct ppbpf_sk_tlvs *tlvs = NULL;
-	__u32 have = pend->l.have;
 
 	if (rc == PPBPF_E_INCOMPLETE) {
 		WRITE_ONCE(rec->info.need, h->need);

@@ -199,6 +199,14 @@ struct ppbpf_flow {
 	__s32 error;       /* why, once REJECTED */
 	__u8 family;       /* the server socket's own family, once sockops made its record */
 	__u8 pad[3];
+	/*
+	 * The verdict, for sockops to record with the child: kept here, so that
+	 * a header without TLVs needs no other entry (one with TLVs keeps its
+	 * bytes in "flow_hdrs" until then).
+	 */
+	__s32 rc;          /* the parse result under the policy (PPBPF_E_INCOMPLETE until judged) */
+	__u32 have;        /* stream bytes taken in when it was judged */
+	__u8 hdr[64] __attribute__((aligned(8))); /* the parsed header: the parser's struct ppbpf_hdr */
 };
 
 /* Settings for the whole attachment (ARRAY map "settings", one entry). */
