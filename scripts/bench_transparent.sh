@@ -20,7 +20,7 @@
 # saw: a wrong peer or a header left in the stream is a failed connection.
 # Writes $OUT/bench-transparent.json.
 #
-# Knobs: QUICK=1, ROUNDS (default 5, at least 5), BENCH_SECONDS, BENCH_BYTES.
+# Knobs: QUICK=1, ROUNDS (default 9; at least 5), BENCH_SECONDS, BENCH_BYTES.
 . "$(dirname "$0")/../tests/integration/lib.sh"
 need_root "the transparent-mode benchmarks"
 set -eo pipefail
@@ -33,7 +33,7 @@ if [ "$QUICK" = 1 ]; then
 else
 	SECS=${BENCH_SECONDS:-2} BYTES=${BENCH_BYTES:-1073741824}
 fi
-ROUNDS=${ROUNDS:-5}
+ROUNDS=${ROUNDS:-9}
 [ "$ROUNDS" -ge 5 ] || fail "ROUNDS must be at least 5"
 B=$OUT/bench_net
 RES=$OUT/bench-transparent.json
