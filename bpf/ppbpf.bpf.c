@@ -16,6 +16,9 @@
  *  cgroup/getsockopt   getsockopt(fd, SOL_PPBPF, ...): the query ABI (query.h)
  *  cgroup/getpeername  accept()/getpeername() return the original source
  *                                                                    (query.h)
+ *  sk_msg              the sending side: a PROXY header before the first
+ *                      bytes of chosen outgoing connections; sockops puts
+ *                      them in its sockhash and takes them out   (send.h)
  *  iter/tcp            the sweep (run by `ppbpf run`): timeouts and resets
  *                                                                    (sweep.h)
  *  syscall             the parser self-test, run by the loader
@@ -34,6 +37,7 @@
 #include "lib/handoff.h"
 #include "lib/lifecycle.h"
 #include "lib/query.h"
+#include "lib/send.h"
 #include "lib/shift.h"
 #include "lib/stream.h"
 #include "lib/sweep.h"
@@ -46,6 +50,12 @@ int ppbpf_sockops(struct bpf_sock_ops *skops)
 	switch (skops->op) {
 	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
 		on_passive_established(skops);
+		break;
+	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
+		on_active_established(skops);
+		break;
+	case BPF_SOCK_OPS_RTT_CB:
+		on_rtt(skops);
 		break;
 	case BPF_SOCK_OPS_STATE_CB:
 		if (skops->args[1] == BPF_TCP_CLOSE)
@@ -95,6 +105,13 @@ SEC("tc")
 int ppbpf_tc_egress(struct __sk_buff *skb)
 {
 	return tc_egress(skb);
+}
+
+/* sk_msg, on the sends of sockets in the sockhash send_socks: the first one gets the PROXY header. */
+SEC("sk_msg")
+int ppbpf_send(struct sk_msg_md *msg)
+{
+	return send_first_bytes(msg);
 }
 
 SEC("cgroup/getsockopt")

@@ -21,6 +21,10 @@
 #define PPBPF_PENDING_MAX 65536
 /* Most bytes a small pending entry keeps: what a partial header almost always is (masked: 0xff). */
 #define PPBPF_SMALL_MAX 255
+/* Largest header the sending side writes (v1: 107 bytes; v2 without TLVs: 52). */
+#define PPBPF_SEND_MAX 128
+/* Sockets waiting for their first send at once (the sockhash the sk_msg program runs for). */
+#define PPBPF_SEND_SOCKS 65536
 /* 64-bit words of a per-port bitmap: one bit for each of the 65536 ports. */
 #define PORT_BITMAP_WORDS (65536 / 64)
 /* IPv6 extension headers a segment may carry before TCP, at most. */

@@ -16,16 +16,6 @@
 #include "stats.h"
 #include "verdict.h"
 
-/* The socket's own and its peer's address (see norm_addr); both outputs zeroed. Returns 1 for IPv4. */
-static __always_inline int sockops_addrs(struct bpf_sock_ops *skops, __u8 *local, __u8 *peer)
-{
-	__u32 l[4] = { skops->local_ip6[0], skops->local_ip6[1], skops->local_ip6[2], skops->local_ip6[3] };
-	__u32 r[4] = { skops->remote_ip6[0], skops->remote_ip6[1], skops->remote_ip6[2], skops->remote_ip6[3] };
-
-	norm_addr(skops->family, skops->local_ip4, l, local);
-	return norm_addr(skops->family, skops->remote_ip4, r, peer);
-}
-
 /* The record of a socket sockops tracks, with its policy and endpoints. */
 static __always_inline void init_record(struct ppbpf_sk *rec, struct bpf_sock_ops *skops,
 					const struct ppbpf_port_policy *pol, const struct ppbpf_conn *c,

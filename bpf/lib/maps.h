@@ -218,4 +218,60 @@ struct {
 	__uint(max_entries, 256 * 1024);
 } events SEC(".maps");
 
+/* ---- the sending side (sockops and sk_msg) --------------------------------------------------- */
+
+/* Outbound policy by remote port (host order): struct ppbpf_send_policy. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PPBPF_PORTS_MAX);
+	__type(key, __u16);
+	__type(value, struct ppbpf_send_policy);
+} send_ports SEC(".maps");
+
+/* One bit per remote port with an outbound policy: sockops leaves at once for the others. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PORT_BITMAP_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
+} send_bits SEC(".maps");
+
+/* Destinations that get a header, per remote port (IPv4): a prefix of (port, address). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, PPBPF_TRUST_MAX);
+	__type(key, struct ppbpf_trust4_key);
+	__type(value, __u8);
+} send_to4 SEC(".maps");
+
+/* Destinations that get a header, per remote port (IPv6). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, PPBPF_TRUST_MAX);
+	__type(key, struct ppbpf_trust6_key);
+	__type(value, __u8);
+} send_to6 SEC(".maps");
+
+/* An outgoing connection's header until it is written (struct ppbpf_send_sk). */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct ppbpf_send_sk);
+} send_sks SEC(".maps");
+
+/*
+ * Sockets whose header is not out yet, by cookie: the sk_msg program runs
+ * on their sends (the loader attaches it to this map). A socket leaves at
+ * the first acknowledgement of its data, so that later sends cost nothing.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, PPBPF_SEND_SOCKS);
+	__type(key, __u64);
+	__type(value, __u64);
+} send_socks SEC(".maps");
+
 #endif /* PPBPF_LIB_MAPS_H */

@@ -32,6 +32,21 @@ struct ppbpf_sk {
 	struct ppbpf_endpoint peer;
 };
 
+/* Where an outgoing connection's header is (struct ppbpf_send_sk.state). */
+enum send_state {
+	SEND_READY = 1,    /* built at establishment: the first send writes it */
+	SEND_SENT = 2,     /* written: the socket leaves the sockhash at its first acknowledgement */
+	SEND_RELEASED = 3, /* out of the sockhash: sends no longer pass sk_msg */
+};
+
+/* An outgoing connection's header, built by sockops (SK_STORAGE "send_sks"). */
+struct ppbpf_send_sk {
+	__u32 state; /* enum send_state */
+	__u32 len;   /* header bytes */
+	__u64 cookie;
+	__u8 hdr[PPBPF_SEND_MAX];
+};
+
 /* The first info.tlv_stored TLV bytes of a socket's header, only for headers with TLVs. */
 struct ppbpf_sk_tlvs {
 	__u8 bytes[PPBPF_TLV_MAX];

@@ -128,6 +128,20 @@ struct ppbpf_port_policy {
 	__u32 local_uid;  /* with PPBPF_PORT_LOCAL_UID: a peer on this host must be a socket of this user */
 };
 
+/*
+ * The sending side: connections that processes of the cgroup open to a
+ * remote port with an outbound policy (HASH "send_ports", key: the port,
+ * host order, __u16; bitmap "send_bits", one bit per such port), to one of
+ * its destinations (LPM tries "send_to4"/"send_to6", keyed as the trust
+ * tries below: the remote port, then the address; /0 for any), get a PROXY
+ * header as their first bytes, written by the kernel (sk_msg).
+ */
+struct ppbpf_send_policy {
+	__u8 version; /* 1 or 2 */
+	__u8 pad[3];
+	__u32 flags;  /* none yet: 0 */
+};
+
 /* Trusted sources, per port: an LPM key over the port and then the address. */
 struct ppbpf_trust4_key {
 	__u32 prefixlen; /* 16 (the port) + the CIDR's length */
@@ -262,6 +276,10 @@ enum ppbpf_counter {
 	PPBPF_CNT_T_SIGNED,     /* transparent: SYNs with TCP-MD5 or TCP-AO refused (they sign seq and ack) */
 	PPBPF_CNT_T_SOCKMAP,    /* transparent: connections reset, their application put them in a sockmap */
 	PPBPF_CNT_T_LATE_PLAIN, /* transparent: no header after bytes were taken in (optional port): reset */
+	PPBPF_CNT_SENT,         /* sending side: headers written before a connection's first bytes */
+	PPBPF_CNT_SEND_FAILED,  /* sending side: first sends failed (EACCES), the header could not be written */
+	PPBPF_CNT_SEND_RELEASED, /* sending side: sockets released from the sockhash once their header was out */
+	PPBPF_CNT_SEND_NO_ROOM, /* sending side: connections that got no header state (a full map): see README */
 	PPBPF_CNT_MAX,
 };
 

@@ -74,6 +74,10 @@ static const char *const counter_names[PPBPF_CNT_MAX] = {
 	[PPBPF_CNT_T_SIGNED] = "transparent_signed_refused",
 	[PPBPF_CNT_T_SOCKMAP] = "transparent_sockmap",
 	[PPBPF_CNT_T_LATE_PLAIN] = "transparent_late_plain",
+	[PPBPF_CNT_SENT] = "sent",
+	[PPBPF_CNT_SEND_FAILED] = "send_failed",
+	[PPBPF_CNT_SEND_RELEASED] = "send_released",
+	[PPBPF_CNT_SEND_NO_ROOM] = "send_no_room",
 };
 
 static const char *const state_names[] = { "none", "pending", "done", "error", "plain" };

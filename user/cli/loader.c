@@ -678,6 +678,22 @@ static int set_scope(struct ppbpf_bpf *skel, const char *cgroup_path, int cg)
 	return 0;
 }
 
+/*
+ * The sending side's sk_msg program, on the (pinned) sockhash that sockops
+ * puts outgoing connections in: it stays with the map, and an attach of a
+ * newer ppbpf replaces it there.
+ */
+static int attach_sender(struct ppbpf_bpf *skel)
+{
+	int rc = bpf_prog_attach(bpf_program__fd(skel->progs.ppbpf_send), bpf_map__fd(skel->maps.send_socks),
+				 BPF_SK_MSG_VERDICT, 0);
+
+	if (rc)
+		fprintf(stderr, "failed to attach %s to the map send_socks: %s\n", bpf_program__name(skel->progs.ppbpf_send),
+			strerror(errno));
+	return rc ? -errno : 0;
+}
+
 int loader_attach(const char *cgroup_path, const char *pin_dir, __u32 table_size)
 {
 	struct own_pins own = {};
@@ -715,6 +731,8 @@ int loader_attach(const char *cgroup_path, const char *pin_dir, __u32 table_size
 		rc = pin_sweep(skel, pin_dir, &own);
 	if (!rc)
 		rc = pin_tc_progs(skel, pin_dir, &own);
+	if (!rc)
+		rc = attach_sender(skel);
 	for (int s = 0; !rc && s < SLOT_MAX; s++) {
 		own.links[s] = bpf_program__attach_cgroup(slot_prog(skel, s), cg);
 		if (!own.links[s]) {

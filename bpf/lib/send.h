@@ -1,0 +1,193 @@
+/* SPDX-License-Identifier: GPL-2.0 OR MIT */
+/*
+ * The sending side: a PROXY header as the first bytes of chosen outgoing
+ * connections, written into the byte stream before it is segmented, so that
+ * GSO, checksums and TCP options never come into it.
+ *
+ *  sockops, active establishment   a connection of the cgroup to a port with
+ *                                  an outbound policy and one of its
+ *                                  destinations: its header is built (the
+ *                                  socket's own addresses) into its storage,
+ *                                  and the socket joins the sockhash
+ *  sk_msg, on its sends            the first one gets the header in front
+ *                                  (bpf_msg_push_data); if it cannot be
+ *                                  written, the send fails (EACCES): nothing
+ *                                  goes out without it
+ *  sockops, RTT                    at the first acknowledgement of data the
+ *                                  socket leaves the sockhash: later sends
+ *                                  take the plain TCP path
+ *
+ * Nothing on the way in passes through the sockhash: it has no sk_skb
+ * program, so the receive path stays TCP's own (see DESIGN's facts).
+ */
+#ifndef PPBPF_LIB_SEND_H
+#define PPBPF_LIB_SEND_H
+
+#include "addr.h"
+#include "maps.h"
+#include "policy.h"
+#include "stats.h"
+
+/* Is this destination, on this remote port, one that gets a header? */
+static __always_inline int send_to(__u16 port, int v4, const __u8 *addr)
+{
+	if (v4) {
+		struct ppbpf_trust4_key k = { .prefixlen = PPBPF_TRUST_PORT_BITS + 32, .port = bpf_htons(port) };
+
+		__builtin_memcpy(k.addr, addr, 4);
+		return bpf_map_lookup_elem(&send_to4, &k) != NULL;
+	} else {
+		struct ppbpf_trust6_key k = { .prefixlen = PPBPF_TRUST_PORT_BITS + 128, .port = bpf_htons(port) };
+
+		__builtin_memcpy(k.addr, addr, 16);
+		return bpf_map_lookup_elem(&send_to6, &k) != NULL;
+	}
+}
+
+static const __u8 v2_signature[12] = { 0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A };
+
+/* A v2 PROXY header from src to dst into out. Returns its length. */
+static __always_inline __u32 build_v2(__u8 *out, int v4, const struct ppbpf_endpoint *src,
+				      const struct ppbpf_endpoint *dst)
+{
+	__u32 alen = v4 ? 4 : 16, at = 16;
+	__u16 sport = bpf_htons(src->port), dport = bpf_htons(dst->port);
+
+	__builtin_memcpy(out, v2_signature, sizeof(v2_signature));
+	out[12] = 0x21;              /* version 2, PROXY */
+	out[13] = v4 ? 0x11 : 0x21; /* TCP over IPv4 or IPv6 */
+	out[14] = 0;
+	out[15] = v4 ? 12 : 36;     /* the address block */
+	if (v4) {
+		__builtin_memcpy(out + at, src->addr, 4);
+		__builtin_memcpy(out + at + 4, dst->addr, 4);
+	} else {
+		__builtin_memcpy(out + at, src->addr, 16);
+		__builtin_memcpy(out + at + 16, dst->addr, 16);
+	}
+	at += 2 * alen;
+	__builtin_memcpy(out + (at & 63), &sport, 2);
+	__builtin_memcpy(out + ((at + 2) & 63), &dport, 2);
+	return at + 4;
+}
+
+static const char v1_format4[] = "PROXY TCP4 %pI4 %pI4 %u %u\r\n";
+static const char v1_format6[] = "PROXY TCP6 %pI6 %pI6 %u %u\r\n";
+
+/* A v1 PROXY header from src to dst into out (PPBPF_SEND_MAX bytes). Returns its length, or 0. */
+static __always_inline __u32 build_v1(__u8 *out, int v4, const struct ppbpf_endpoint *src,
+				      const struct ppbpf_endpoint *dst)
+{
+	__u64 args[4] = { (__u64)(long)src->addr, (__u64)(long)dst->addr, src->port, dst->port };
+	long n;
+
+	if (v4)
+		n = bpf_snprintf((char *)out, PPBPF_SEND_MAX, v1_format4, args, sizeof(args));
+	else
+		n = bpf_snprintf((char *)out, PPBPF_SEND_MAX, v1_format6, args, sizeof(args));
+	/* n counts the NUL, which is not sent; a header that did not fit is none */
+	return n > 1 && n <= PPBPF_SEND_MAX ? (__u32)n - 1 : 0;
+}
+
+/*
+ * sockops, a connection this cgroup opened is established: if its remote
+ * port and address have an outbound policy, its header is built and the
+ * socket joins the sockhash, whose sk_msg program writes it on the first
+ * send. A connection that cannot get one (a full map) is counted.
+ */
+static __always_inline void on_active_established(struct bpf_sock_ops *skops)
+{
+	__u16 port = bpf_ntohl(skops->remote_port) & 0xffff; /* the port sits in the upper half */
+	struct ppbpf_endpoint local = {}, peer = {};
+	struct bpf_sock *sk = skops->sk;
+	struct ppbpf_send_policy *pol;
+	struct ppbpf_send_sk *s;
+	__u64 cookie;
+	int v4;
+
+	if (!port_bit(&send_bits, port) || !sk)
+		return;
+	pol = bpf_map_lookup_elem(&send_ports, &port);
+	if (!pol)
+		return;
+	v4 = sockops_addrs(skops, local.addr, peer.addr);
+	if (!send_to(port, v4, peer.addr))
+		return;
+	local.port = (__u16)skops->local_port;
+	peer.port = port;
+	s = bpf_sk_storage_get(&send_sks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!s) {
+		count(PPBPF_CNT_SEND_NO_ROOM);
+		return;
+	}
+	s->len = pol->version == 1 ? build_v1(s->hdr, v4, &local, &peer) : build_v2(s->hdr, v4, &local, &peer);
+	cookie = bpf_get_socket_cookie(skops);
+	s->cookie = cookie;
+	if (!s->len || bpf_sock_hash_update(skops, &send_socks, &cookie, BPF_NOEXIST)) {
+		count(PPBPF_CNT_SEND_NO_ROOM);
+		return;
+	}
+	WRITE_ONCE(s->state, SEND_READY);
+	/* the first acknowledgement of data comes as an RTT sample: the socket leaves the sockhash then */
+	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_RTT_CB_FLAG);
+}
+
+/* sockops, an RTT sample: data was acknowledged. Once the header is out, the socket leaves the sockhash. */
+static __always_inline void on_rtt(struct bpf_sock_ops *skops)
+{
+	struct bpf_sock *sk = skops->sk;
+	struct ppbpf_send_sk *s = sk ? bpf_sk_storage_get(&send_sks, sk, 0, 0) : NULL;
+
+	if (!s || READ_ONCE(s->state) != SEND_SENT)
+		return;
+	bpf_map_delete_elem(&send_socks, &s->cookie);
+	WRITE_ONCE(s->state, SEND_RELEASED);
+	count(PPBPF_CNT_SEND_RELEASED);
+	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags & ~BPF_SOCK_OPS_RTT_CB_FLAG);
+}
+
+/* Copy the header into the first len bytes of msg (pulled in already). Returns 0 or -1. */
+static __always_inline int put_header(struct sk_msg_md *msg, const struct ppbpf_send_sk *s, __u32 len)
+{
+	__u8 *d = (void *)(long)msg->data, *end = (void *)(long)msg->data_end;
+
+	for (__u32 i = 0; i < PPBPF_SEND_MAX; i++) {
+		if (i >= len)
+			return 0;
+		if (d + i + 1 > end)
+			return -1;
+		d[i] = s->hdr[i];
+	}
+	return 0;
+}
+
+/*
+ * sk_msg, a send on a socket of the sockhash: the first one gets the
+ * header in front. Where it cannot be written, the send fails (SK_DROP:
+ * EACCES to the application) and the next one tries again.
+ */
+static __always_inline int send_first_bytes(struct sk_msg_md *msg)
+{
+	struct bpf_sock *sk = msg->sk;
+	struct ppbpf_send_sk *s;
+	__u32 len;
+
+	if (!sk)
+		return SK_PASS;
+	s = bpf_sk_storage_get(&send_sks, sk, 0, 0);
+	if (!s || READ_ONCE(s->state) != SEND_READY)
+		return SK_PASS;
+	len = s->len;
+	if (!len || len > PPBPF_SEND_MAX)
+		return SK_PASS;
+	/* the pushed bytes are not initialized: after the push, any failure drops the send */
+	if (bpf_msg_push_data(msg, 0, len, 0) || bpf_msg_pull_data(msg, 0, len, 0) || put_header(msg, s, len)) {
+		count(PPBPF_CNT_SEND_FAILED);
+		return SK_DROP;
+	}
+	WRITE_ONCE(s->state, SEND_SENT);
+	count(PPBPF_CNT_SENT);
+	return SK_PASS;
+}
+
+#endif /* PPBPF_LIB_SEND_H */
