@@ -813,6 +813,30 @@ check "--transparent takes the header out and implies --rewrite-peer" \
 check "--transparent with --local-uid is refused, and says why" \
 	'! out=$(pp attach "${SAFE[@]}" --port 7 --transparent --local-uid 0 --check 2>&1) &&
 	 grep -q "tc sees no socket owner" <<<"$out"'
+# The sending side's policy: --send P[:v1|v2] with --send-to, on the command line and in a config.
+check "--send and --send-to: each remote port with its version and the destinations" \
+	'out=$(pp attach "${SAFE[@]}" --send 8443,25:v1 --send-to 10.1.0.0/16,2001:db8::/32 --check) &&
+	 jq -e ".ports == [] and .send == [{\"port\":8443,\"version\":2,\"to\":[\"10.1.0.0/16\",\"2001:db8::/32\"]},
+	   {\"port\":25,\"version\":1,\"to\":[\"10.1.0.0/16\",\"2001:db8::/32\"]}]" <<<"$out" >/dev/null'
+check "--send without --send-to: any destination" \
+	'out=$(pp attach "${SAFE[@]}" --port 7 --send 80:v2 --check) &&
+	 jq -e ".ports[0].port == 7 and .send == [{\"port\":80,\"version\":2,\"to\":[\"0.0.0.0/0\",\"::/0\"]}]" <<<"$out" >/dev/null'
+expect_usage "--send with a version other than v1 or v2" pp attach "${SAFE[@]}" --send 80:v3 --check
+expect_usage "--send with a port listed twice" pp attach "${SAFE[@]}" --send 80,80:v1 --check
+expect_usage "--send-to without --send" pp attach "${SAFE[@]}" --send-to 10.0.0.0/8 --check
+expect_usage "--send-to with host bits under the prefix" pp attach "${SAFE[@]}" --send 80 --send-to 10.0.0.1/8 --check
+printf 'send 443:v1,8443 send-to 192.0.2.0/24\nsend 25\nport 7 trust 127.0.0.1\n' > "$TMP/send.conf"
+check "config: 'send' lines are sending-side policies, apart from 'port' lines" \
+	'out=$(pp run "${SAFE[@]}" --config "$TMP/send.conf" --check) &&
+	 jq -e "[.ports[].port] == [7] and .send == [{\"port\":443,\"version\":1,\"to\":[\"192.0.2.0/24\"]},
+	   {\"port\":8443,\"version\":2,\"to\":[\"192.0.2.0/24\"]},{\"port\":25,\"version\":2,\"to\":[\"0.0.0.0/0\",\"::/0\"]}]" \
+	   <<<"$out" >/dev/null'
+printf 'send 443\nsend 443:v1\n' > "$TMP/send-twice.conf"
+expect_usage "config: a remote port on two 'send' lines" pp run "${SAFE[@]}" --config "$TMP/send-twice.conf" --check
+printf 'port 7 send 443\n' > "$TMP/send-port.conf"
+expect_usage "config: 'port' and 'send' on one line" pp run "${SAFE[@]}" --config "$TMP/send-port.conf" --check
+printf 'port 7 send-to 10.0.0.0/8\n' > "$TMP/send-to-port.conf"
+expect_usage "config: 'send-to' on a line without 'send'" pp run "${SAFE[@]}" --config "$TMP/send-to-port.conf" --check
 printf 'port 1 trust 127.0.0.1%*suntrusted reject\r\n# c\r\n\tport\t2 # comment\r\n' 5000 '' > "$TMP/long.conf"
 check "config: a 5000-byte line, CRLF, tabs and comments are read as written" \
 	'out=$(pp run "${SAFE[@]}" --config "$TMP/long.conf" --check) &&

@@ -54,6 +54,23 @@ static int set_policy(const struct attach_args *a, const struct ppbpf_maps *m, b
 	return rc ? rc : policy_apply(m, ports, n, exact, port);
 }
 
+/* The sending side's policy of every group. 0 or -errno; *port names a failing port. */
+static int set_send_policy(const struct attach_args *a, const struct ppbpf_maps *m, bool exact, __u16 *port)
+{
+	static struct send_port ports[MAX_GROUPS * MAX_PORTS];
+	int n = 0;
+
+	*port = 0;
+	if (!a->n_sends && !exact)
+		return 0;
+	for (int g = 0; g < a->n_sends; g++)
+		for (int i = 0; i < a->sends[g].n_ports; i++)
+			ports[n++] = (struct send_port){ .port = a->sends[g].ports[i],
+							 .pol = { .version = a->sends[g].versions[i] },
+							 .to = a->sends[g].to, .n_to = a->sends[g].n_to };
+	return policy_apply_send(m, ports, n, exact, port);
+}
+
 bool any_transparent(const struct attach_args *a)
 {
 	for (int g = 0; g < a->n_groups; g++)
@@ -141,6 +158,8 @@ int options_apply(const struct attach_args *a, const char *cmd, bool exact, bool
 	if (!*fresh)
 		check_table_size(a, &m, cmd);
 	rc = set_policy(a, &m, exact, &port);
+	if (!rc)
+		rc = set_send_policy(a, &m, exact, &port);
 	loader_close_maps(&m);
 	if (!rc && any_transparent(a))
 		rc = attach_tc(a, cmd);

@@ -237,8 +237,8 @@ static int load_options(int argc, char **argv, struct attach_args *a)
 		rc = options_read_config(a->config, a);
 	if (rc)
 		return rc;
-	if (!a->n_groups)
-		return usage_error("run", "no policy: give --port, or a config with a 'port' line");
+	if (!a->n_groups && !a->n_sends)
+		return usage_error("run", "no policy: give --port or --send, or a config with a 'port' or 'send' line");
 	return 0;
 }
 

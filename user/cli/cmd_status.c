@@ -273,6 +273,24 @@ static void print_status_text(const char *cgroup, const char *pin_dir, const str
 		if (n_tc > 0)
 			printf("transparent mode at tc on: %s\n", devs);
 	}
+	n = policy_ports(m->send_ports, ports, 1024);
+	if (n)
+		printf("sending side (remote ports whose connections get a header):\n");
+	for (int i = 0; i < n; i++) {
+		struct ppbpf_send_policy pol = {};
+		static struct cidr to[MAX_TRUST];
+		int nt = policy_send_to_of(m, ports[i], to, MAX_TRUST);
+
+		bpf_map_lookup_elem(m->send_ports, &ports[i], &pol);
+		printf("  %-5u v%u to", ports[i], pol.version);
+		for (int t = 0; t < nt; t++) {
+			char txt[CIDR_STRLEN];
+
+			cidr_format(&to[t], txt, sizeof(txt));
+			printf("%s %s", t ? "," : "", txt);
+		}
+		printf("\n");
+	}
 	printf("tlv cap: %u bytes\nconnections: %ld in the table, %ld with a pending header\ncounters:\n", tlv_cap,
 	       conns, pending);
 	for (int k = 0; k < PPBPF_CNT_MAX; k++)
@@ -335,6 +353,18 @@ static void print_status_json(const char *cgroup, const char *pin_dir, const str
 		tc_attached(pin_dir, devs, sizeof(devs));
 		json_kv_str(&j, "tc", devs);
 	}
+	n = policy_ports(m->send_ports, ports, 1024);
+	json_key(&j, "send");
+	json_arr_begin(&j);
+	for (int i = 0; i < n; i++) {
+		struct ppbpf_send_policy pol = {};
+		static struct cidr to[MAX_TRUST];
+		int nt = policy_send_to_of(m, ports[i], to, MAX_TRUST);
+
+		bpf_map_lookup_elem(m->send_ports, &ports[i], &pol);
+		json_send_policy(&j, ports[i], pol.version, to, nt);
+	}
+	json_arr_end(&j);
 	json_kv_int(&j, "tlv_cap", tlv_cap);
 	json_kv_int(&j, "connections", conns);
 	json_kv_int(&j, "pending", pending);

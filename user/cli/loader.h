@@ -20,7 +20,7 @@ enum ppbpf_prog_slot { SLOT_SOCKOPS, SLOT_INGRESS, SLOT_GETSOCKOPT, SLOT_GETPEER
  */
 #define PPBPF_OPENED_MAPS(X) \
 	X(conns) X(ports) X(trust4) X(trust6) X(settings) X(stats) X(pending) X(port_bits) X(rewrite_bits) \
-	X(events) X(pending_small) X(shift_bits) X(flows)
+	X(events) X(pending_small) X(shift_bits) X(flows) X(send_ports) X(send_bits) X(send_to4) X(send_to6)
 
 /* File descriptors of the pinned maps a command works with (-1 when not open). */
 struct ppbpf_maps {

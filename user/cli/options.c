@@ -26,10 +26,10 @@ FILE *options_diag;
 /* The options without a short letter. */
 enum { OPT_TLV_CAP = CLI_LONG_ONLY, OPT_TABLE_SIZE, OPT_MODE, OPT_UNTRUSTED, OPT_VERSIONS, OPT_TIMEOUT,
        OPT_CONFIG, OPT_KEEP, OPT_SWEEP_MS, OPT_LOG_RATE, OPT_CHECK, OPT_LOCAL_UID, OPT_TRANSPARENT,
-       OPT_DEV };
+       OPT_DEV, OPT_SEND, OPT_SEND_TO };
 
 /* Where an option may be given (its scope); the first three are also its section of the help. */
-enum { PER_PORT = 1, WHOLE = 2, RUN_ONLY = 4, CMDLINE_ONLY = 8 };
+enum { PER_PORT = 1, WHOLE = 2, RUN_ONLY = 4, CMDLINE_ONLY = 8, PER_SEND = 16 };
 
 /*
  * The options of attach and run, and the keys of the config file. bit: SET_*
@@ -71,6 +71,12 @@ static const struct cli_option defs[] = {
 	  "servers that cannot be changed: they read the payload only,\n"
 	  "and accept()/getpeername() return the original source\n"
 	  "(implies --rewrite-peer). Needs `ppbpf run` for timeouts", PER_PORT, SET_TRANSPARENT },
+	{ "send", OPT_SEND, "P[:v1|v2][,...]",
+	  "remote ports whose connections from the cgroup get a PROXY\n"
+	  "header as their first bytes, written by the kernel (sk_msg),\n"
+	  "with the socket's own addresses; v2 unless :v1 is given", PER_SEND, SEND_SET_PORTS },
+	{ "send-to", OPT_SEND_TO, "CIDR[,...]",
+	  "only connections to these destinations (default: any)", PER_SEND, SEND_SET_TO },
 	{ "tlv-cap", OPT_TLV_CAP, "BYTES", "TLV bytes kept per socket (default 512, at most 1024)",
 	  WHOLE, 1 << 0 },
 	{ "cgroup", 'c', "PATH",
@@ -159,8 +165,8 @@ void options_init(struct attach_args *a, const char *cmd)
  * item is an error (an empty trust list would mean "any source"). Returns
  * the first error message, or NULL; *bad is the item it is about.
  */
-static const char *each_item(const char *list, struct port_group *g, const char **bad,
-			     const char *(*fn)(const char *item, struct port_group *g))
+static const char *each_item(const char *list, void *g, const char **bad,
+			     const char *(*fn)(const char *item, void *g))
 {
 	static char item[256];
 
@@ -190,8 +196,9 @@ static const char *each_item(const char *list, struct port_group *g, const char 
 	}
 }
 
-static const char *add_port(const char *item, struct port_group *g)
+static const char *add_port(const char *item, void *gv)
 {
+	struct port_group *g = gv;
 	unsigned long long v;
 
 	if (parse_uint(item, 65535, &v) || v == 0)
@@ -207,8 +214,9 @@ static const char *add_port(const char *item, struct port_group *g)
 
 static const char *cidr_why;
 
-static const char *add_trust(const char *item, struct port_group *g)
+static const char *add_trust(const char *item, void *gv)
 {
+	struct port_group *g = gv;
 	struct cidr c;
 
 	if (cidr_parse(item, &c, &cidr_why))
@@ -222,8 +230,9 @@ static const char *add_trust(const char *item, struct port_group *g)
 	return NULL;
 }
 
-static const char *accept_version(const char *item, struct port_group *g)
+static const char *accept_version(const char *item, void *gv)
 {
+	struct port_group *g = gv;
 	__u32 bit;
 
 	if (!strcmp(item, "1") || !strcmp(item, "v1"))
@@ -236,6 +245,67 @@ static const char *accept_version(const char *item, struct port_group *g)
 		return "a version listed twice";
 	g->pol.flags &= ~bit;
 	return NULL;
+}
+
+/* A remote port of --send, with its version: "P", "P:v1" or "P:v2". */
+static const char *add_send_port(const char *item, void *gv)
+{
+	struct send_group *g = gv;
+	char num[8] = "";
+	const char *colon = strchr(item, ':');
+	size_t n = colon ? (size_t)(colon - item) : strlen(item);
+	unsigned long long v;
+	__u8 version = 2;
+
+	if (n >= sizeof(num))
+		return "not a port 1..65535 (plain decimal)";
+	memcpy(num, item, n);
+	if (parse_uint(num, 65535, &v) || v == 0)
+		return "not a port 1..65535 (plain decimal)";
+	if (colon && !strcmp(colon + 1, "v1"))
+		version = 1;
+	else if (colon && strcmp(colon + 1, "v2"))
+		return "the version after ':' must be v1 or v2";
+	for (int i = 0; i < g->n_ports; i++)
+		if (g->ports[i] == v)
+			return "a port listed twice";
+	if (g->n_ports == MAX_PORTS)
+		return "more than 64 ports in one policy";
+	g->versions[g->n_ports] = version;
+	g->ports[g->n_ports++] = (__u16)v;
+	return NULL;
+}
+
+static const char *add_send_to(const char *item, void *gv)
+{
+	struct send_group *g = gv;
+	struct cidr c;
+
+	if (cidr_parse(item, &c, &cidr_why))
+		return cidr_why;
+	for (int i = 0; i < g->n_to; i++)
+		if (cidr_equal(&g->to[i], &c))
+			return "a block listed twice";
+	if (g->n_to == MAX_TRUST)
+		return "more than 256 destination blocks in one policy";
+	g->to[g->n_to++] = c;
+	return NULL;
+}
+
+/* An option of the sending side into the group being read. Returns EXIT_USAGE after saying why, or 0. */
+static int apply_send_option(struct send_group *g, const struct cli_option *d, const char *arg, const struct where *w)
+{
+	const char *err, *bad = arg;
+
+	if (g->set & d->bit)
+		return say(w, "'%s' given twice in one policy", d->name);
+	g->set |= d->bit;
+	err = each_item(arg, g, &bad, d->val == OPT_SEND ? add_send_port : add_send_to);
+	if (!err)
+		return 0;
+	if (strcmp(bad, arg))
+		return say(w, "%s '%s': '%s': %s", d->name, arg, bad, err);
+	return say(w, "%s '%s': %s", d->name, arg, err);
 }
 
 /* A user: a name of the system's, or a uid in decimal. NULL or why not. */
@@ -280,6 +350,8 @@ static int apply_option(struct attach_args *a, struct port_group *g, const struc
 	unsigned long long v;
 	const char *err = NULL, *bad = arg;
 
+	if (d->scope & PER_SEND)
+		return apply_send_option(&a->sends[a->n_sends], d, arg, w);
 	if (d->scope & PER_PORT) {
 		if (g->set & d->bit)
 			return say(w, d->val == 'o' || d->val == OPT_MODE ? "'%s': the mode is given twice in one policy"
@@ -417,6 +489,48 @@ static int finish_group(struct attach_args *a, const struct where *w)
 	return 0;
 }
 
+/*
+ * A sending-side group is complete: its ports in no other group, and every
+ * group's destinations within the kernel side's maps. 0 or EXIT_USAGE.
+ */
+static int finish_send_group(struct attach_args *a, const struct where *w)
+{
+	struct send_group *g = &a->sends[a->n_sends];
+	long ports = g->n_ports, keys[2] = { 0, 0 };
+
+	if (!(g->set & SEND_SET_PORTS))
+		return say(w, "--send-to without --send");
+	for (int k = 0; k < a->n_sends; k++) {
+		const struct send_group *o = &a->sends[k];
+
+		for (int i = 0; i < g->n_ports; i++)
+			for (int j = 0; j < o->n_ports; j++)
+				if (g->ports[i] == o->ports[j])
+					return o->line ? say(w, "remote port %u is already sent to on line %d", g->ports[i],
+							     o->line)
+						       : say(w, "remote port %u is already sent to on the command line",
+							     g->ports[i]);
+		ports += o->n_ports;
+	}
+	if (ports > PPBPF_PORTS_MAX)
+		return say(w, "more than %d remote ports in all: the kernel side holds %d", PPBPF_PORTS_MAX,
+			   PPBPF_PORTS_MAX);
+	for (int k = 0; k <= a->n_sends; k++) {
+		const struct send_group *o = &a->sends[k];
+		long v4 = 0;
+
+		for (int t = 0; t < o->n_to; t++)
+			v4 += o->to[t].af == AF_INET;
+		keys[0] += (o->n_to ? v4 : 1) * o->n_ports;
+		keys[1] += (o->n_to ? o->n_to - v4 : 1) * o->n_ports;
+	}
+	if (keys[0] > PPBPF_TRUST_MAX || keys[1] > PPBPF_TRUST_MAX)
+		return say(w, "more than %d destination blocks times ports of one family in all: the kernel side "
+			      "holds %d", PPBPF_TRUST_MAX, PPBPF_TRUST_MAX);
+	a->n_sends++;
+	return 0;
+}
+
 /* What the command line's options go into. */
 struct cmdline {
 	struct attach_args *a;
@@ -437,6 +551,8 @@ static void policy_help(FILE *f)
 {
 	fputs("Policy of the ports (changed live by running again):\n", f);
 	cli_print_options(f, defs, N_DEFS, PER_PORT);
+	fputs("The sending side (changed live by running again):\n", f);
+	cli_print_options(f, defs, N_DEFS, PER_SEND);
 	fputs("Whole attachment:\n", f);
 	cli_print_options(f, defs, N_DEFS, WHOLE);
 	fputs("Each option at most once; numbers in plain decimal (or 0x hex). Whatever is\n"
@@ -464,14 +580,17 @@ int options_parse(int argc, char **argv, struct attach_args *a, const char *cmd,
 	int rc;
 
 	group_init(g, 0);
+	memset(&a->sends[a->n_sends], 0, sizeof(a->sends[a->n_sends]));
 	rc = cli_parse(&command, argc, argv, &c);
 	if (rc)
 		return rc;
 	if (g->set && !(g->set & SET_PORT))
 		return say(&c.w, "policy options without --port");
 	if (g->set & SET_PORT)
-		return finish_group(a, &c.w);
-	return 0;
+		rc = finish_group(a, &c.w);
+	if (!rc && a->sends[a->n_sends].set)
+		rc = finish_send_group(a, &c.w);
+	return rc;
 }
 
 /* One word of a config line as the option it names: exact names only, no abbreviation, no "=". */
@@ -492,7 +611,7 @@ static int config_line(struct attach_args *a, char *line, size_t len, const stru
 	/* (a line has at most half as many words as bytes) */
 	static const struct cli_option *d[PPBPF_CONFIG_LINE_MAX / 2 + 1];
 	static char *word[PPBPF_CONFIG_LINE_MAX / 2 + 1], *value[PPBPF_CONFIG_LINE_MAX / 2 + 1];
-	int n_words = 0, n_opts = 0, has_port = 0;
+	int n_words = 0, n_opts = 0, has_port = 0, has_send = 0;
 	struct port_group *g = &a->groups[a->n_groups];
 
 	if (len > PPBPF_CONFIG_LINE_MAX)
@@ -528,14 +647,24 @@ static int config_line(struct attach_args *a, char *line, size_t len, const stru
 			value[n_opts] = word[i + 1];
 		}
 		has_port |= d[n_opts]->val == 'p';
+		has_send |= d[n_opts]->val == OPT_SEND;
 		i += d[n_opts]->metavar ? 2 : 1;
 	}
 	if (!n_opts)
 		return 0;
+	if (has_port && has_send)
+		return say(w, "'port' and 'send' on one line: each line is one policy, of the receiving or of the "
+			      "sending side");
 	if (has_port) {
 		if (a->n_groups == MAX_GROUPS)
 			return say(w, "more than %d lines with a port", MAX_GROUPS);
 		group_init(g, w->line);
+	}
+	if (has_send) {
+		if (a->n_sends == MAX_GROUPS)
+			return say(w, "more than %d lines with 'send'", MAX_GROUPS);
+		memset(&a->sends[a->n_sends], 0, sizeof(a->sends[a->n_sends]));
+		a->sends[a->n_sends].line = w->line;
 	}
 	for (int i = 0; i < n_opts; i++) {
 		int rc;
@@ -544,10 +673,14 @@ static int config_line(struct attach_args *a, char *line, size_t len, const stru
 			return say(w, "'%s' on a line without 'port': each line with a port is one policy, and its "
 				      "options go on that line",
 				   d[i]->name);
+		if ((d[i]->scope & PER_SEND) && !has_send)
+			return say(w, "'%s' on a line without 'send': it goes on the line of its 'send'", d[i]->name);
 		rc = apply_option(a, g, d[i], value[i], w);
 		if (rc)
 			return rc;
 	}
+	if (has_send)
+		return finish_send_group(a, w);
 	return has_port ? finish_group(a, w) : 0;
 }
 
@@ -693,6 +826,32 @@ void options_print_json(const struct attach_args *a, FILE *f)
 		json_obj_end(&j);
 	}
 	json_arr_end(&j);
+	json_key(&j, "send");
+	json_arr_begin(&j);
+	for (int k = 0; k < a->n_sends; k++)
+		for (int i = 0; i < a->sends[k].n_ports; i++)
+			json_send_policy(&j, a->sends[k].ports[i], a->sends[k].versions[i], a->sends[k].to,
+					 a->sends[k].n_to);
+	json_arr_end(&j);
 	json_obj_end(&j);
 	json_end(&j);
+}
+
+void json_send_policy(struct json *j, __u16 port, int version, const struct cidr *to, int n_to)
+{
+	static const struct cidr any[2] = { { .af = AF_INET }, { .af = AF_INET6 } };
+
+	json_obj_begin(j);
+	json_kv_int(j, "port", port);
+	json_kv_int(j, "version", version);
+	json_key(j, "to");
+	json_arr_begin(j);
+	for (int t = 0; t < (n_to ? n_to : 2); t++) {
+		char txt[CIDR_STRLEN];
+
+		cidr_format(n_to ? &to[t] : &any[t], txt, sizeof(txt));
+		json_str(j, txt);
+	}
+	json_arr_end(j);
+	json_obj_end(j);
 }

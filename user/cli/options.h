@@ -16,6 +16,8 @@ struct json;
 const char *versions_of(__u32 flags);
 /* A port policy's fields as JSON keys of the object being written: mode, untrusted, ... local_uid. */
 void json_port_policy(struct json *j, const struct ppbpf_port_policy *pol);
+/* One remote port's outbound policy as a JSON object: port, version, to (no block: any). */
+void json_send_policy(struct json *j, __u16 port, int version, const struct cidr *to, int n_to);
 
 /* --pin-dir of the commands that work on an attachment: detach, status, list. */
 #define PIN_DIR_OPTION \
@@ -45,10 +47,26 @@ struct port_group {
 	int line;               /* its config line; 0: the command line */
 };
 
+/* The sending side's options a group was given (each at most once). */
+enum { SEND_SET_PORTS = 1 << 0, SEND_SET_TO = 1 << 1 };
+
+/* Remote ports whose outgoing connections get a header, and the destinations that do. */
+struct send_group {
+	__u16 ports[MAX_PORTS];
+	__u8 versions[MAX_PORTS]; /* 1 or 2, per port */
+	int n_ports;
+	struct cidr to[MAX_TRUST];
+	int n_to;               /* 0: any destination */
+	unsigned int set;       /* SEND_SET_* */
+	int line;               /* its config line; 0: the command line */
+};
+
 /* Everything `attach` and `run` are told. */
 struct attach_args {
 	struct port_group groups[MAX_GROUPS];
 	int n_groups;           /* groups with their ports, in the order given */
+	struct send_group sends[MAX_GROUPS];
+	int n_sends;            /* sending-side groups, in the order given */
 	long tlv_cap;           /* -1: not given (attach: unchanged; run: the default) */
 	char cgroup[PATH_MAX];  /* "": the cgroup2 root */
 	char pin_dir[PATH_MAX];

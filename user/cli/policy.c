@@ -89,12 +89,12 @@ static bool key_in(const struct key_set *s, const union trust_key *k, int af)
 	return false;
 }
 
-/* Is this key one of the blocks the port wants? No block listed: the two "any" blocks. */
-static bool key_wanted(const union trust_key *k, int af, const struct policy_port *p)
+/* Is this key one of the blocks a port wants (blocks[n]; none listed: the two "any" blocks)? */
+static bool key_in_blocks(const union trust_key *k, int af, const struct cidr *blocks, int n_blocks)
 {
 	static const struct cidr any[2] = { { .af = AF_INET }, { .af = AF_INET6 } };
-	const struct cidr *list = p->n_trust ? p->trust : any;
-	int n = p->n_trust ? p->n_trust : 2;
+	const struct cidr *list = n_blocks ? blocks : any;
+	int n = n_blocks ? n_blocks : 2;
 	struct cidr c;
 
 	key_cidr(k, af, &c);
@@ -190,7 +190,7 @@ static bool doomed_on_apply(const union trust_key *k, int af, const void *arg)
 	__u16 port = key_port(k);
 
 	if (c->index[port] >= 0)
-		return !key_wanted(k, af, &c->ports[c->index[port]]);
+		return !key_in_blocks(k, af, c->ports[c->index[port]].trust, c->ports[c->index[port]].n_trust);
 	return c->removed && marked(c->removed, port);
 }
 
@@ -374,4 +374,189 @@ int policy_set_config(const struct ppbpf_maps *m, const struct ppbpf_config *cfg
 	__u32 zero = 0;
 
 	return bpf_map_update_elem(m->settings, &zero, cfg, BPF_ANY) ? -errno : 0;
+}
+
+/* ---- the sending side: outbound policy by remote port, and destination blocks ----------------- */
+
+static int send_to_fd(const struct ppbpf_maps *m, int af)
+{
+	return af == AF_INET ? m->send_to4 : m->send_to6;
+}
+
+/* Add the destination blocks of ports[] that the maps lack; on a failure, those added go again. 0 or -errno. */
+static int add_send_blocks(const struct ppbpf_maps *m, const struct send_port *ports, int n,
+			   const struct key_set *have, __u16 *failed_port)
+{
+	static const struct cidr any[2] = { { .af = AF_INET }, { .af = AF_INET6 } };
+	struct key_set added[2] = { { 0 } };
+	int rc = 0;
+
+	for (int i = 0; !rc && i < n; i++) {
+		const struct cidr *list = ports[i].n_to ? ports[i].to : any;
+		int nt = ports[i].n_to ? ports[i].n_to : 2;
+
+		for (int t = 0; !rc && t < nt; t++) {
+			int f = list[t].af == AF_INET ? 0 : 1, af = list[t].af;
+			struct key_set *a = &added[f];
+			union trust_key k;
+			__u8 one = 1;
+
+			make_key(&k, ports[i].port, &list[t]);
+			if (key_in(&have[f], &k, af) || key_in(a, &k, af))
+				continue;
+			if (a->n == a->cap) {
+				size_t cap = a->cap ? a->cap * 2 : 64;
+				union trust_key *grown = realloc(a->keys, cap * sizeof(*grown));
+
+				if (!grown) {
+					rc = -ENOMEM;
+					break;
+				}
+				a->keys = grown;
+				a->cap = cap;
+			}
+			if (bpf_map_update_elem(send_to_fd(m, af), &k, &one, BPF_NOEXIST)) {
+				rc = -errno;
+				*failed_port = ports[i].port;
+				break;
+			}
+			a->keys[a->n++] = k;
+		}
+	}
+	for (int f = 0; f < 2; f++) {
+		for (size_t i = 0; rc && i < added[f].n; i++)
+			bpf_map_delete_elem(send_to_fd(m, f ? AF_INET6 : AF_INET), &added[f].keys[i]);
+		free(added[f].keys);
+	}
+	return rc;
+}
+
+struct send_ctx {
+	const struct send_port *ports;
+	const int *index;     /* port -> index in ports, -1: not given */
+	const __u64 *removed; /* ports whose outbound policy goes */
+};
+
+static bool doomed_send_block(const union trust_key *k, int af, const void *arg)
+{
+	const struct send_ctx *c = arg;
+	__u16 port = key_port(k);
+
+	if (c->index[port] >= 0)
+		return !key_in_blocks(k, af, c->ports[c->index[port]].to, c->ports[c->index[port]].n_to);
+	return c->removed && marked(c->removed, port);
+}
+
+/* A port's outbound policy goes: its bit first (sockops stops looking), then the policy. 0 or -errno. */
+static int unset_send_port(const struct ppbpf_maps *m, __u16 port)
+{
+	int rc = set_port_bit(m->send_bits, port, false);
+
+	if (!rc && bpf_map_delete_elem(m->send_ports, &port) && errno != ENOENT)
+		rc = -errno;
+	return rc;
+}
+
+int policy_apply_send(const struct ppbpf_maps *m, const struct send_port *ports, int n, bool exact,
+		      __u16 *failed_port)
+{
+	static __u64 owned[65536 / 64], removed[65536 / 64];
+	const int afs[2] = { AF_INET, AF_INET6 };
+	struct key_set have[2] = { { 0 } };
+	int *index = malloc(65536 * sizeof(int)), rc = 0;
+	struct send_ctx ctx = { .ports = ports };
+
+	*failed_port = 0;
+	if (!index)
+		return -ENOMEM;
+	for (int i = 0; i < 65536; i++)
+		index[i] = -1;
+	for (int i = 0; i < n; i++)
+		index[ports[i].port] = i;
+	ctx.index = index;
+	for (int f = 0; !rc && f < 2; f++)
+		rc = read_keys(send_to_fd(m, afs[f]), afs[f], &have[f]);
+	/* 1. new destinations; 2. the policies, then the bits (sockops looks at a port once its bit is set) */
+	if (!rc)
+		rc = add_send_blocks(m, ports, n, have, failed_port);
+	for (int i = 0; !rc && i < n; i++) {
+		if (bpf_map_update_elem(m->send_ports, &ports[i].port, &ports[i].pol, BPF_ANY))
+			rc = -errno;
+		if (!rc)
+			rc = set_port_bit(m->send_bits, ports[i].port, true);
+		if (rc)
+			*failed_port = ports[i].port;
+	}
+	/* 3. exact: every other port with an outbound policy goes */
+	if (!rc && exact) {
+		__u16 key, next;
+		void *prev = NULL;
+
+		memset(owned, 0, sizeof(owned));
+		memset(removed, 0, sizeof(removed));
+		while (!bpf_map_get_next_key(m->send_ports, prev, &next)) {
+			mark(owned, next);
+			key = next;
+			prev = &key;
+		}
+		rc = or_port_bits(m->send_bits, owned);
+		for (int f = 0; !rc && f < 2; f++)
+			for (size_t i = 0; i < have[f].n; i++)
+				mark(owned, key_port(&have[f].keys[i]));
+		for (int port = 0; !rc && port < 65536; port++) {
+			if (!marked(owned, (__u16)port) || index[port] >= 0)
+				continue;
+			mark(removed, (__u16)port);
+			rc = unset_send_port(m, (__u16)port);
+		}
+		ctx.removed = removed;
+	}
+	/* 4. last, the destinations no port wants any more */
+	for (int f = 0; !rc && f < 2; f++)
+		rc = delete_keys(send_to_fd(m, afs[f]), afs[f], &have[f], doomed_send_block, &ctx);
+	for (int f = 0; f < 2; f++)
+		free(have[f].keys);
+	free(index);
+	return rc;
+}
+
+int policy_remove_send_ports(const struct ppbpf_maps *m, const __u16 *ports, int n)
+{
+	static __u64 gone[65536 / 64];
+	const int afs[2] = { AF_INET, AF_INET6 };
+	struct key_set have[2] = { { 0 } };
+	int rc = 0, had = 0;
+
+	memset(gone, 0, sizeof(gone));
+	for (int f = 0; !rc && f < 2; f++)
+		rc = read_keys(send_to_fd(m, afs[f]), afs[f], &have[f]);
+	for (int i = 0; !rc && i < n; i++) {
+		struct ppbpf_send_policy pol;
+
+		had += !bpf_map_lookup_elem(m->send_ports, &ports[i], &pol);
+		mark(gone, ports[i]);
+		rc = unset_send_port(m, ports[i]);
+	}
+	for (int f = 0; !rc && f < 2; f++)
+		rc = delete_keys(send_to_fd(m, afs[f]), afs[f], &have[f], doomed_on_remove, gone);
+	for (int f = 0; f < 2; f++)
+		free(have[f].keys);
+	return rc ? rc : had;
+}
+
+int policy_send_to_of(const struct ppbpf_maps *m, __u16 port, struct cidr *out, int max)
+{
+	const int afs[2] = { AF_INET, AF_INET6 };
+	int n = 0;
+
+	for (int f = 0; f < 2; f++) {
+		struct key_set s = { 0 };
+
+		if (!read_keys(send_to_fd(m, afs[f]), afs[f], &s))
+			for (size_t i = 0; i < s.n && n < max; i++)
+				if (key_port(&s.keys[i]) == port)
+					key_cidr(&s.keys[i], afs[f], &out[n++]);
+		free(s.keys);
+	}
+	return n;
 }

@@ -40,4 +40,25 @@ int policy_trust_of(const struct ppbpf_maps *m, __u16 port, struct cidr *out, in
 /* Set the whole-attachment settings. */
 int policy_set_config(const struct ppbpf_maps *m, const struct ppbpf_config *cfg);
 
+/* One remote port's outbound policy as a command wants it. No destination block: any destination. */
+struct send_port {
+	__u16 port;
+	struct ppbpf_send_policy pol;
+	const struct cidr *to;
+	int n_to;
+};
+
+/*
+ * Give these remote ports exactly these outbound policies and destinations,
+ * in the order policy_apply keeps (new blocks, policies, bits, then the old
+ * blocks go). With `exact`, every other port's outbound policy goes too.
+ * 0 or -errno; *failed_port names the port a failure was about (0: none).
+ */
+int policy_apply_send(const struct ppbpf_maps *m, const struct send_port *ports, int n, bool exact,
+		      __u16 *failed_port);
+/* Remove the outbound policy of ports. Returns how many had one, or -errno. */
+int policy_remove_send_ports(const struct ppbpf_maps *m, const __u16 *ports, int n);
+/* The destination blocks of a remote port, at most max. Returns the count. */
+int policy_send_to_of(const struct ppbpf_maps *m, __u16 port, struct cidr *out, int max);
+
 #endif
