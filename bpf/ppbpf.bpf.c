@@ -114,6 +114,19 @@ int ppbpf_send(struct sk_msg_md *msg)
 	return send_first_bytes(msg);
 }
 
+/* connect() of the cgroup's sockets: TCP Fast Open to a --send destination is refused (send.h). */
+SEC("cgroup/connect4")
+int ppbpf_connect4(struct bpf_sock_addr *ctx)
+{
+	return connect_allowed(ctx, 1);
+}
+
+SEC("cgroup/connect6")
+int ppbpf_connect6(struct bpf_sock_addr *ctx)
+{
+	return connect_allowed(ctx, 0);
+}
+
 SEC("cgroup/getsockopt")
 int ppbpf_getsockopt(struct bpf_sockopt *ctx)
 {

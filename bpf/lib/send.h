@@ -23,6 +23,7 @@
 #ifndef PPBPF_LIB_SEND_H
 #define PPBPF_LIB_SEND_H
 
+#include <bpf/bpf_core_read.h>
 #include "addr.h"
 #include "maps.h"
 #include "policy.h"
@@ -130,6 +131,41 @@ static __always_inline void on_active_established(struct bpf_sock_ops *skops)
 	WRITE_ONCE(s->state, SEND_READY);
 	/* the first acknowledgement of data comes as an RTT sample: the socket leaves the sockhash then */
 	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_RTT_CB_FLAG);
+}
+
+/*
+ * cgroup/connect4 and connect6: a TCP Fast Open connect to a destination
+ * that gets a header is refused (EPERM), counted. Fast Open puts the first
+ * bytes in the SYN, before the socket can join the sockhash: they would go
+ * out without the header. Both ways in are seen here: sendto(MSG_FASTOPEN)
+ * has its request set, and connect() after TCP_FASTOPEN_CONNECT has the
+ * option on (its SYN waits for the first write). Returns 1 to let it go on.
+ */
+static __always_inline int connect_allowed(struct bpf_sock_addr *ctx, int v4)
+{
+	__u16 port = bpf_ntohs((__u16)ctx->user_port);
+	struct bpf_sock *sk = ctx->sk;
+	struct tcp_sock *tp;
+	__u8 addr[16] = {};
+
+	if (ctx->protocol != IPPROTO_TCP || !port_bit(&send_bits, port) || !sk)
+		return 1;
+	if (v4) {
+		__u32 ip4 = ctx->user_ip4;
+
+		__builtin_memcpy(addr, &ip4, 4);
+	} else {
+		__u32 ip6[4] = { ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2], ctx->user_ip6[3] };
+
+		v4 = norm_addr(AF_INET6, 0, ip6, addr);
+	}
+	if (!send_to(port, v4, addr))
+		return 1;
+	tp = bpf_skc_to_tcp_sock(sk);
+	if (!tp || (!BPF_CORE_READ(tp, fastopen_req) && !BPF_CORE_READ_BITFIELD_PROBED(tp, fastopen_connect)))
+		return 1;
+	count(PPBPF_CNT_SEND_FASTOPEN);
+	return 0;
 }
 
 /* sockops, an RTT sample: data was acknowledged. Once the header is out, the socket leaves the sockhash. */

@@ -78,6 +78,7 @@ static const char *const counter_names[PPBPF_CNT_MAX] = {
 	[PPBPF_CNT_SEND_FAILED] = "send_failed",
 	[PPBPF_CNT_SEND_RELEASED] = "send_released",
 	[PPBPF_CNT_SEND_NO_ROOM] = "send_no_room",
+	[PPBPF_CNT_SEND_FASTOPEN] = "send_fastopen_refused",
 };
 
 static const char *const state_names[] = { "none", "pending", "done", "error", "plain" };

@@ -11,7 +11,10 @@
 #define PPBPF_PIN_DIR "/sys/fs/bpf/ppbpf"
 
 /* Programs and the attach type each one has, in pin order. */
-enum ppbpf_prog_slot { SLOT_SOCKOPS, SLOT_INGRESS, SLOT_GETSOCKOPT, SLOT_GETPEERNAME4, SLOT_GETPEERNAME6, SLOT_MAX };
+enum ppbpf_prog_slot {
+	SLOT_SOCKOPS, SLOT_INGRESS, SLOT_GETSOCKOPT, SLOT_GETPEERNAME4, SLOT_GETPEERNAME6, SLOT_CONNECT4, SLOT_CONNECT6,
+	SLOT_MAX
+};
 
 /*
  * The pinned maps that commands open. Every map of bpf/lib/maps.h is pinned
