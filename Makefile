@@ -326,6 +326,7 @@ bench: deps
 	$(Q)BENCH_CODEC_JSON=$(OUTPUT)/bench-codec.json $(BENCH)
 	$(Q)QUICK=$(QUICK) scripts/bench.sh
 	$(Q)QUICK=$(QUICK) scripts/bench_transparent.sh
+	$(Q)QUICK=$(QUICK) scripts/bench_send.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/ppbpf

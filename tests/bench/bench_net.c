@@ -4,10 +4,15 @@
  * each side in the right cgroup and alternates the configurations):
  *
  *   bench_net server PORT MODE       MODE: plain (accept4) or ppbpf (ppbpf_accept
- *                                    + ppbpf_get; kernel or userspace fallback)
+ *                                    + ppbpf_get; kernel or userspace fallback);
+ *                                    transparent (accept4, the peer must be the
+ *                                    header's); sent (ppbpf_accept, the header's
+ *                                    source must be BENCH_SRC: the sending side)
  *   bench_net rate PORT HEADER SECONDS THREADS [http]
  *                                    connections per second: connect, send the
- *                                    header (v2|v1|none) and a 100-byte request,
+ *                                    header (v2|v1|none; self: a v2 header with
+ *                                    the connection's own addresses, as the
+ *                                    sending side writes it) and a 100-byte request,
  *                                    read the 100-byte reply, close; with p50 and
  *                                    p99 time to the reply's first byte. http: the
  *                                    request is a 100-byte HTTP/1.0 GET and the
@@ -104,11 +109,21 @@ static int read_exact(int fd, char *buf, size_t n)
  * ppbpf_accept; transparent: a plain accept() whose address must be the
  * header's source (the kernel took the header out and rewrote the peer).
  */
-enum server_kind { SERVER_PLAIN, SERVER_PPBPF, SERVER_TRANSPARENT };
+enum server_kind { SERVER_PLAIN, SERVER_PPBPF, SERVER_TRANSPARENT, SERVER_SENT };
+
+/* sent: the header's source must be this address (BENCH_SRC), the client's own, whoever wrote the header. */
+static int sent_source_ok(const struct ppbpf_info *info)
+{
+	const char *want = getenv("BENCH_SRC");
+	struct in_addr a;
+
+	return info->state == PPBPF_STATE_DONE && want && inet_pton(AF_INET, want, &a) == 1 &&
+	       !memcmp(info->src_addr, &a, 4);
+}
 
 __attribute__((noreturn)) static void run_server(int port, enum server_kind kind)
 {
-	int ppbpf = kind == SERVER_PPBPF;
+	int ppbpf = kind == SERVER_PPBPF || kind == SERVER_SENT;
 	int lfd = listen_port(port);
 	char req[REQ_LEN], reply[REPLY_LEN];
 
@@ -134,6 +149,8 @@ __attribute__((noreturn)) static void run_server(int port, enum server_kind kind
 		/* A wrong answer must not pass for a fast one: the client counts 'X' replies as failures. */
 		if (kind == SERVER_TRANSPARENT)
 			reply[0] = ((struct sockaddr_in *)&orig)->sin_addr.s_addr == htonl(HDR_SRC) ? 'r' : 'X';
+		else if (kind == SERVER_SENT)
+			reply[0] = sent_source_ok(&info) ? 'r' : 'X';
 		else
 			reply[0] = !ppbpf || (info.state == PPBPF_STATE_DONE && !memcmp(info.src_addr, HDR_SRC_BYTES, 4))
 					   ? 'r'
@@ -148,6 +165,8 @@ static enum server_kind server_kind(const char *name)
 {
 	if (!strcmp(name, "ppbpf"))
 		return SERVER_PPBPF;
+	if (!strcmp(name, "sent"))
+		return SERVER_SENT;
 	return !strcmp(name, "transparent") ? SERVER_TRANSPARENT : SERVER_PLAIN;
 }
 
@@ -156,7 +175,7 @@ static enum server_kind server_kind(const char *name)
 
 struct rate_worker {
 	pthread_t thread;
-	int port, http, index;
+	int port, http, index, self; /* self: the header carries this connection's own addresses */
 	const unsigned char *hdr;
 	size_t hdr_len;
 	double until;
@@ -188,6 +207,21 @@ static int read_reply(int fd, int http, double *first_byte)
 	return got == REPLY_LEN ? 0 : read_exact(fd, buf + got, REPLY_LEN - got);
 }
 
+/* "self": the application writes the header the sending side would: its own address and port, then the server's. */
+static int self_header(int fd, const struct sockaddr_in *server, char *msg)
+{
+	struct sockaddr_in me;
+	socklen_t len = sizeof(me);
+
+	if (getsockname(fd, (struct sockaddr *)&me, &len))
+		return -1;
+	memcpy(msg + 16, &me.sin_addr, 4);
+	memcpy(msg + 20, &server->sin_addr, 4);
+	memcpy(msg + 24, &me.sin_port, 2);
+	memcpy(msg + 26, &server->sin_port, 2);
+	return 0;
+}
+
 static void *rate_main(void *arg)
 {
 	struct rate_worker *w = arg;
@@ -217,8 +251,8 @@ static void *rate_main(void *arg)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		/* RST on close: no TIME_WAIT pile-up on the client side over a long run */
 		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-		if (connect(fd, (struct sockaddr *)&a, sizeof(a)) || send(fd, msg, n, MSG_NOSIGNAL) != (ssize_t)n ||
-		    read_reply(fd, w->http, &t1)) {
+		if (connect(fd, (struct sockaddr *)&a, sizeof(a)) || (w->self && self_header(fd, &a, msg)) ||
+		    send(fd, msg, n, MSG_NOSIGNAL) != (ssize_t)n || read_reply(fd, w->http, &t1)) {
 			w->failed++;
 		} else {
 			w->done++;
@@ -250,6 +284,8 @@ static int run_rate(int port, const char *header, double seconds, int threads, i
 	float *all;
 	double t0, elapsed;
 
+	int self = !strcmp(header, "self");
+
 	if (!strcmp(header, "v1"))
 		b.version = 1;
 	if (strcmp(header, "none"))
@@ -258,7 +294,8 @@ static int run_rate(int port, const char *header, double seconds, int threads, i
 		return 2;
 	t0 = now_s();
 	for (int i = 0; i < threads; i++) {
-		w[i] = (struct rate_worker){ .port = port, .http = http, .index = i, .hdr = hdr, .hdr_len = (size_t)hdr_len,
+		w[i] = (struct rate_worker){ .port = port, .http = http, .index = i, .self = self, .hdr = hdr,
+					     .hdr_len = (size_t)hdr_len,
 					     .until = t0 + seconds, .us = malloc(MAX_SAMPLES * sizeof(float)) };
 		pthread_create(&w[i].thread, NULL, rate_main, &w[i]);
 	}
@@ -401,7 +438,7 @@ int main(int argc, char **argv)
 		return run_bulk(atoi(argv[2]), atoll(argv[3]), argc == 5 && !strcmp(argv[4], "v2"));
 	if (argc == 3 && !strcmp(argv[1], "calls"))
 		return run_calls(atoi(argv[2]));
-	fprintf(stderr, "usage: bench_net server PORT plain|ppbpf|transparent | rate PORT v2|v1|none SECONDS THREADS [http] |\n"
+	fprintf(stderr, "usage: bench_net server PORT plain|ppbpf|transparent|sent | rate PORT v2|v1|self|none SECONDS THREADS [http] |\n"
 			"       sink PORT [ppbpf] | bulk PORT BYTES [v2] | calls PORT\n");
 	return 2;
 }
