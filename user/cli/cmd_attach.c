@@ -117,24 +117,34 @@ int cmd_attach(int argc, char **argv)
 }
 
 /* `detach --port`: those ports lose their policy; the attachment stays. */
-static int detach_ports(const char *pin_dir, const __u16 *ports, int n)
+/* An attachment's maps, locked, for a policy change of `detach`: the lock, or -1 after saying why. */
+static int open_for_detach(const char *pin_dir, struct ppbpf_maps *m)
 {
-	struct ppbpf_maps m;
 	int lock, rc;
 
 	if (!loader_attached(pin_dir)) {
 		fprintf(stderr, "ppbpf detach: nothing attached at %s\n", pin_dir);
-		return EXIT_FAIL;
+		return -1;
 	}
 	lock = loader_lock(pin_dir);
 	if (lock < 0)
-		return EXIT_FAIL;
-	rc = loader_open_maps(pin_dir, &m);
+		return -1;
+	rc = loader_open_maps(pin_dir, m);
 	if (rc) {
 		fprintf(stderr, "ppbpf detach: failed to open the maps in %s: %s\n", pin_dir, strerror(-rc));
 		loader_unlock(lock);
-		return EXIT_FAIL;
+		return -1;
 	}
+	return lock;
+}
+
+static int detach_ports(const char *pin_dir, const __u16 *ports, int n)
+{
+	struct ppbpf_maps m;
+	int lock = open_for_detach(pin_dir, &m), rc;
+
+	if (lock < 0)
+		return EXIT_FAIL;
 	rc = policy_remove_ports(&m, ports, n);
 	/* transparent ports: no new flow now; the live ones are reset before tc stops shifting the port */
 	for (int i = 0; rc >= 0 && i < n; i++)
@@ -157,21 +167,10 @@ static int detach_ports(const char *pin_dir, const __u16 *ports, int n)
 static int detach_send_ports(const char *pin_dir, const __u16 *ports, int n)
 {
 	struct ppbpf_maps m;
-	int lock, rc;
+	int lock = open_for_detach(pin_dir, &m), rc;
 
-	if (!loader_attached(pin_dir)) {
-		fprintf(stderr, "ppbpf detach: nothing attached at %s\n", pin_dir);
-		return EXIT_FAIL;
-	}
-	lock = loader_lock(pin_dir);
 	if (lock < 0)
 		return EXIT_FAIL;
-	rc = loader_open_maps(pin_dir, &m);
-	if (rc) {
-		fprintf(stderr, "ppbpf detach: failed to open the maps in %s: %s\n", pin_dir, strerror(-rc));
-		loader_unlock(lock);
-		return EXIT_FAIL;
-	}
 	rc = policy_remove_send_ports(&m, ports, n);
 	loader_close_maps(&m);
 	loader_unlock(lock);

@@ -143,6 +143,30 @@ static bool marked(const __u64 *bitmap, __u16 port)
 }
 
 /*
+ * Every port that owns something, into owned[] (cleared first): a key of the
+ * policy map, a bit of one of the bitmap maps, a block of have[2]. 0 or -errno.
+ */
+static int mark_owned(int policy_fd, const int *bit_fds, int n_bits, const struct key_set *have, __u64 *owned)
+{
+	__u16 key, next;
+	void *prev = NULL;
+	int rc = 0;
+
+	memset(owned, 0, 65536 / 8);
+	while (!bpf_map_get_next_key(policy_fd, prev, &next)) {
+		mark(owned, next);
+		key = next;
+		prev = &key;
+	}
+	for (int b = 0; !rc && b < n_bits; b++)
+		rc = or_port_bits(bit_fds[b], owned);
+	for (int f = 0; !rc && f < 2; f++)
+		for (size_t i = 0; i < have[f].n; i++)
+			mark(owned, key_port(&have[f].keys[i]));
+	return rc;
+}
+
+/*
  * Everything a port owns in the maps goes, in an order that never makes a
  * connection meet half a policy: the policy first (sockops tracks no new
  * connection, and a header still pending is judged against no policy: not
@@ -274,22 +298,10 @@ int policy_apply(const struct ppbpf_maps *m, const struct policy_port *ports, in
 
 	/* 3. exact: every other port that owns anything goes (bits, policy; its blocks in 4). */
 	if (!rc && exact) {
-		__u16 key, next;
-		void *prev = NULL;
+		const int bit_fds[2] = { m->port_bits, m->rewrite_bits };
 
-		memset(owned, 0, sizeof(owned));
 		memset(removed, 0, sizeof(removed));
-		while (!bpf_map_get_next_key(m->ports, prev, &next)) {
-			mark(owned, next);
-			key = next;
-			prev = &key;
-		}
-		rc = or_port_bits(m->port_bits, owned);
-		if (!rc)
-			rc = or_port_bits(m->rewrite_bits, owned);
-		for (int f = 0; !rc && f < 2; f++)
-			for (size_t i = 0; i < have[f].n; i++)
-				mark(owned, key_port(&have[f].keys[i]));
+		rc = mark_owned(m->ports, bit_fds, 2, have, owned);
 		for (int port = 0; !rc && port < 65536; port++) {
 			if (!marked(owned, (__u16)port) || index[port] >= 0)
 				continue;
@@ -352,21 +364,27 @@ int policy_remove_ports(const struct ppbpf_maps *m, const __u16 *ports, int n)
 	return rc ? rc : had;
 }
 
-int policy_trust_of(const struct ppbpf_maps *m, __u16 port, struct cidr *out, int max)
+/* The blocks of a port in a pair of per-port prefix tries (IPv4, IPv6), at most max. Returns the count. */
+static int blocks_of(int fd4, int fd6, __u16 port, struct cidr *out, int max)
 {
-	const int afs[2] = { AF_INET, AF_INET6 };
+	const int afs[2] = { AF_INET, AF_INET6 }, fds[2] = { fd4, fd6 };
 	int n = 0;
 
 	for (int f = 0; f < 2; f++) {
 		struct key_set s = { 0 };
 
-		if (!read_keys(trust_fd(m, afs[f]), afs[f], &s))
+		if (!read_keys(fds[f], afs[f], &s))
 			for (size_t i = 0; i < s.n && n < max; i++)
 				if (key_port(&s.keys[i]) == port)
 					key_cidr(&s.keys[i], afs[f], &out[n++]);
 		free(s.keys);
 	}
 	return n;
+}
+
+int policy_trust_of(const struct ppbpf_maps *m, __u16 port, struct cidr *out, int max)
+{
+	return blocks_of(m->trust4, m->trust6, port, out, max);
 }
 
 int policy_set_config(const struct ppbpf_maps *m, const struct ppbpf_config *cfg)
@@ -489,20 +507,8 @@ int policy_apply_send(const struct ppbpf_maps *m, const struct send_port *ports,
 	}
 	/* 3. exact: every other port with an outbound policy goes */
 	if (!rc && exact) {
-		__u16 key, next;
-		void *prev = NULL;
-
-		memset(owned, 0, sizeof(owned));
 		memset(removed, 0, sizeof(removed));
-		while (!bpf_map_get_next_key(m->send_ports, prev, &next)) {
-			mark(owned, next);
-			key = next;
-			prev = &key;
-		}
-		rc = or_port_bits(m->send_bits, owned);
-		for (int f = 0; !rc && f < 2; f++)
-			for (size_t i = 0; i < have[f].n; i++)
-				mark(owned, key_port(&have[f].keys[i]));
+		rc = mark_owned(m->send_ports, &m->send_bits, 1, have, owned);
 		for (int port = 0; !rc && port < 65536; port++) {
 			if (!marked(owned, (__u16)port) || index[port] >= 0)
 				continue;
@@ -546,17 +552,5 @@ int policy_remove_send_ports(const struct ppbpf_maps *m, const __u16 *ports, int
 
 int policy_send_to_of(const struct ppbpf_maps *m, __u16 port, struct cidr *out, int max)
 {
-	const int afs[2] = { AF_INET, AF_INET6 };
-	int n = 0;
-
-	for (int f = 0; f < 2; f++) {
-		struct key_set s = { 0 };
-
-		if (!read_keys(send_to_fd(m, afs[f]), afs[f], &s))
-			for (size_t i = 0; i < s.n && n < max; i++)
-				if (key_port(&s.keys[i]) == port)
-					key_cidr(&s.keys[i], afs[f], &out[n++]);
-		free(s.keys);
-	}
-	return n;
+	return blocks_of(m->send_to4, m->send_to6, port, out, max);
 }
