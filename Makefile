@@ -46,6 +46,7 @@ SKELS := $(patsubst bpf/%.bpf.c,$(OUTPUT)/%.skel.h,$(BPF_SRCS))
 # Test and bench helpers (tests/bpf/): built only by the targets that load them, never by `all`.
 DROP_ONCE := $(OUTPUT)/tests/bpf/drop_once.bpf.o
 STREAM_TEST := $(OUTPUT)/tests/stream_test
+SEND_TEST := $(OUTPUT)/tests/send_test
 # bpf/impair.bpf.c, the self-test's impairment, built three ways for the tests (its rates' defaults, ppm).
 IMPAIR_OBJS := $(OUTPUT)/tests/bpf/impair_in.bpf.o $(OUTPUT)/tests/bpf/impair_ack.bpf.o \
 	$(OUTPUT)/tests/bpf/impair_reorder.bpf.o
@@ -178,6 +179,11 @@ $(SEGMENTS_TEST): tests/integration/segments_test.c tests/integration/testlib.h 
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LIBA) -lpthread $(LIBBPF_LIBS)
 
+$(SEND_TEST): tests/integration/send_test.c include/ppbpf/parse.h include/ppbpf/crc32c.h include/ppbpf/target.h \
+		| $(OUTPUT)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $< -lpthread
+
 $(STREAM_TEST): tests/integration/stream_test.c include/ppbpf/abi.h include/ppbpf/crc32c.h include/ppbpf/target.h \
 		| $(OUTPUT)/tests
 	$(call msg,CC,$@)
@@ -197,7 +203,8 @@ cli-test: $(CLI)
 	$(Q)tests/integration/cli.sh $(CLI)
 
 # Real sockets in test cgroups (root): the receive path, then real HAProxy in front.
-integration: all $(RECV_TEST) $(TRUST_TEST) $(SEGMENTS_TEST) $(ACCEPT_TEST) $(DROP_ONCE) $(STREAM_TEST) $(IMPAIR_OBJS)
+integration: all $(RECV_TEST) $(TRUST_TEST) $(SEGMENTS_TEST) $(ACCEPT_TEST) $(DROP_ONCE) $(STREAM_TEST) $(SEND_TEST) \
+		$(IMPAIR_OBJS)
 	$(Q)$(TIMED) kernel.sh tests/integration/kernel.sh
 	$(Q)$(TIMED) accept.sh tests/integration/accept.sh
 	$(Q)$(TIMED) segments.sh tests/integration/segments.sh
@@ -205,13 +212,14 @@ integration: all $(RECV_TEST) $(TRUST_TEST) $(SEGMENTS_TEST) $(ACCEPT_TEST) $(DR
 	$(Q)$(TIMED) haproxy.sh tests/integration/haproxy.sh
 	$(Q)$(TIMED) transparent.sh tests/integration/transparent.sh
 	$(Q)$(TIMED) apps.sh tests/integration/apps.sh
+	$(Q)$(TIMED) send.sh tests/integration/send.sh
 
 # Debian 12's kernel (6.1) under qemu: vm-test builds on the host, then boots it to run
 # vm-suite, which uses what the host built: nothing is built or installed in the guest.
 vm-test: deps
 	$(Q)scripts/deps.sh vm
 	$(Q)$(MAKE) all $(BPF_CHECK) $(RECV_TEST) $(TRUST_TEST) $(SEGMENTS_TEST) $(ACCEPT_TEST) $(DROP_ONCE) \
-		$(STREAM_TEST) $(IMPAIR_OBJS)
+		$(STREAM_TEST) $(SEND_TEST) $(IMPAIR_OBJS)
 	$(Q)scripts/vm-test.sh
 
 vm-suite:
@@ -222,6 +230,7 @@ vm-suite:
 	$(Q)$(TIMED) segments.sh tests/integration/segments.sh
 	$(Q)$(TIMED) trust.sh tests/integration/trust.sh
 	$(Q)$(TIMED) transparent.sh tests/integration/transparent.sh
+	$(Q)$(TIMED) send.sh tests/integration/send.sh
 	@echo "ALL GUEST TESTS PASSED on $$(uname -r)"; cat $(TIMES)
 
 # Transparent mode's integrity section with 10 transfers of 2 GiB per link (outside `make test`).
@@ -267,7 +276,8 @@ INTEGRATION_SCRIPT_accept_test := accept.sh
 INTEGRATION_SCRIPT_segments_test := segments.sh
 INTEGRATION_SCRIPT_trust_test := trust.sh
 INTEGRATION_SCRIPT_stream_test := transparent.sh
-INTEGRATION_PROGS := recv_test accept_test segments_test trust_test stream_test
+INTEGRATION_SCRIPT_send_test := send.sh
+INTEGRATION_PROGS := recv_test accept_test segments_test trust_test stream_test send_test
 UNIT_PROGS := $(notdir $(UNIT_BINS))
 T_PROG := $(firstword $(subst /, ,$(T)))
 T_CASE := $(patsubst $(T_PROG)/%,%,$(filter $(T_PROG)/%,$(T)))
@@ -275,7 +285,7 @@ ifneq ($(filter $(T_PROG),$(UNIT_PROGS)),)
 T_BUILD := $(OUTPUT)/tests/$(T_PROG)
 T_RUN := $(OUTPUT)/tests/$(T_PROG)
 else ifneq ($(INTEGRATION_SCRIPT_$(T_PROG)),)
-T_BUILD := all $(OUTPUT)/tests/$(T_PROG) $(DROP_ONCE) $(STREAM_TEST) $(IMPAIR_OBJS)
+T_BUILD := all $(OUTPUT)/tests/$(T_PROG) $(DROP_ONCE) $(STREAM_TEST) $(SEND_TEST) $(IMPAIR_OBJS)
 T_RUN := tests/integration/$(INTEGRATION_SCRIPT_$(T_PROG))
 endif
 ifneq ($(T),)
