@@ -54,8 +54,8 @@ int ppbpf_sockops(struct bpf_sock_ops *skops)
 	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
 		on_active_established(skops);
 		break;
-	case BPF_SOCK_OPS_RTT_CB:
-		on_rtt(skops);
+	case BPF_SOCK_OPS_HDR_OPT_LEN_CB:
+		on_transmit(skops);
 		break;
 	case BPF_SOCK_OPS_STATE_CB:
 		if (skops->args[1] == BPF_TCP_CLOSE)

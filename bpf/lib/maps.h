@@ -265,7 +265,7 @@ struct {
 /*
  * Sockets whose header is not out yet, by cookie: the sk_msg program runs
  * on their sends (the loader attaches it to this map). A socket leaves at
- * the first acknowledgement of its data, so that later sends cost nothing.
+ * the first segment that carries its header, so that later sends cost nothing.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_SOCKHASH);

@@ -13,9 +13,12 @@
  *                                  (bpf_msg_push_data); if it cannot be
  *                                  written, the send fails (EACCES): nothing
  *                                  goes out without it
- *  sockops, RTT                    at the first acknowledgement of data the
- *                                  socket leaves the sockhash: later sends
- *                                  take the plain TCP path
+ *  sockops, a segment goes out     once the header has gone out with one,
+ *                                  the socket leaves the sockhash, within the
+ *                                  send that wrote it: later sends take the
+ *                                  plain TCP path, and reads never wait in
+ *                                  the sockmap's (on 6.1 a blocking read
+ *                                  there can end in EAGAIN at any wake-up)
  *
  * Nothing on the way in passes through the sockhash: it has no sk_skb
  * program, so the receive path stays TCP's own (see DESIGN's facts).
@@ -129,8 +132,8 @@ static __always_inline void on_active_established(struct bpf_sock_ops *skops)
 		return;
 	}
 	WRITE_ONCE(s->state, SEND_READY);
-	/* the first acknowledgement of data comes as an RTT sample: the socket leaves the sockhash then */
-	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_RTT_CB_FLAG);
+	/* called as each segment goes out (to size its options, which it leaves alone): see on_transmit */
+	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG);
 }
 
 /*
@@ -168,8 +171,13 @@ static __always_inline int connect_allowed(struct bpf_sock_addr *ctx, int v4)
 	return 0;
 }
 
-/* sockops, an RTT sample: data was acknowledged. Once the header is out, the socket leaves the sockhash. */
-static __always_inline void on_rtt(struct bpf_sock_ops *skops)
+/*
+ * sockops, a segment of the connection goes out (its options are sized;
+ * none is added): once the header was written, the socket leaves the
+ * sockhash. The send that wrote it is still running and holds the psock,
+ * which goes when that send returns.
+ */
+static __always_inline void on_transmit(struct bpf_sock_ops *skops)
 {
 	struct bpf_sock *sk = skops->sk;
 	struct ppbpf_send_sk *s = sk ? bpf_sk_storage_get(&send_sks, sk, 0, 0) : NULL;
@@ -179,7 +187,7 @@ static __always_inline void on_rtt(struct bpf_sock_ops *skops)
 	bpf_map_delete_elem(&send_socks, &s->cookie);
 	WRITE_ONCE(s->state, SEND_RELEASED);
 	count(PPBPF_CNT_SEND_RELEASED);
-	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags & ~BPF_SOCK_OPS_RTT_CB_FLAG);
+	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags & ~BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG);
 }
 
 /* Copy the header into the first len bytes of msg (pulled in already). Returns 0 or -1. */

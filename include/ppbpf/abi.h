@@ -278,7 +278,7 @@ enum ppbpf_counter {
 	PPBPF_CNT_T_LATE_PLAIN, /* transparent: no header after bytes were taken in (optional port): reset */
 	PPBPF_CNT_SENT,         /* sending side: headers written before a connection's first bytes */
 	PPBPF_CNT_SEND_FAILED,  /* sending side: first sends failed (EACCES), the header could not be written */
-	PPBPF_CNT_SEND_RELEASED, /* sending side: sockets released from the sockhash once their header was out */
+	PPBPF_CNT_SEND_RELEASED, /* sending side: sockets out of the sockhash, their header sent with a segment */
 	PPBPF_CNT_SEND_NO_ROOM, /* sending side: connections that got no header state (a full map): see README */
 	PPBPF_CNT_SEND_FASTOPEN, /* sending side: TCP Fast Open connects to a --send destination refused (EPERM) */
 	PPBPF_CNT_MAX,
