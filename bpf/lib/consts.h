@@ -21,8 +21,11 @@
 #define PPBPF_PENDING_MAX 65536
 /* Most bytes a small pending entry keeps: what a partial header almost always is (masked: 0xff). */
 #define PPBPF_SMALL_MAX 255
-/* Largest header the sending side writes (v1: 107 bytes; v2 without TLVs: 52). */
-#define PPBPF_SEND_MAX 128
+/*
+ * Largest header the sending side writes (v1: 107 bytes; v2: 52, and its TLVs:
+ * AUTHORITY 3 + 255, ALPN 3 + 64, UNIQUE_ID 3 + 32, CRC32C 7), a power of 2.
+ */
+#define PPBPF_SEND_MAX 512
 /* Sockets waiting for their first send at once (the sockhash the sk_msg program runs for). */
 #define PPBPF_SEND_SOCKS 65536
 /* 64-bit words of a per-port bitmap: one bit for each of the 65536 ports. */

@@ -27,6 +27,7 @@
 #define PPBPF_LIB_SEND_H
 
 #include <bpf/bpf_core_read.h>
+#include <ppbpf/crc32c.h>
 #include "addr.h"
 #include "maps.h"
 #include "policy.h"
@@ -50,18 +51,67 @@ static __always_inline int send_to(__u16 port, int v4, const __u8 *addr)
 
 static const __u8 v2_signature[12] = { 0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A };
 
-/* A v2 PROXY header from src to dst into out. Returns its length. */
-static __always_inline __u32 build_v2(__u8 *out, int v4, const struct ppbpf_endpoint *src,
-				      const struct ppbpf_endpoint *dst)
+/* A TLV at out[at]: its type, 16-bit length and len bytes of val. Returns the offset after it. */
+static __always_inline __u32 put_tlv(__u8 *out, __u32 at, __u8 type, const void *val, __u32 len)
 {
-	__u32 alen = v4 ? 4 : 16, at = 16;
+	__u8 *t = out + (at & (PPBPF_SEND_MAX - 1));
+
+	len &= 0xff; /* every TLV written here is shorter (a bound for the verifier) */
+	t[0] = type;
+	t[1] = 0;
+	t[2] = (__u8)len;
+	if (len)
+		bpf_probe_read_kernel(t + 3, len, val);
+	return at + 3 + len;
+}
+
+/* 128 random bits as 32 hex digits: a UNIQUE_ID of the connection's own. */
+static __always_inline void random_id(__u8 *out)
+{
+	for (int w = 0; w < 4; w++) {
+		__u32 r = bpf_get_prandom_u32();
+
+		for (int k = 0; k < 8; k++) {
+			__u8 d = (r >> (k * 4)) & 15;
+
+			out[w * 8 + k] = d < 10 ? '0' + d : 'a' + d - 10;
+		}
+	}
+}
+
+/* Where the CRC of a header is summed (a bpf_loop callback over its bytes). */
+struct crc_walk {
+	const __u8 *hdr;
+	__u32 len;
+	__u32 crc;
+};
+
+static long crc_byte(__u64 i, void *ctx)
+{
+	struct crc_walk *w = ctx;
+
+	__u32 idx;
+
+	if (i >= w->len)
+		return 1;
+	idx = w->crc ^ w->hdr[i & (PPBPF_SEND_MAX - 1)];
+	/* masked after the xor, as written: 6.1's verifier loses the bound if clang masks first */
+	asm volatile("" : "+r"(idx));
+	w->crc = ppbpf_crc32c_table[idx & 0xff] ^ (w->crc >> 8);
+	return 0;
+}
+
+/* A v2 PROXY header from src to dst into out, with the TLVs pol asks for. Returns its length. */
+static __always_inline __u32 build_v2(__u8 *out, int v4, const struct ppbpf_endpoint *src,
+				      const struct ppbpf_endpoint *dst, const struct ppbpf_send_policy *pol)
+{
+	__u32 alen = v4 ? 4 : 16, at = 16, crc_at = 0;
 	__u16 sport = bpf_htons(src->port), dport = bpf_htons(dst->port);
+	__u8 id[32];
 
 	__builtin_memcpy(out, v2_signature, sizeof(v2_signature));
 	out[12] = 0x21;              /* version 2, PROXY */
 	out[13] = v4 ? 0x11 : 0x21; /* TCP over IPv4 or IPv6 */
-	out[14] = 0;
-	out[15] = v4 ? 12 : 36;     /* the address block */
 	if (v4) {
 		__builtin_memcpy(out + at, src->addr, 4);
 		__builtin_memcpy(out + at + 4, dst->addr, 4);
@@ -72,7 +122,33 @@ static __always_inline __u32 build_v2(__u8 *out, int v4, const struct ppbpf_endp
 	at += 2 * alen;
 	__builtin_memcpy(out + (at & 63), &sport, 2);
 	__builtin_memcpy(out + ((at + 2) & 63), &dport, 2);
-	return at + 4;
+	at += 4;
+	if (pol->authority_len)
+		at = put_tlv(out, at, PPBPF_TLV_AUTHORITY, pol->authority, pol->authority_len);
+	if (pol->alpn_len)
+		at = put_tlv(out, at, PPBPF_TLV_ALPN, pol->alpn, pol->alpn_len);
+	if (pol->flags & PPBPF_SEND_UNIQUE_ID) {
+		random_id(id);
+		at = put_tlv(out, at, PPBPF_TLV_UNIQUE_ID, id, sizeof(id));
+	}
+	if (pol->flags & PPBPF_SEND_CRC32C) {
+		__u32 zero = 0;
+
+		crc_at = at + 3;
+		at = put_tlv(out, at, PPBPF_TLV_CRC32C, &zero, 4);
+	}
+	at &= PPBPF_SEND_MAX - 1;
+	out[14] = (__u8)((at - 16) >> 8); /* what follows the fixed part */
+	out[15] = (__u8)(at - 16);
+	if (crc_at) {
+		struct crc_walk w = { .hdr = out, .len = at, .crc = ~0u };
+		__u32 crc;
+
+		bpf_loop(PPBPF_SEND_MAX, crc_byte, &w, 0);
+		crc = bpf_htonl(~w.crc);
+		__builtin_memcpy(out + (crc_at & (PPBPF_SEND_MAX - 1)), &crc, 4);
+	}
+	return at;
 }
 
 static const char v1_format4[] = "PROXY TCP4 %pI4 %pI4 %u %u\r\n";
@@ -124,7 +200,7 @@ static __always_inline void on_active_established(struct bpf_sock_ops *skops)
 		count(PPBPF_CNT_SEND_NO_ROOM);
 		return;
 	}
-	s->len = pol->version == 1 ? build_v1(s->hdr, v4, &local, &peer) : build_v2(s->hdr, v4, &local, &peer);
+	s->len = pol->version == 1 ? build_v1(s->hdr, v4, &local, &peer) : build_v2(s->hdr, v4, &local, &peer, pol);
 	cookie = bpf_get_socket_cookie(skops);
 	s->cookie = cookie;
 	if (!s->len || bpf_sock_hash_update(skops, &send_socks, &cookie, BPF_NOEXIST)) {
@@ -188,6 +264,7 @@ static __always_inline void on_transmit(struct bpf_sock_ops *skops)
 	WRITE_ONCE(s->state, SEND_RELEASED);
 	count(PPBPF_CNT_SEND_RELEASED);
 	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags & ~BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG);
+	bpf_sk_storage_delete(&send_sks, sk); /* nothing looks at it any more */
 }
 
 /* Copy the header into the first len bytes of msg (pulled in already). Returns 0 or -1. */

@@ -44,7 +44,7 @@ struct ppbpf_send_sk {
 	__u32 state; /* enum send_state */
 	__u32 len;   /* header bytes */
 	__u64 cookie;
-	__u8 hdr[PPBPF_SEND_MAX];
+	__u8 hdr[PPBPF_SEND_MAX + 512]; /* a TLV written at a masked offset stays inside */
 };
 
 /* The first info.tlv_stored TLV bytes of a socket's header, only for headers with TLVs. */

@@ -128,6 +128,12 @@ struct ppbpf_port_policy {
 	__u32 local_uid;  /* with PPBPF_PORT_LOCAL_UID: a peer on this host must be a socket of this user */
 };
 
+/* struct ppbpf_send_policy.flags: TLVs of a v2 header besides AUTHORITY and ALPN */
+#define PPBPF_SEND_CRC32C 0x1    /* a CRC32C TLV (last), over the whole header */
+#define PPBPF_SEND_UNIQUE_ID 0x2 /* a UNIQUE_ID TLV: 32 random hex digits per connection */
+#define PPBPF_SEND_AUTHORITY_MAX 255
+#define PPBPF_SEND_ALPN_MAX 64
+
 /*
  * The sending side: connections that processes of the cgroup open to a
  * remote port with an outbound policy (HASH "send_ports", key: the port,
@@ -137,9 +143,13 @@ struct ppbpf_port_policy {
  * header as their first bytes, written by the kernel (sk_msg).
  */
 struct ppbpf_send_policy {
-	__u8 version; /* 1 or 2 */
-	__u8 pad[3];
-	__u32 flags;  /* none yet: 0 */
+	__u8 version;       /* 1 or 2 */
+	__u8 authority_len; /* v2: an AUTHORITY TLV of these bytes (0: none) */
+	__u8 alpn_len;      /* v2: an ALPN TLV of these bytes (0: none) */
+	__u8 pad;
+	__u32 flags;        /* PPBPF_SEND_* */
+	__u8 authority[PPBPF_SEND_AUTHORITY_MAX];
+	__u8 alpn[PPBPF_SEND_ALPN_MAX];
 };
 
 /* Trusted sources, per port: an LPM key over the port and then the address. */

@@ -816,11 +816,22 @@ check "--transparent with --local-uid is refused, and says why" \
 # The sending side's policy: --send P[:v1|v2] with --send-to, on the command line and in a config.
 check "--send and --send-to: each remote port with its version and the destinations" \
 	'out=$(pp attach "${SAFE[@]}" --send 8443,25:v1 --send-to 10.1.0.0/16,2001:db8::/32 --check) &&
-	 jq -e ".ports == [] and .send == [{\"port\":8443,\"version\":2,\"to\":[\"10.1.0.0/16\",\"2001:db8::/32\"]},
+	 jq -e ".ports == [] and [.send[] | {port, version, to}] == [{\"port\":8443,\"version\":2,\"to\":[\"10.1.0.0/16\",\"2001:db8::/32\"]},
 	   {\"port\":25,\"version\":1,\"to\":[\"10.1.0.0/16\",\"2001:db8::/32\"]}]" <<<"$out" >/dev/null'
 check "--send without --send-to: any destination" \
 	'out=$(pp attach "${SAFE[@]}" --port 7 --send 80:v2 --check) &&
-	 jq -e ".ports[0].port == 7 and .send == [{\"port\":80,\"version\":2,\"to\":[\"0.0.0.0/0\",\"::/0\"]}]" <<<"$out" >/dev/null'
+	 jq -e ".ports[0].port == 7 and [.send[] | {port, version, to}] == [{\"port\":80,\"version\":2,\"to\":[\"0.0.0.0/0\",\"::/0\"]}]" <<<"$out" >/dev/null'
+check "--send-tlv: crc32c, unique-id, authority and alpn, for every port of the group" \
+	'out=$(pp attach "${SAFE[@]}" --send 443,8443 --send-tlv crc32c,unique-id,authority=ppbpf.example,alpn=h2 --check) &&
+	 jq -e "[.send[].tlvs] == [range(2) | {\"crc32c\":true,\"unique_id\":true,\"authority\":\"ppbpf.example\",\"alpn\":\"h2\"}]" <<<"$out" >/dev/null'
+check "--send without --send-tlv: no TLV" \
+	'out=$(pp attach "${SAFE[@]}" --send 443 --check) &&
+	 jq -e ".send[0].tlvs == {\"crc32c\":false,\"unique_id\":false,\"authority\":null,\"alpn\":null}" <<<"$out" >/dev/null'
+expect_usage "--send-tlv on a :v1 port (TLVs need v2)" pp attach "${SAFE[@]}" --send 443:v1 --send-tlv crc32c --check
+expect_usage "--send-tlv with an unknown TLV" pp attach "${SAFE[@]}" --send 443 --send-tlv ssl --check
+expect_usage "--send-tlv with an empty authority" pp attach "${SAFE[@]}" --send 443 --send-tlv authority= --check
+expect_usage "--send-tlv with crc32c twice" pp attach "${SAFE[@]}" --send 443 --send-tlv crc32c,crc32c --check
+expect_usage "--send-tlv without --send" pp attach "${SAFE[@]}" --send-tlv crc32c --check
 expect_usage "--send with a version other than v1 or v2" pp attach "${SAFE[@]}" --send 80:v3 --check
 expect_usage "--send with a port listed twice" pp attach "${SAFE[@]}" --send 80,80:v1 --check
 expect_usage "--send-to without --send" pp attach "${SAFE[@]}" --send-to 10.0.0.0/8 --check
@@ -828,7 +839,7 @@ expect_usage "--send-to with host bits under the prefix" pp attach "${SAFE[@]}" 
 printf 'send 443:v1,8443 send-to 192.0.2.0/24\nsend 25\nport 7 trust 127.0.0.1\n' > "$TMP/send.conf"
 check "config: 'send' lines are sending-side policies, apart from 'port' lines" \
 	'out=$(pp run "${SAFE[@]}" --config "$TMP/send.conf" --check) &&
-	 jq -e "[.ports[].port] == [7] and .send == [{\"port\":443,\"version\":1,\"to\":[\"192.0.2.0/24\"]},
+	 jq -e "[.ports[].port] == [7] and [.send[] | {port, version, to}] == [{\"port\":443,\"version\":1,\"to\":[\"192.0.2.0/24\"]},
 	   {\"port\":8443,\"version\":2,\"to\":[\"192.0.2.0/24\"]},{\"port\":25,\"version\":2,\"to\":[\"0.0.0.0/0\",\"::/0\"]}]" \
 	   <<<"$out" >/dev/null'
 printf 'send 443\nsend 443:v1\n' > "$TMP/send-twice.conf"

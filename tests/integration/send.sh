@@ -40,7 +40,7 @@ new_pin_dir PIN_R send-recv
 TMP=$(mktemp -d /tmp/ppbpf-test-send.XXXXXX)
 CLEANUP+=("rm -rf '$TMP'")
 chmod 755 "$TMP"
-free_port H1 H2 N1 N2 ECHO A1 A2 P_RAW1 P_RAW2 P_OTHER P_PAT1 P_PAT2 P_MANY P_BULK
+free_port H1 H2 H3 P_TLV N1 N2 ECHO A1 A2 P_RAW1 P_RAW2 P_OTHER P_PAT1 P_PAT2 P_MANY P_BULK
 
 # in_cg CG CMD...: CMD in cgroup CG (the sending side looks at its sockets' cgroup).
 in_cg() {
@@ -59,6 +59,8 @@ counter() { status | jq ".counters.$1"; }
 "$CLI" attach --cgroup "$CG" --pin-dir "$PIN" \
 	--send "$H1:v1,$H2:v2,$N1:v1,$N2:v2,$A1:v1,$A2:v2,$P_RAW1:v1,$P_RAW2:v2,$P_PAT1:v1,$P_PAT2:v2,$P_MANY:v2,$P_BULK:v2" \
 	--send-to 127.0.0.0/8,::1/128 >/dev/null
+"$CLI" attach --cgroup "$CG" --pin-dir "$PIN" --send "$H3,$P_TLV" --send-to 127.0.0.0/8 \
+	--send-tlv crc32c,unique-id,authority=backend.ppbpf.example,alpn=h2 >/dev/null
 
 # a small TCP client in the sending cgroup: connect from SRC, send LINE, print "SRC_ADDR:SRC_PORT" and the reply
 # (client SRC PORT LINE [half-close])
@@ -130,7 +132,10 @@ defaults
 	timeout connect 5s
 	timeout client 10s
 	timeout server 10s
-	log-format "hap %ci:%cp %fi:%fp"
+	log-format "hap %ci:%cp %fi:%fp %[fc_pp_authority] %[fc_pp_unique_id]"
+frontend tlvs
+	bind 127.0.0.1:$H3 accept-proxy
+	default_backend echo
 frontend v1
 	bind 127.0.0.1:$H1 accept-proxy
 	default_backend echo
@@ -165,7 +170,7 @@ http {
 EOF
 	nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log" &
 	PIDS+=($!)
-	for p in "$ECHO" "$H1" "$H2" "$N1" "$N2"; do wait_listening "$p" "see $TMP/haproxy.log, $TMP/nginx/error.log"; done
+	for p in "$ECHO" "$H1" "$H2" "$H3" "$N1" "$N2"; do wait_listening "$p" "see $TMP/haproxy.log, $TMP/nginx/error.log"; done
 
 	# HAProxy: the header's source is the client's own address and port, its destination the frontend's
 	for port in "$H1" "$H2"; do
@@ -177,6 +182,29 @@ EOF
 			fail "HAProxy on $port did not log the header's client $me: $(grep hap "$TMP/haproxy.log" | tail -3)"
 	done
 	echo "receivers: HAProxy accept-proxy logged the client's own address (127.0.0.2) and port from v1 and v2 headers"
+
+	# v2 TLVs: HAProxy checks the CRC32C (a wrong one is refused: the check is real) and logs AUTHORITY and UNIQUE_ID
+	python3 - "$H3" <<'PY' || fail "HAProxy accepted a v2 header whose CRC32C is wrong: it does not check it"
+import socket, struct, sys
+tlvs = b"\x03\x00\x04\xde\xad\xbe\xef"  # a CRC32C TLV with a wrong value
+hdr = (b"\r\n\r\n\x00\r\nQUIT\n\x21\x11" + struct.pack(">H", 12 + len(tlvs)) + socket.inet_aton("198.51.100.7") +
+       socket.inet_aton("127.0.0.1") + struct.pack(">HH", 4000, int(sys.argv[1])) + tlvs)
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(hdr + b"crc?")
+s.shutdown(socket.SHUT_WR)
+try:
+    got = s.recv(100)
+except OSError:
+    got = b""
+sys.exit(0 if got == b"" else 1)
+PY
+	out=$(client 127.0.0.4 "$H3" "tlvs" half-close)
+	me=$(head -1 <<< "$out")
+	[ "$(tail -n +2 <<< "$out")" = "tlvs" ] || fail "HAProxy refused the kernel's v2 header with TLVs: $(grep -v '^hap' "$TMP/haproxy.log" | tail -2)"
+	for _ in $(seq 50); do grep -q "hap $me 127.0.0.1:$H3 backend.ppbpf.example [0-9a-f]\{32\}$" "$TMP/haproxy.log" && break; sleep 0.1; done
+	grep -q "hap $me 127.0.0.1:$H3 backend.ppbpf.example [0-9a-f]\{32\}$" "$TMP/haproxy.log" ||
+		fail "HAProxy did not log the AUTHORITY and a 32-digit UNIQUE_ID: $(grep "hap $me" "$TMP/haproxy.log")"
+	echo "receivers: HAProxy checked the kernel's CRC32C (and refused a wrong one), and logged its AUTHORITY and UNIQUE_ID"
 
 	# nginx: $proxy_protocol_addr and _port are the client's
 	for port in "$N1" "$N2"; do
@@ -337,7 +365,37 @@ PY
 	me=$(head -1 <<< "$out")
 	want="b'PROXY TCP4 ${me%:*} 127.0.0.1 ${me##*:} $P_RAW1\\r\\nabc'"
 	[ "$(tail -1 "$TMP/raw1")" = "$want" ] || fail "the v1 header on the wire: $(tail -1 "$TMP/raw1"), want $want"
-	echo "policy: the bytes on the wire are exactly the header (v1 and v2) and then the application's"
+	# the TLVs on the wire, in order, with the header's length and the CRC32C over all of it
+	raw_recv "$P_TLV" "$TMP/rawtlv"
+	client 127.0.0.1 "$P_TLV" "abc" half-close >/dev/null
+	wait "$RAW"
+	python3 - "$TMP/rawtlv" <<'PY' || fail "the v2 TLVs on the wire: $(tail -1 "$TMP/rawtlv")"
+import ast, struct, sys
+data = ast.literal_eval(open(sys.argv[1]).read().splitlines()[-1])
+n = struct.unpack(">H", data[14:16])[0]
+hdr, rest = data[:16 + n], data[16 + n:]
+tlvs, at = [], 28
+while at < len(hdr):
+    t, l = hdr[at], struct.unpack(">H", hdr[at + 1:at + 3])[0]
+    tlvs.append((t, hdr[at + 3:at + 3 + l]))
+    at += 3 + l
+def crc32c(b):
+    c = 0xffffffff
+    for x in b:
+        c ^= x
+        for _ in range(8):
+            c = (c >> 1) ^ (0x82f63b78 if c & 1 else 0)
+    return c ^ 0xffffffff
+types = [t for t, _ in tlvs]
+uid, crc = tlvs[2][1], tlvs[3][1]
+zeroed = hdr[:len(hdr) - 4] + b"\0\0\0\0"
+ok = (rest == b"abc" and at == len(hdr) and types == [0x02, 0x01, 0x05, 0x03] and tlvs[0][1] == b"backend.ppbpf.example"
+      and tlvs[1][1] == b"h2" and len(uid) == 32 and all(c in b"0123456789abcdef" for c in uid)
+      and struct.unpack(">I", crc)[0] == crc32c(zeroed))
+sys.exit(0 if ok else 1)
+PY
+	echo "policy: the bytes on the wire are exactly the header (v1 and v2) and then the application's;"
+	echo "  v2 TLVs in order (AUTHORITY, ALPN, UNIQUE_ID, CRC32C over the whole header)"
 
 	# a destination outside --send-to gets nothing
 	"$CLI" attach --cgroup "$CG" --pin-dir "$PIN" --send "$P_OTHER" --send-to 192.0.2.0/24 >/dev/null

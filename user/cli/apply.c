@@ -65,9 +65,11 @@ static int set_send_policy(const struct attach_args *a, const struct ppbpf_maps 
 		return 0;
 	for (int g = 0; g < a->n_sends; g++)
 		for (int i = 0; i < a->sends[g].n_ports; i++)
-			ports[n++] = (struct send_port){ .port = a->sends[g].ports[i],
-							 .pol = { .version = a->sends[g].versions[i] },
-							 .to = a->sends[g].to, .n_to = a->sends[g].n_to };
+		{
+			ports[n] = (struct send_port){ .port = a->sends[g].ports[i], .pol = a->sends[g].tlvs,
+						       .to = a->sends[g].to, .n_to = a->sends[g].n_to };
+			ports[n++].pol.version = a->sends[g].versions[i];
+		}
 	return policy_apply_send(m, ports, n, exact, port);
 }
 

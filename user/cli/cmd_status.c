@@ -283,7 +283,10 @@ static void print_status_text(const char *cgroup, const char *pin_dir, const str
 		int nt = policy_send_to_of(m, ports[i], to, MAX_TRUST);
 
 		bpf_map_lookup_elem(m->send_ports, &ports[i], &pol);
-		printf("  %-5u v%u to", ports[i], pol.version);
+		printf("  %-5u v%u%s%s%s%.*s%s%.*s to", ports[i], pol.version, pol.flags & PPBPF_SEND_CRC32C ? " crc32c" : "",
+		       pol.flags & PPBPF_SEND_UNIQUE_ID ? " unique-id" : "", pol.authority_len ? " authority=" : "",
+		       pol.authority_len, (const char *)pol.authority, pol.alpn_len ? " alpn=" : "", pol.alpn_len,
+		       (const char *)pol.alpn);
 		for (int t = 0; t < nt; t++) {
 			char txt[CIDR_STRLEN];
 
@@ -363,7 +366,7 @@ static void print_status_json(const char *cgroup, const char *pin_dir, const str
 		int nt = policy_send_to_of(m, ports[i], to, MAX_TRUST);
 
 		bpf_map_lookup_elem(m->send_ports, &ports[i], &pol);
-		json_send_policy(&j, ports[i], pol.version, to, nt);
+		json_send_policy(&j, ports[i], &pol, to, nt);
 	}
 	json_arr_end(&j);
 	json_kv_int(&j, "tlv_cap", tlv_cap);

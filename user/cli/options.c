@@ -26,7 +26,7 @@ FILE *options_diag;
 /* The options without a short letter. */
 enum { OPT_TLV_CAP = CLI_LONG_ONLY, OPT_TABLE_SIZE, OPT_MODE, OPT_UNTRUSTED, OPT_VERSIONS, OPT_TIMEOUT,
        OPT_CONFIG, OPT_KEEP, OPT_SWEEP_MS, OPT_LOG_RATE, OPT_CHECK, OPT_LOCAL_UID, OPT_TRANSPARENT,
-       OPT_DEV, OPT_SEND, OPT_SEND_TO };
+       OPT_DEV, OPT_SEND, OPT_SEND_TO, OPT_SEND_TLV };
 
 /* Where an option may be given (its scope); the first three are also its section of the help. */
 enum { PER_PORT = 1, WHOLE = 2, RUN_ONLY = 4, CMDLINE_ONLY = 8, PER_SEND = 16 };
@@ -77,6 +77,9 @@ static const struct cli_option defs[] = {
 	  "with the socket's own addresses; v2 unless :v1 is given", PER_SEND, SEND_SET_PORTS },
 	{ "send-to", OPT_SEND_TO, "CIDR[,...]",
 	  "only connections to these destinations (default: any)", PER_SEND, SEND_SET_TO },
+	{ "send-tlv", OPT_SEND_TLV, "TLV[,...]",
+	  "v2 TLVs of the sent headers: crc32c, unique-id (32 random\n"
+	  "hex digits per connection), authority=NAME, alpn=PROTO", PER_SEND, SEND_SET_TLV },
 	{ "tlv-cap", OPT_TLV_CAP, "BYTES", "TLV bytes kept per socket (default 512, at most 1024)",
 	  WHOLE, 1 << 0 },
 	{ "cgroup", 'c', "PATH",
@@ -292,6 +295,44 @@ static const char *add_send_to(const char *item, void *gv)
 	return NULL;
 }
 
+/* One item of --send-tlv. */
+static const char *add_send_tlv(const char *item, void *gv)
+{
+	struct send_group *g = gv;
+	struct ppbpf_send_policy *t = &g->tlvs;
+	size_t n;
+
+	if (!strcmp(item, "crc32c") || !strcmp(item, "unique-id")) {
+		__u32 bit = item[0] == 'c' ? PPBPF_SEND_CRC32C : PPBPF_SEND_UNIQUE_ID;
+
+		if (t->flags & bit)
+			return "a TLV listed twice";
+		t->flags |= bit;
+		return NULL;
+	}
+	if (!strncmp(item, "authority=", 10)) {
+		n = strlen(item + 10);
+		if (t->authority_len)
+			return "a TLV listed twice";
+		if (!n || n > PPBPF_SEND_AUTHORITY_MAX)
+			return "authority= needs 1 to 255 bytes";
+		memcpy(t->authority, item + 10, n);
+		t->authority_len = (__u8)n;
+		return NULL;
+	}
+	if (!strncmp(item, "alpn=", 5)) {
+		n = strlen(item + 5);
+		if (t->alpn_len)
+			return "a TLV listed twice";
+		if (!n || n > PPBPF_SEND_ALPN_MAX)
+			return "alpn= needs 1 to 64 bytes";
+		memcpy(t->alpn, item + 5, n);
+		t->alpn_len = (__u8)n;
+		return NULL;
+	}
+	return "not crc32c, unique-id, authority=NAME or alpn=PROTO";
+}
+
 /* An option of the sending side into the group being read. Returns EXIT_USAGE after saying why, or 0. */
 static int apply_send_option(struct send_group *g, const struct cli_option *d, const char *arg, const struct where *w)
 {
@@ -300,7 +341,7 @@ static int apply_send_option(struct send_group *g, const struct cli_option *d, c
 	if (g->set & d->bit)
 		return say(w, "'%s' given twice in one policy", d->name);
 	g->set |= d->bit;
-	err = each_item(arg, g, &bad, d->val == OPT_SEND ? add_send_port : add_send_to);
+	err = each_item(arg, g, &bad, d->val == OPT_SEND ? add_send_port : d->val == OPT_SEND_TO ? add_send_to : add_send_tlv);
 	if (!err)
 		return 0;
 	if (strcmp(bad, arg))
@@ -499,7 +540,10 @@ static int finish_send_group(struct attach_args *a, const struct where *w)
 	long ports = g->n_ports, keys[2] = { 0, 0 };
 
 	if (!(g->set & SEND_SET_PORTS))
-		return say(w, "--send-to without --send");
+		return say(w, "--send-to or --send-tlv without --send");
+	for (int i = 0; (g->set & SEND_SET_TLV) && i < g->n_ports; i++)
+		if (g->versions[i] != 2)
+			return say(w, "--send-tlv: TLVs need v2, and port %u is :v1", g->ports[i]);
 	for (int k = 0; k < a->n_sends; k++) {
 		const struct send_group *o = &a->sends[k];
 
@@ -830,20 +874,48 @@ void options_print_json(const struct attach_args *a, FILE *f)
 	json_arr_begin(&j);
 	for (int k = 0; k < a->n_sends; k++)
 		for (int i = 0; i < a->sends[k].n_ports; i++)
-			json_send_policy(&j, a->sends[k].ports[i], a->sends[k].versions[i], a->sends[k].to,
-					 a->sends[k].n_to);
+		{
+			struct ppbpf_send_policy pol = a->sends[k].tlvs;
+
+			pol.version = a->sends[k].versions[i];
+			json_send_policy(&j, a->sends[k].ports[i], &pol, a->sends[k].to, a->sends[k].n_to);
+		}
 	json_arr_end(&j);
 	json_obj_end(&j);
 	json_end(&j);
 }
 
-void json_send_policy(struct json *j, __u16 port, int version, const struct cidr *to, int n_to)
+/* A TLV value as a JSON string, or null when there is none. */
+static void json_tlv_text(struct json *j, const char *key, const __u8 *v, size_t n)
+{
+	char txt[PPBPF_SEND_AUTHORITY_MAX + 1];
+
+	json_key(j, key);
+	if (!n) {
+		json_null(j);
+		return;
+	}
+	memcpy(txt, v, n);
+	txt[n] = '\0';
+	json_str(j, txt);
+}
+
+void json_send_policy(struct json *j, __u16 port, const struct ppbpf_send_policy *pol, const struct cidr *to, int n_to)
 {
 	static const struct cidr any[2] = { { .af = AF_INET }, { .af = AF_INET6 } };
 
 	json_obj_begin(j);
 	json_kv_int(j, "port", port);
-	json_kv_int(j, "version", version);
+	json_kv_int(j, "version", pol->version);
+	json_key(j, "tlvs");
+	json_obj_begin(j);
+	json_key(j, "crc32c");
+	json_bool(j, pol->flags & PPBPF_SEND_CRC32C);
+	json_key(j, "unique_id");
+	json_bool(j, pol->flags & PPBPF_SEND_UNIQUE_ID);
+	json_tlv_text(j, "authority", pol->authority, pol->authority_len);
+	json_tlv_text(j, "alpn", pol->alpn, pol->alpn_len);
+	json_obj_end(j);
 	json_key(j, "to");
 	json_arr_begin(j);
 	for (int t = 0; t < (n_to ? n_to : 2); t++) {

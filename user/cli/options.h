@@ -16,8 +16,8 @@ struct json;
 const char *versions_of(__u32 flags);
 /* A port policy's fields as JSON keys of the object being written: mode, untrusted, ... local_uid. */
 void json_port_policy(struct json *j, const struct ppbpf_port_policy *pol);
-/* One remote port's outbound policy as a JSON object: port, version, to (no block: any). */
-void json_send_policy(struct json *j, __u16 port, int version, const struct cidr *to, int n_to);
+/* One remote port's outbound policy as a JSON object: port, version, tlvs, to (no block: any). */
+void json_send_policy(struct json *j, __u16 port, const struct ppbpf_send_policy *pol, const struct cidr *to, int n_to);
 
 /* --pin-dir of the commands that work on an attachment: detach, status, list. */
 #define PIN_DIR_OPTION \
@@ -48,7 +48,7 @@ struct port_group {
 };
 
 /* The sending side's options a group was given (each at most once). */
-enum { SEND_SET_PORTS = 1 << 0, SEND_SET_TO = 1 << 1 };
+enum { SEND_SET_PORTS = 1 << 0, SEND_SET_TO = 1 << 1, SEND_SET_TLV = 1 << 2 };
 
 /* Remote ports whose outgoing connections get a header, and the destinations that do. */
 struct send_group {
@@ -57,6 +57,7 @@ struct send_group {
 	int n_ports;
 	struct cidr to[MAX_TRUST];
 	int n_to;               /* 0: any destination */
+	struct ppbpf_send_policy tlvs; /* --send-tlv: the TLV fields of every port's policy (version aside) */
 	unsigned int set;       /* SEND_SET_* */
 	int line;               /* its config line; 0: the command line */
 };
