@@ -218,11 +218,68 @@ static bool doomed_on_apply(const union trust_key *k, int af, const void *arg)
 	return c->removed && marked(c->removed, port);
 }
 
-int policy_apply(const struct ppbpf_maps *m, const struct policy_port *ports, int n, bool exact, __u16 *failed_port)
+/* A port and the blocks it wants in a pair of per-port prefix tries (none listed: the two "any" blocks). */
+struct port_blocks {
+	__u16 port;
+	const struct cidr *blocks;
+	int n;
+};
+
+/*
+ * Add the blocks of pb[] that the tries (fds: IPv4, IPv6; have: their keys)
+ * lack; on a failure, those added go again: nothing has changed. 0 or -errno.
+ */
+static int add_blocks(const int *fds, const struct port_blocks *pb, int n, const struct key_set *have,
+		      __u16 *failed_port)
 {
 	static const struct cidr any[2] = { { .af = AF_INET }, { .af = AF_INET6 } };
+	struct key_set added[2] = { { 0 } };
+	int rc = 0;
+
+	for (int i = 0; !rc && i < n; i++) {
+		const struct cidr *list = pb[i].n ? pb[i].blocks : any;
+		int nt = pb[i].n ? pb[i].n : 2;
+
+		for (int t = 0; !rc && t < nt; t++) {
+			int f = list[t].af == AF_INET ? 0 : 1, af = list[t].af;
+			struct key_set *a = &added[f];
+			union trust_key k;
+			__u8 one = 1;
+
+			make_key(&k, pb[i].port, &list[t]);
+			if (key_in(&have[f], &k, af) || key_in(a, &k, af))
+				continue;
+			if (a->n == a->cap) {
+				size_t cap = a->cap ? a->cap * 2 : 64;
+				union trust_key *grown = realloc(a->keys, cap * sizeof(*grown));
+
+				if (!grown) {
+					rc = -ENOMEM;
+					break;
+				}
+				a->keys = grown;
+				a->cap = cap;
+			}
+			if (bpf_map_update_elem(fds[f], &k, &one, BPF_NOEXIST)) {
+				rc = -errno;
+				*failed_port = pb[i].port;
+				break;
+			}
+			a->keys[a->n++] = k;
+		}
+	}
+	for (int f = 0; f < 2; f++) {
+		for (size_t i = 0; rc && i < added[f].n; i++)
+			bpf_map_delete_elem(fds[f], &added[f].keys[i]);
+		free(added[f].keys);
+	}
+	return rc;
+}
+
+int policy_apply(const struct ppbpf_maps *m, const struct policy_port *ports, int n, bool exact, __u16 *failed_port)
+{
 	static __u64 owned[65536 / 64], removed[65536 / 64];
-	struct key_set have[2] = { { 0 } }, added[2] = { { 0 } };
+	struct key_set have[2] = { { 0 } };
 	int *index = malloc(65536 * sizeof(int)), rc = 0;
 	const int afs[2] = { AF_INET, AF_INET6 };
 	struct apply_ctx ctx = { .ports = ports };
@@ -239,45 +296,17 @@ int policy_apply(const struct ppbpf_maps *m, const struct policy_port *ports, in
 		rc = read_keys(trust_fd(m, afs[f]), afs[f], &have[f]);
 
 	/* 1. The new trusted blocks; on a failure, take back those added: nothing has changed. */
-	for (int i = 0; !rc && i < n; i++) {
-		const struct cidr *list = ports[i].n_trust ? ports[i].trust : any;
-		int nt = ports[i].n_trust ? ports[i].n_trust : 2;
+	if (!rc) {
+		const int fds[2] = { m->trust4, m->trust6 };
+		struct port_blocks *pb = calloc((size_t)n + 1, sizeof(*pb));
 
-		for (int t = 0; !rc && t < nt; t++) {
-			int f = list[t].af == AF_INET ? 0 : 1;
-			struct key_set *a = &added[f];
-			union trust_key k;
-			__u8 one = 1;
-
-			make_key(&k, ports[i].port, &list[t]);
-			if (key_in(&have[f], &k, afs[f]) || key_in(a, &k, afs[f]))
-				continue;
-			if (bpf_map_update_elem(trust_fd(m, afs[f]), &k, &one, BPF_NOEXIST)) {
-				rc = -errno;
-				*failed_port = ports[i].port;
-				break;
-			}
-			if (a->n == a->cap) {
-				size_t cap = a->cap ? a->cap * 2 : 64;
-				union trust_key *grown = realloc(a->keys, cap * sizeof(*grown));
-
-				if (!grown) {
-					bpf_map_delete_elem(trust_fd(m, afs[f]), &k);
-					rc = -ENOMEM;
-					break;
-				}
-				a->keys = grown;
-				a->cap = cap;
-			}
-			a->keys[a->n++] = k;
-		}
+		for (int i = 0; pb && i < n; i++)
+			pb[i] = (struct port_blocks){ ports[i].port, ports[i].trust, ports[i].n_trust };
+		rc = pb ? add_blocks(fds, pb, n, have, failed_port) : -ENOMEM;
+		free(pb);
 	}
-	if (rc) {
-		for (int f = 0; f < 2; f++)
-			for (size_t i = 0; i < added[f].n; i++)
-				bpf_map_delete_elem(trust_fd(m, afs[f]), &added[f].keys[i]);
+	if (rc)
 		goto out;
-	}
 
 	/* 2. The policies, then the bits: the ingress hook looks at a port once its bit is set. */
 	for (int i = 0; !rc && i < n; i++) {
@@ -317,10 +346,8 @@ int policy_apply(const struct ppbpf_maps *m, const struct policy_port *ports, in
 	for (int f = 0; !rc && f < 2; f++)
 		rc = delete_keys(trust_fd(m, afs[f]), afs[f], &have[f], doomed_on_apply, &ctx);
 out:
-	for (int f = 0; f < 2; f++) {
+	for (int f = 0; f < 2; f++)
 		free(have[f].keys);
-		free(added[f].keys);
-	}
 	free(index);
 	return rc;
 }
@@ -401,54 +428,6 @@ static int send_to_fd(const struct ppbpf_maps *m, int af)
 	return af == AF_INET ? m->send_to4 : m->send_to6;
 }
 
-/* Add the destination blocks of ports[] that the maps lack; on a failure, those added go again. 0 or -errno. */
-static int add_send_blocks(const struct ppbpf_maps *m, const struct send_port *ports, int n,
-			   const struct key_set *have, __u16 *failed_port)
-{
-	static const struct cidr any[2] = { { .af = AF_INET }, { .af = AF_INET6 } };
-	struct key_set added[2] = { { 0 } };
-	int rc = 0;
-
-	for (int i = 0; !rc && i < n; i++) {
-		const struct cidr *list = ports[i].n_to ? ports[i].to : any;
-		int nt = ports[i].n_to ? ports[i].n_to : 2;
-
-		for (int t = 0; !rc && t < nt; t++) {
-			int f = list[t].af == AF_INET ? 0 : 1, af = list[t].af;
-			struct key_set *a = &added[f];
-			union trust_key k;
-			__u8 one = 1;
-
-			make_key(&k, ports[i].port, &list[t]);
-			if (key_in(&have[f], &k, af) || key_in(a, &k, af))
-				continue;
-			if (a->n == a->cap) {
-				size_t cap = a->cap ? a->cap * 2 : 64;
-				union trust_key *grown = realloc(a->keys, cap * sizeof(*grown));
-
-				if (!grown) {
-					rc = -ENOMEM;
-					break;
-				}
-				a->keys = grown;
-				a->cap = cap;
-			}
-			if (bpf_map_update_elem(send_to_fd(m, af), &k, &one, BPF_NOEXIST)) {
-				rc = -errno;
-				*failed_port = ports[i].port;
-				break;
-			}
-			a->keys[a->n++] = k;
-		}
-	}
-	for (int f = 0; f < 2; f++) {
-		for (size_t i = 0; rc && i < added[f].n; i++)
-			bpf_map_delete_elem(send_to_fd(m, f ? AF_INET6 : AF_INET), &added[f].keys[i]);
-		free(added[f].keys);
-	}
-	return rc;
-}
-
 struct send_ctx {
 	const struct send_port *ports;
 	const int *index;     /* port -> index in ports, -1: not given */
@@ -495,8 +474,15 @@ int policy_apply_send(const struct ppbpf_maps *m, const struct send_port *ports,
 	for (int f = 0; !rc && f < 2; f++)
 		rc = read_keys(send_to_fd(m, afs[f]), afs[f], &have[f]);
 	/* 1. new destinations; 2. the policies, then the bits (sockops looks at a port once its bit is set) */
-	if (!rc)
-		rc = add_send_blocks(m, ports, n, have, failed_port);
+	if (!rc) {
+		const int fds[2] = { m->send_to4, m->send_to6 };
+		struct port_blocks *pb = calloc((size_t)n + 1, sizeof(*pb));
+
+		for (int i = 0; pb && i < n; i++)
+			pb[i] = (struct port_blocks){ ports[i].port, ports[i].to, ports[i].n_to };
+		rc = pb ? add_blocks(fds, pb, n, have, failed_port) : -ENOMEM;
+		free(pb);
+	}
 	for (int i = 0; !rc && i < n; i++) {
 		if (bpf_map_update_elem(m->send_ports, &ports[i].port, &ports[i].pol, BPF_ANY))
 			rc = -errno;
