@@ -276,35 +276,45 @@ static int add_blocks(const int *fds, const struct port_blocks *pb, int n, const
 	return rc;
 }
 
+/*
+ * The start of an apply: where each port is in pb (index, 65536 entries, -1:
+ * not given; the caller frees it), the tries' keys (have[2]), and pb's new
+ * blocks added (add_blocks). 0 or -errno.
+ */
+static int begin_apply(const int *fds, const struct port_blocks *pb, int n, int **index, struct key_set *have,
+		       __u16 *failed_port)
+{
+	const int afs[2] = { AF_INET, AF_INET6 };
+	int rc = 0;
+
+	*failed_port = 0;
+	*index = malloc(65536 * sizeof(int));
+	if (!*index)
+		return -ENOMEM;
+	for (int i = 0; i < 65536; i++)
+		(*index)[i] = -1;
+	for (int i = 0; i < n; i++)
+		(*index)[pb[i].port] = i;
+	for (int f = 0; !rc && f < 2; f++)
+		rc = read_keys(fds[f], afs[f], &have[f]);
+	return rc ? rc : add_blocks(fds, pb, n, have, failed_port);
+}
+
 int policy_apply(const struct ppbpf_maps *m, const struct policy_port *ports, int n, bool exact, __u16 *failed_port)
 {
 	static __u64 owned[65536 / 64], removed[65536 / 64];
 	struct key_set have[2] = { { 0 } };
-	int *index = malloc(65536 * sizeof(int)), rc = 0;
-	const int afs[2] = { AF_INET, AF_INET6 };
+	const int afs[2] = { AF_INET, AF_INET6 }, fds[2] = { m->trust4, m->trust6 };
+	struct port_blocks *pb = calloc((size_t)n + 1, sizeof(*pb));
 	struct apply_ctx ctx = { .ports = ports };
+	int *index = NULL, rc;
 
-	*failed_port = 0;
-	if (!index)
-		return -ENOMEM;
-	for (int i = 0; i < 65536; i++)
-		index[i] = -1;
-	for (int i = 0; i < n; i++)
-		index[ports[i].port] = i;
-	ctx.index = index;
-	for (int f = 0; !rc && f < 2; f++)
-		rc = read_keys(trust_fd(m, afs[f]), afs[f], &have[f]);
-
+	for (int i = 0; pb && i < n; i++)
+		pb[i] = (struct port_blocks){ ports[i].port, ports[i].trust, ports[i].n_trust };
 	/* 1. The new trusted blocks; on a failure, take back those added: nothing has changed. */
-	if (!rc) {
-		const int fds[2] = { m->trust4, m->trust6 };
-		struct port_blocks *pb = calloc((size_t)n + 1, sizeof(*pb));
-
-		for (int i = 0; pb && i < n; i++)
-			pb[i] = (struct port_blocks){ ports[i].port, ports[i].trust, ports[i].n_trust };
-		rc = pb ? add_blocks(fds, pb, n, have, failed_port) : -ENOMEM;
-		free(pb);
-	}
+	rc = pb ? begin_apply(fds, pb, n, &index, have, failed_port) : -ENOMEM;
+	free(pb);
+	ctx.index = index;
 	if (rc)
 		goto out;
 
@@ -460,29 +470,17 @@ int policy_apply_send(const struct ppbpf_maps *m, const struct send_port *ports,
 	static __u64 owned[65536 / 64], removed[65536 / 64];
 	const int afs[2] = { AF_INET, AF_INET6 };
 	struct key_set have[2] = { { 0 } };
-	int *index = malloc(65536 * sizeof(int)), rc = 0;
+	const int fds[2] = { m->send_to4, m->send_to6 };
+	struct port_blocks *pb = calloc((size_t)n + 1, sizeof(*pb));
 	struct send_ctx ctx = { .ports = ports };
+	int *index = NULL, rc;
 
-	*failed_port = 0;
-	if (!index)
-		return -ENOMEM;
-	for (int i = 0; i < 65536; i++)
-		index[i] = -1;
-	for (int i = 0; i < n; i++)
-		index[ports[i].port] = i;
-	ctx.index = index;
-	for (int f = 0; !rc && f < 2; f++)
-		rc = read_keys(send_to_fd(m, afs[f]), afs[f], &have[f]);
+	for (int i = 0; pb && i < n; i++)
+		pb[i] = (struct port_blocks){ ports[i].port, ports[i].to, ports[i].n_to };
 	/* 1. new destinations; 2. the policies, then the bits (sockops looks at a port once its bit is set) */
-	if (!rc) {
-		const int fds[2] = { m->send_to4, m->send_to6 };
-		struct port_blocks *pb = calloc((size_t)n + 1, sizeof(*pb));
-
-		for (int i = 0; pb && i < n; i++)
-			pb[i] = (struct port_blocks){ ports[i].port, ports[i].to, ports[i].n_to };
-		rc = pb ? add_blocks(fds, pb, n, have, failed_port) : -ENOMEM;
-		free(pb);
-	}
+	rc = pb ? begin_apply(fds, pb, n, &index, have, failed_port) : -ENOMEM;
+	free(pb);
+	ctx.index = index;
 	for (int i = 0; !rc && i < n; i++) {
 		if (bpf_map_update_elem(m->send_ports, &ports[i].port, &ports[i].pol, BPF_ANY))
 			rc = -errno;
