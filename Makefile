@@ -180,12 +180,12 @@ $(SEGMENTS_TEST): tests/integration/segments_test.c tests/integration/testlib.h 
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LIBA) -lpthread $(LIBBPF_LIBS)
 
 $(SEND_TEST): tests/integration/send_test.c include/ppbpf/parse.h include/ppbpf/crc32c.h include/ppbpf/target.h \
-		| $(OUTPUT)/tests
+		tests/integration/streamlib.h | $(OUTPUT)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $< -lpthread
 
 $(STREAM_TEST): tests/integration/stream_test.c include/ppbpf/abi.h include/ppbpf/crc32c.h include/ppbpf/target.h \
-		| $(OUTPUT)/tests
+		tests/integration/streamlib.h | $(OUTPUT)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $< -lpthread
 

@@ -62,7 +62,10 @@
 #include <time.h>
 #include <unistd.h>
 #include <ppbpf/parse.h>
+#define STREAMLIB_PROG "send_test"
+#define STREAMLIB_DOTTED_QUADS_ONLY 1
 #include "testlib.h"
+#include "streamlib.h"
 
 /* ---- constants of the wire contract ------------------------------------------ */
 
@@ -92,115 +95,6 @@ static int timeout_s = TIMEOUT_S;
 
 /* ---- small utilities ----------------------------------------------------------- */
 
-static void die_usage(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
-static void die_usage(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("send_test: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputs(" (see --help)\n", stderr);
-	exit(2);
-}
-
-static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
-
-/* One JSON line, written whole with one write(2), so threads never interleave. */
-static void emit(const char *line)
-{
-	size_t n = strlen(line);
-	char *buf = malloc(n + 1);
-
-	if (!buf)
-		abort();
-	memcpy(buf, line, n);
-	buf[n] = '\n';
-	pthread_mutex_lock(&out_lock);
-	for (size_t off = 0; off <= n;) {
-		ssize_t w = write(1, buf + off, n + 1 - off);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			break;
-		off += (size_t)w;
-	}
-	pthread_mutex_unlock(&out_lock);
-	free(buf);
-}
-
-/* A growing text buffer for one JSON line. */
-struct jbuf {
-	char s[4096];
-	size_t n;
-};
-
-static void jadd(struct jbuf *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void jadd(struct jbuf *j, const char *fmt, ...)
-{
-	va_list ap;
-	int w;
-
-	if (j->n >= sizeof(j->s) - 1)
-		return;
-	va_start(ap, fmt);
-	w = vsnprintf(j->s + j->n, sizeof(j->s) - j->n, fmt, ap);
-	va_end(ap);
-	if (w > 0)
-		j->n += (size_t)w;
-	if (j->n > sizeof(j->s) - 1)
-		j->n = sizeof(j->s) - 1;
-}
-
-/* ,"key":"value" (the texts here are errno names, addresses and hex). NULL: ,"key":null */
-static void jstr(struct jbuf *j, const char *key, const char *val)
-{
-	if (!val) {
-		jadd(j, ",\"%s\":null", key);
-		return;
-	}
-	jadd(j, ",\"%s\":\"", key);
-	for (const char *p = val; *p; p++)
-		if (*p == '"' || *p == '\\')
-			jadd(j, "\\%c", *p);
-		else if ((unsigned char)*p < 0x20)
-			jadd(j, "\\u%04x", (unsigned char)*p);
-		else
-			jadd(j, "%c", *p);
-	jadd(j, "\"");
-}
-
-static const char *jbool(bool b)
-{
-	return b ? "true" : "false";
-}
-
-static bool parse_u64(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	if (!s || !*s || *s == '-')
-		return false;
-	errno = 0;
-	v = strtoull(s, &end, 0);
-	if (errno || *end)
-		return false;
-	*out = v;
-	return true;
-}
-
-static uint64_t need_u64(const char *opt, const char *s, uint64_t max)
-{
-	uint64_t v;
-
-	if (!parse_u64(s, &v) || v > max)
-		die_usage("%s: '%s' is not a number from 0 to %" PRIu64, opt, s ? s : "", max);
-	return v;
-}
-
 /* A size: a number with an optional K, M or G (powers of 1024). */
 static uint64_t need_size(const char *opt, const char *s, uint64_t max)
 {
@@ -222,21 +116,6 @@ static uint64_t need_size(const char *opt, const char *s, uint64_t max)
 	die_usage("%s: '%s' is not a size from 0 to %" PRIu64 " (K, M, G allowed)", opt, s ? s : "", max);
 }
 
-/* splitmix64: all randomness here, deterministic from --seed and the index. */
-static uint64_t mix64(uint64_t x)
-{
-	x += 0x9e3779b97f4a7c15ull;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-	return x ^ (x >> 31);
-}
-
-static uint64_t rng_next(uint64_t *state)
-{
-	*state += 1;
-	return mix64(*state);
-}
-
 /* 1..max, log-uniform: as many tiny sizes as huge ones. */
 static size_t rand_size(uint64_t *rng, size_t max)
 {
@@ -252,23 +131,17 @@ static size_t rand_size(uint64_t *rng, size_t max)
 	return lim > max ? max : lim;
 }
 
-static double ms_since(double t0)
-{
-	return (now_s() - t0) * 1000.0;
-}
-
+/* errno's name in the JSON lines: streamlib.h's, those of non-blocking connects and calls, else strerror(). */
 static const char *errname(int e)
 {
+	const char *name = sock_errname(e);
+
+	if (name)
+		return name;
 	switch (e) {
 	case EAGAIN: return "EAGAIN";
 	case EINPROGRESS: return "EINPROGRESS";
 	case ENOTCONN: return "ENOTCONN";
-	case ECONNRESET: return "ECONNRESET";
-	case EPIPE: return "EPIPE";
-	case ECONNREFUSED: return "ECONNREFUSED";
-	case ETIMEDOUT: return "ETIMEDOUT";
-	case EHOSTUNREACH: return "EHOSTUNREACH";
-	case ENETUNREACH: return "ENETUNREACH";
 	case EINVAL: return "EINVAL";
 	case EOPNOTSUPP: return "EOPNOTSUPP";
 	case EALREADY: return "EALREADY";
@@ -300,96 +173,6 @@ static const char *family_name(int fam)
 }
 
 /* ---- addresses ------------------------------------------------------------------- */
-
-struct endpoint {
-	struct sockaddr_storage ss;
-	socklen_t len;
-};
-
-/* A numeric host (IPv4, IPv6, "[IPv6]", IPv6 with %scope) and a port. */
-static bool endpoint_from(const char *host, const char *port, struct endpoint *ep)
-{
-	struct addrinfo hints = { .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV, .ai_socktype = SOCK_STREAM };
-	struct addrinfo *res;
-	size_t hl = strlen(host);
-	char h[INET6_ADDRSTRLEN + IF_NAMESIZE + 4];
-
-	if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
-		if (hl - 2 >= sizeof(h))
-			return false;
-		memcpy(h, host + 1, hl - 2);
-		h[hl - 2] = 0;
-	} else {
-		if (hl >= sizeof(h))
-			return false;
-		memcpy(h, host, hl + 1);
-	}
-	if (!strchr(h, ':')) { /* dotted quads only: not inet_aton's "1.2.3" or "0x7f000001" */
-		struct in_addr a4;
-
-		if (inet_pton(AF_INET, h, &a4) != 1)
-			return false;
-	}
-	if (getaddrinfo(h, port, &hints, &res) || !res)
-		return false;
-	memset(ep, 0, sizeof(*ep));
-	memcpy(&ep->ss, res->ai_addr, res->ai_addrlen);
-	ep->len = res->ai_addrlen;
-	freeaddrinfo(res);
-	return true;
-}
-
-static int ep_port(const struct sockaddr *sa)
-{
-	return ntohs(sa->sa_family == AF_INET6 ? ((const struct sockaddr_in6 *)sa)->sin6_port
-					       : ((const struct sockaddr_in *)sa)->sin_port);
-}
-
-/* "a.b.c.d:port" or "[v6]:port". */
-static void ep_format(const struct sockaddr *sa, char *out, size_t n)
-{
-	char a[INET6_ADDRSTRLEN];
-
-	if (sa->sa_family == AF_INET6) {
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, a, sizeof(a));
-		snprintf(out, n, "[%s]:%d", a, ep_port(sa));
-	} else if (sa->sa_family == AF_INET) {
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, a, sizeof(a));
-		snprintf(out, n, "%s:%d", a, ep_port(sa));
-	} else {
-		snprintf(out, n, "family-%d", sa->sa_family);
-	}
-}
-
-/* Family (4 or 6), 16 address bytes (IPv4 in the first 4) and port; v4-mapped IPv6 counts as IPv4. */
-static void key_of(int family, const uint8_t *a, int port, int *fam, uint8_t addr[16], int *kport)
-{
-	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-
-	memset(addr, 0, 16);
-	*fam = 0;
-	*kport = port;
-	if (family == 4) {
-		*fam = 4;
-		memcpy(addr, a, 4);
-	} else if (family == 6 && !memcmp(a, mapped, 12)) {
-		*fam = 4;
-		memcpy(addr, a + 12, 4);
-	} else if (family == 6) {
-		*fam = 6;
-		memcpy(addr, a, 16);
-	}
-}
-
-static void ep_key(const struct sockaddr *sa, int *fam, uint8_t addr[16], int *port)
-{
-	if (sa->sa_family == AF_INET)
-		key_of(4, (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr, ep_port(sa), fam, addr, port);
-	else if (sa->sa_family == AF_INET6)
-		key_of(6, ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr, ep_port(sa), fam, addr, port);
-	else
-		key_of(0, NULL, 0, fam, addr, port);
-}
 
 /* The address a parsed header names (src or dst) as a socket address. */
 static void hdr_sockaddr(const struct ppbpf_hdr *h, bool src, struct sockaddr_storage *ss)
@@ -423,36 +206,7 @@ static void hdr_sockaddr(const struct ppbpf_hdr *h, bool src, struct sockaddr_st
  */
 static size_t build_header(uint8_t *out, int version, const struct sockaddr *self, const struct sockaddr *peer)
 {
-	int fs, fd, ps, pd;
-	uint8_t as[16], ad[16];
-	size_t n;
-
-	ep_key(self, &fs, as, &ps);
-	ep_key(peer, &fd, ad, &pd);
-	if (!fs || fs != fd)
-		return 0;
-	if (version == 1) {
-		char s[INET6_ADDRSTRLEN], d[INET6_ADDRSTRLEN];
-
-		inet_ntop(fs == 4 ? AF_INET : AF_INET6, as, s, sizeof(s));
-		inet_ntop(fs == 4 ? AF_INET : AF_INET6, ad, d, sizeof(d));
-		return (size_t)snprintf((char *)out, SELF_HDR_CAP, "PROXY TCP%d %s %s %d %d\r\n", fs, s, d, ps, pd);
-	}
-	memcpy(out, PPBPF_V2_SIG, PPBPF_V2_SIG_LEN);
-	out[12] = 0x21; /* version 2, PROXY */
-	out[13] = fs == 4 ? 0x11 : 0x21;
-	n = 16;
-	memcpy(out + n, as, fs == 4 ? 4 : 16);
-	n += fs == 4 ? 4 : 16;
-	memcpy(out + n, ad, fs == 4 ? 4 : 16);
-	n += fs == 4 ? 4 : 16;
-	out[n++] = (uint8_t)(ps >> 8);
-	out[n++] = (uint8_t)ps;
-	out[n++] = (uint8_t)(pd >> 8);
-	out[n++] = (uint8_t)pd;
-	out[14] = 0;
-	out[15] = (uint8_t)(n - 16);
-	return n;
+	return proxy_header(out, SELF_HDR_CAP, version, self, peer);
 }
 
 /* ---- the stream: [self header] preamble payload ------------------------------------ */
@@ -506,27 +260,6 @@ static void preamble_decode(const uint8_t *p, uint32_t *index, uint64_t *len)
 	*len = le64toh(l);
 }
 
-/* Payload byte o: byte o%8 of the little-endian u64 o/8. */
-static inline uint8_t payload_byte(uint64_t off)
-{
-	return (uint8_t)((off >> 3) >> (8 * (off & 7)));
-}
-
-static void payload_fill(uint64_t off, uint8_t *buf, size_t n)
-{
-	size_t i = 0;
-
-	for (; i < n && ((off + i) & 7); i++)
-		buf[i] = payload_byte(off + i);
-	for (; i + 8 <= n; i += 8) {
-		uint64_t v = htole64((off + i) >> 3);
-
-		memcpy(buf + i, &v, 8);
-	}
-	for (; i < n; i++)
-		buf[i] = payload_byte(off + i);
-}
-
 /* Stream bytes [off, off + n). */
 static void stream_fill(const struct stream *s, uint64_t off, uint8_t *buf, size_t n)
 {
@@ -535,49 +268,9 @@ static void stream_fill(const struct stream *s, uint64_t off, uint8_t *buf, size
 	for (; i < n && off + i < s->head_len; i++)
 		buf[i] = s->head[off + i];
 	if (i < n)
-		payload_fill(off + i - s->head_len, buf + i, n - i);
+		payload_fill(KIND_COUNTERS, 0, off + i - s->head_len, buf + i, n - i);
 	if (s->corrupt_at >= 0 && (uint64_t)s->corrupt_at >= off && (uint64_t)s->corrupt_at < off + n)
 		buf[(uint64_t)s->corrupt_at - off] ^= 0x5a;
-}
-
-/* Payload check: mismatching bytes and the first one. */
-struct check {
-	uint64_t mismatches;
-	int64_t first_bad; /* payload offset, -1: none */
-	char got_hex[33], want_hex[33];
-};
-
-static void check_note_first(struct check *c, uint64_t off, const uint8_t *buf, size_t n)
-{
-	size_t k = n < 16 ? n : 16;
-
-	c->first_bad = (int64_t)off;
-	for (size_t i = 0; i < k; i++) {
-		snprintf(c->got_hex + 2 * i, 3, "%02x", buf[i]);
-		snprintf(c->want_hex + 2 * i, 3, "%02x", payload_byte(off + i));
-	}
-}
-
-static void payload_check(struct check *c, uint64_t off, const uint8_t *buf, size_t n)
-{
-	size_t i = 0;
-
-	for (; i < n && ((off + i) & 7); i++)
-		if (buf[i] != payload_byte(off + i) && !c->mismatches++)
-			check_note_first(c, off + i, buf + i, n - i);
-	for (; i + 8 <= n; i += 8) {
-		uint64_t v, want = htole64((off + i) >> 3);
-
-		memcpy(&v, buf + i, 8);
-		if (v == want)
-			continue;
-		for (size_t b = i; b < i + 8; b++)
-			if (buf[b] != payload_byte(off + b) && !c->mismatches++)
-				check_note_first(c, off + b, buf + b, n - b);
-	}
-	for (; i < n; i++)
-		if (buf[i] != payload_byte(off + i) && !c->mismatches++)
-			check_note_first(c, off + i, buf + i, n - i);
 }
 
 /* ---- recv ------------------------------------------------------------------------------ */
@@ -705,7 +398,7 @@ static void recv_one(struct recv_cfg *cfg, uint8_t *head, uint8_t *rbuf, int fd,
 	if (found) {
 		preamble_decode(head + pre_at, &index, &expected);
 		bytes = head_len - pre_at - PRE_LEN;
-		payload_check(&chk, 0, head + pre_at + PRE_LEN, (size_t)bytes);
+		payload_check(&chk, KIND_COUNTERS, 0, 0, head + pre_at + PRE_LEN, (size_t)bytes);
 	}
 
 	/* The payload, to EOF (also after an error in the header: its bytes are counted). */
@@ -723,7 +416,7 @@ static void recv_one(struct recv_cfg *cfg, uint8_t *head, uint8_t *rbuf, int fd,
 			break;
 		total += (uint64_t)r;
 		if (found)
-			payload_check(&chk, bytes, rbuf, (size_t)r);
+			payload_check(&chk, KIND_COUNTERS, 0, bytes, rbuf, (size_t)r);
 		bytes += (uint64_t)r;
 	}
 	if (!found)
@@ -836,12 +529,7 @@ static void *recv_thread(void *arg)
 			fd = accept4(cfg->lfd, NULL, NULL, SOCK_CLOEXEC);
 		while (fd < 0 && errno == EINTR);
 		if (fd < 0) {
-			struct jbuf j = { .n = 0 };
-
-			jadd(&j, "{\"i\":%" PRIu64, i);
-			jstr(&j, "error", errno == EAGAIN ? "accept timed out" : errname(errno));
-			jadd(&j, ",\"ok\":false}");
-			emit(j.s);
+			emit_accept_failed(i, errno == EAGAIN ? "accept timed out" : errname(errno));
 			atomic_store(&cfg->stop, true);
 			break;
 		}
@@ -852,21 +540,6 @@ static void *recv_thread(void *arg)
 	return NULL;
 }
 
-static int cmp_u32(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static int lookup(const char *name, const char *const *names, int n)
-{
-	for (int i = 0; i < n; i++)
-		if (!strcmp(name, names[i]))
-			return i;
-	return -1;
-}
-
 static int cmd_recv(int argc, char **argv)
 {
 	static struct recv_cfg cfg;
@@ -874,7 +547,6 @@ static int cmd_recv(int argc, char **argv)
 	uint64_t threads = 1, n, okc, bad, ni, dup = 0, hold_ms = 0;
 	const char *pos[3];
 	int np = 0, one = 1, filler = -1;
-	pthread_t *tids;
 	char where[80];
 	double t0;
 	struct jbuf j = { .n = 0 };
@@ -971,18 +643,8 @@ static int cmd_recv(int argc, char **argv)
 	}
 
 	t0 = now_s();
-	if (threads > n)
-		threads = n ? n : 1;
-	tids = calloc(threads, sizeof(*tids));
-	if (!tids)
-		abort();
-	for (uint64_t t = 0; t < threads; t++)
-		if (pthread_create(&tids[t], NULL, recv_thread, &cfg)) {
-			fprintf(stderr, "send_test recv: pthread_create failed\n");
-			return 2;
-		}
-	for (uint64_t t = 0; t < threads; t++)
-		pthread_join(tids[t], NULL);
+	if (run_threads(threads, n, recv_thread, &cfg, "send_test recv"))
+		return 2;
 	close(cfg.lfd);
 
 	okc = atomic_load(&cfg.ok);
@@ -1001,7 +663,6 @@ static int cmd_recv(int argc, char **argv)
 	jadd(&j, ",\"dup_index\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"seconds\":%.2f}", dup,
 	     (uint64_t)atomic_load(&cfg.bytes), now_s() - t0);
 	emit(j.s);
-	free(tids);
 	free(cfg.indexes);
 	return okc == n ? 0 : 1; /* dup_index is for the script to judge (send's --index defaults to 0) */
 }
@@ -1647,7 +1308,6 @@ static int cmd_many(int argc, char **argv)
 	const char *pos[3];
 	uint64_t conc = CONCURRENCY;
 	int np = 0;
-	pthread_t *tids;
 	double t0;
 	bool first_pat = true;
 	struct jbuf j = { .n = 0 };
@@ -1721,20 +1381,9 @@ static int cmd_many(int argc, char **argv)
 	m.n = need_u64("N", pos[2], UINT32_MAX);
 	if (!conc || !timeout_s)
 		die_usage("many: --concurrency and --timeout must be at least 1");
-	if (conc > m.n)
-		conc = m.n ? m.n : 1;
-	tids = calloc(conc, sizeof(*tids));
-	if (!tids)
-		abort();
 	t0 = now_s();
-	for (uint64_t t = 0; t < conc; t++)
-		if (pthread_create(&tids[t], NULL, many_thread, &m)) {
-			fprintf(stderr, "send_test many: pthread_create failed\n");
-			return 2;
-		}
-	for (uint64_t t = 0; t < conc; t++)
-		pthread_join(tids[t], NULL);
-	free(tids);
+	if (run_threads(conc, m.n, many_thread, &m, "send_test many"))
+		return 2;
 	jadd(&j, "{\"summary\":\"many\",\"conns\":%" PRIu64 ",\"ok\":%" PRIu64 ",\"failed\":%" PRIu64 ",\"seconds\":%.2f",
 	     m.n, (uint64_t)atomic_load(&m.ok), (uint64_t)atomic_load(&m.failed), now_s() - t0);
 	jadd(&j, ",\"by_pattern\":{");
@@ -1815,25 +1464,25 @@ static int cmd_selftest(int argc, char **argv)
 		}
 	}
 	CHECK(buf[PRE_LEN + 8] == 1 && buf[PRE_LEN + 16] == 2 && buf[PRE_LEN + 9] == 0, "counters");
-	payload_check(&c, 0, buf + PRE_LEN, 100);
+	payload_check(&c, KIND_COUNTERS, 0, 0, buf + PRE_LEN, 100);
 	CHECK(c.mismatches == 0, "payload checks");
 	for (uint64_t off = 0; off < 200; off += 13) { /* a fill from any offset agrees with the whole */
 		uint8_t part[64];
 
-		payload_fill(off, part, sizeof(part));
-		payload_check(&c, off, part, sizeof(part));
+		payload_fill(KIND_COUNTERS, 0, off, part, sizeof(part));
+		payload_check(&c, KIND_COUNTERS, 0, off, part, sizeof(part));
 	}
 	CHECK(c.mismatches == 0, "partial fills");
 	st.corrupt_at = 50;
 	stream_fill(&st, 40, buf, 20);
-	payload_check(&c, 40 - PRE_LEN, buf, 20);
+	payload_check(&c, KIND_COUNTERS, 0, 40 - PRE_LEN, buf, 20);
 	CHECK(c.mismatches == 1 && c.first_bad == 50 - PRE_LEN, "corrupt-at flips one byte");
 	for (int k = 0; k < 1000; k++) {
 		size_t v = rand_size(&rng, 1000);
 
 		CHECK(v >= 1 && v <= 1000, "rand_size in range");
 	}
-	return 0;
+	return t_summary("selftest");
 }
 
 /* ---- main ---------------------------------------------------------------------------------- */
@@ -1939,11 +1588,6 @@ static const char usage_text[] =
 	"  send_test recv 127.0.0.1 20002 1 --expect none --timeout 60 &\n"
 	"  send_test send 127.0.0.1 20002 --bytes 2G --timeout 60\n";
 
-struct mode {
-	const char *name;
-	int (*run)(int argc, char **argv);
-};
-
 static const struct mode modes[] = {
 	{ "recv", cmd_recv },
 	{ "send", cmd_send },
@@ -1953,24 +1597,5 @@ static const struct mode modes[] = {
 
 int main(int argc, char **argv)
 {
-	signal(SIGPIPE, SIG_IGN);
-	if (argc == 2 && !strcmp(argv[1], "--list")) {
-		for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
-			printf("%s\n", modes[i].name);
-		return 0;
-	}
-	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-		fputs(usage_text, stdout);
-		return 0;
-	}
-	for (size_t i = 0; argc >= 2 && i < sizeof(modes) / sizeof(modes[0]); i++)
-		if (!strcmp(argv[1], modes[i].name)) {
-			int rc = modes[i].run(argc - 2, argv + 2);
-
-			if (!strcmp(modes[i].name, "selftest"))
-				return t_summary("selftest");
-			return rc;
-		}
-	fputs(usage_text, stderr);
-	return 2;
+	return MODE_MAIN(argc, argv, modes, usage_text);
 }

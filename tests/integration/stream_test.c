@@ -51,14 +51,15 @@
 #include <unistd.h>
 #include <ppbpf/abi.h>
 #include <ppbpf/crc32c.h>
+#define STREAMLIB_PROG "stream_test"
 #include "testlib.h"
+#include "streamlib.h"
 
 /* ---- constants of the wire contract ------------------------------------------ */
 
 #define PREAMBLE_LEN 48
 #define PREAMBLE_MAGIC "PPBT"
-#define KIND_COUNTERS 1u
-#define KIND_PATTERN 2u
+/* the preamble's kinds: KIND_COUNTERS and KIND_PATTERN (streamlib.h) */
 #define FLAG_BANNER 1u /* the client waited for the banner before the preamble */
 #define BANNER "220 ppbpf-test banner\r\n"
 #define VERDICT_LEN 4
@@ -77,165 +78,9 @@
 #define RBUF_SIZE (256 * 1024)
 #define HDR_CAP (16 + 65535)
 
-static const uint8_t v2_sig[12] = { 0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a };
-
 static int timeout_s = TIMEOUT_S;
 
-/* ---- small utilities ----------------------------------------------------------- */
-
-static void die_usage(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
-static void die_usage(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("stream_test: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputs(" (see --help)\n", stderr);
-	exit(2);
-}
-
-static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
-
-/* One JSON line, written whole with one write(2), so threads never interleave. */
-static void emit(const char *line)
-{
-	size_t n = strlen(line);
-	char *buf = malloc(n + 1);
-
-	if (!buf)
-		abort();
-	memcpy(buf, line, n);
-	buf[n] = '\n';
-	pthread_mutex_lock(&out_lock);
-	for (size_t off = 0; off <= n;) {
-		ssize_t w = write(1, buf + off, n + 1 - off);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			break;
-		off += (size_t)w;
-	}
-	pthread_mutex_unlock(&out_lock);
-	free(buf);
-}
-
-/* A growing text buffer for one JSON line. */
-struct jbuf {
-	char s[4096];
-	size_t n;
-};
-
-static void jadd(struct jbuf *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void jadd(struct jbuf *j, const char *fmt, ...)
-{
-	va_list ap;
-	int w;
-
-	if (j->n >= sizeof(j->s) - 1)
-		return;
-	va_start(ap, fmt);
-	w = vsnprintf(j->s + j->n, sizeof(j->s) - j->n, fmt, ap);
-	va_end(ap);
-	if (w > 0)
-		j->n += (size_t)w;
-	if (j->n > sizeof(j->s) - 1)
-		j->n = sizeof(j->s) - 1;
-}
-
-/* A JSON string value (the texts here are errno names, addresses and hex). */
-static void jstr(struct jbuf *j, const char *key, const char *val)
-{
-	jadd(j, ",\"%s\":\"", key);
-	for (const char *p = val; *p; p++)
-		if (*p == '"' || *p == '\\')
-			jadd(j, "\\%c", *p);
-		else if ((unsigned char)*p < 0x20)
-			jadd(j, "\\u%04x", (unsigned char)*p);
-		else
-			jadd(j, "%c", *p);
-	jadd(j, "\"");
-}
-
-static bool parse_u64(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	if (!s || !*s || *s == '-')
-		return false;
-	errno = 0;
-	v = strtoull(s, &end, 0);
-	if (errno || *end)
-		return false;
-	*out = v;
-	return true;
-}
-
-static uint64_t need_u64(const char *opt, const char *s, uint64_t max)
-{
-	uint64_t v;
-
-	if (!parse_u64(s, &v) || v > max)
-		die_usage("%s: '%s' is not a number from 0 to %" PRIu64, opt, s ? s : "", max);
-	return v;
-}
-
-/* splitmix64: the deterministic randomness of deliveries and segment batches. */
-static uint64_t mix64(uint64_t x)
-{
-	x += 0x9e3779b97f4a7c15ull;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-	return x ^ (x >> 31);
-}
-
-static uint64_t rng_next(uint64_t *state)
-{
-	*state += 1;
-	return mix64(*state);
-}
-
-static double ms_since(double t0)
-{
-	return (now_s() - t0) * 1000.0;
-}
-
 /* ---- addresses ------------------------------------------------------------------- */
-
-struct endpoint {
-	struct sockaddr_storage ss;
-	socklen_t len;
-};
-
-/* A numeric host (IPv4, IPv6, IPv6 with %scope) and a port. */
-static bool endpoint_from(const char *host, const char *port, struct endpoint *ep)
-{
-	struct addrinfo hints = { .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV, .ai_socktype = SOCK_STREAM };
-	struct addrinfo *res;
-	size_t hl = strlen(host);
-	char h[INET6_ADDRSTRLEN + IF_NAMESIZE + 4];
-
-	if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') { /* "[::1]" is fine too */
-		if (hl - 2 >= sizeof(h))
-			return false;
-		memcpy(h, host + 1, hl - 2);
-		h[hl - 2] = 0;
-	} else {
-		if (hl >= sizeof(h))
-			return false;
-		memcpy(h, host, hl + 1);
-	}
-	if (getaddrinfo(h, port, &hints, &res) || !res)
-		return false;
-	memset(ep, 0, sizeof(*ep));
-	memcpy(&ep->ss, res->ai_addr, res->ai_addrlen);
-	ep->len = res->ai_addrlen;
-	freeaddrinfo(res);
-	return true;
-}
 
 /* "A:P" (IPv4) or "[A]:P" (IPv6). */
 static bool endpoint_parse(const char *s, struct endpoint *ep)
@@ -265,53 +110,6 @@ static bool endpoint_parse(const char *s, struct endpoint *ep)
 	}
 	host[hl] = 0;
 	return colon[1] && endpoint_from(host, colon + 1, ep);
-}
-
-static int ep_port(const struct sockaddr *sa)
-{
-	return ntohs(sa->sa_family == AF_INET6 ? ((const struct sockaddr_in6 *)sa)->sin6_port
-					       : ((const struct sockaddr_in *)sa)->sin_port);
-}
-
-/* "a.b.c.d:port" or "[v6]:port". */
-static void ep_format(const struct sockaddr *sa, char *out, size_t n)
-{
-	char a[INET6_ADDRSTRLEN];
-
-	if (sa->sa_family == AF_INET6) {
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, a, sizeof(a));
-		snprintf(out, n, "[%s]:%d", a, ep_port(sa));
-	} else if (sa->sa_family == AF_INET) {
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, a, sizeof(a));
-		snprintf(out, n, "%s:%d", a, ep_port(sa));
-	} else {
-		snprintf(out, n, "family-%d", sa->sa_family);
-	}
-}
-
-/* Family (4 or 6), 16 address bytes (IPv4 in the first 4) and port; v4-mapped IPv6 counts as IPv4. */
-static void ep_key(const struct sockaddr *sa, int *fam, uint8_t addr[16], int *port)
-{
-	memset(addr, 0, 16);
-	*fam = 0;
-	*port = 0;
-	if (sa->sa_family == AF_INET) {
-		*fam = 4;
-		memcpy(addr, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-	} else if (sa->sa_family == AF_INET6) {
-		const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-
-		if (IN6_IS_ADDR_V4MAPPED(a6)) {
-			*fam = 4;
-			memcpy(addr, &a6->s6_addr[12], 4);
-		} else {
-			*fam = 6;
-			memcpy(addr, a6, 16);
-		}
-	} else {
-		return;
-	}
-	*port = ep_port(sa);
 }
 
 static bool ep_same(const struct sockaddr *a, const struct sockaddr *b)
@@ -352,14 +150,6 @@ struct hdr_opts {
 	const char *authority; /* v2tlv, v2crc: AUTHORITY TLV value (NULL or "": none) */
 };
 
-static int lookup(const char *name, const char *const *names, int n)
-{
-	for (int i = 0; i < n; i++)
-		if (!strcmp(name, names[i]))
-			return i;
-	return -1;
-}
-
 static size_t put_tlv(uint8_t *p, uint8_t type, const void *val, size_t len)
 {
 	p[0] = type;
@@ -373,46 +163,25 @@ static size_t put_tlv(uint8_t *p, uint8_t type, const void *val, size_t len)
 }
 
 /*
- * The header claiming src, addressed to dst (same family), into out (HDR_CAP bytes).
+ * The header claiming src, addressed to dst (same family), into out (HDR_CAP bytes):
+ * streamlib.h's proxy_header(), and for v2tlv, v2crc the TLVs after it.
  * Returns its length (0 for HDR_NONE), or 0 with *err set.
  */
 static size_t build_header(uint8_t *out, const struct hdr_opts *o, const struct sockaddr *src,
 			   const struct sockaddr *dst, const char **err)
 {
-	int fs, fd, ps, pd;
-	uint8_t as[16], ad[16];
 	size_t n, crc_at = 0;
 
 	*err = NULL;
 	if (o->kind == HDR_NONE)
 		return 0;
-	ep_key(src, &fs, as, &ps);
-	ep_key(dst, &fd, ad, &pd);
-	if (!fs || fs != fd) {
+	n = proxy_header(out, HDR_CAP, o->kind == HDR_V1 ? 1 : 2, src, dst);
+	if (!n) {
 		*err = "the PROXY source and the server address are not of one family";
 		return 0;
 	}
-	if (o->kind == HDR_V1) {
-		char s[INET6_ADDRSTRLEN], d[INET6_ADDRSTRLEN];
-		int w;
-
-		inet_ntop(fs == 4 ? AF_INET : AF_INET6, as, s, sizeof(s));
-		inet_ntop(fs == 4 ? AF_INET : AF_INET6, ad, d, sizeof(d));
-		w = snprintf((char *)out, HDR_CAP, "PROXY TCP%d %s %s %d %d\r\n", fs, s, d, ps, pd);
-		return (size_t)w;
-	}
-	memcpy(out, v2_sig, 12);
-	out[12] = 0x21; /* version 2, PROXY */
-	out[13] = fs == 4 ? 0x11 : 0x21;
-	n = 16;
-	memcpy(out + n, as, fs == 4 ? 4 : 16);
-	n += fs == 4 ? 4 : 16;
-	memcpy(out + n, ad, fs == 4 ? 4 : 16);
-	n += fs == 4 ? 4 : 16;
-	out[n++] = (uint8_t)(ps >> 8);
-	out[n++] = (uint8_t)ps;
-	out[n++] = (uint8_t)(pd >> 8);
-	out[n++] = (uint8_t)pd;
+	if (o->kind == HDR_V1)
+		return n;
 	if (o->kind >= HDR_V2TLV) {
 		size_t alen = o->authority ? strlen(o->authority) : 0;
 
@@ -505,77 +274,6 @@ static bool preamble_decode(const uint8_t *p, struct preamble *pr)
 	return true;
 }
 
-/*
- * Payload byte at offset off:
- *   counters: consecutive little-endian u64 counters from 0 (byte off%8 of counter off/8);
- *   pattern: (off * 7 + index) & 0xff.
- */
-static inline uint8_t payload_byte(uint32_t kind, uint32_t index, uint64_t off)
-{
-	if (kind == KIND_COUNTERS)
-		return (uint8_t)((off >> 3) >> (8 * (off & 7)));
-	return (uint8_t)(off * 7 + index);
-}
-
-static void payload_fill(uint32_t kind, uint32_t index, uint64_t off, uint8_t *buf, size_t n)
-{
-	size_t i = 0;
-
-	if (kind == KIND_COUNTERS) {
-		for (; i < n && ((off + i) & 7); i++)
-			buf[i] = payload_byte(kind, index, off + i);
-		for (; i + 8 <= n; i += 8) {
-			uint64_t v = htole64((off + i) >> 3);
-
-			memcpy(buf + i, &v, 8);
-		}
-	}
-	for (; i < n; i++)
-		buf[i] = payload_byte(kind, index, off + i);
-}
-
-/* Stream check: mismatching bytes and the first one. */
-struct check {
-	uint64_t mismatches;
-	int64_t first_bad; /* payload offset, -1: none */
-	char got_hex[33], want_hex[33];
-};
-
-static void check_note_first(struct check *c, uint32_t kind, uint32_t index, uint64_t off, const uint8_t *buf, size_t n)
-{
-	size_t k = n < 16 ? n : 16;
-
-	c->first_bad = (int64_t)off;
-	for (size_t i = 0; i < k; i++) {
-		snprintf(c->got_hex + 2 * i, 3, "%02x", buf[i]);
-		snprintf(c->want_hex + 2 * i, 3, "%02x", payload_byte(kind, index, off + i));
-	}
-}
-
-static void payload_check(struct check *c, uint32_t kind, uint32_t index, uint64_t off, const uint8_t *buf, size_t n)
-{
-	size_t i = 0;
-
-	if (kind == KIND_COUNTERS) {
-		for (; i < n && ((off + i) & 7); i++)
-			if (buf[i] != payload_byte(kind, index, off + i) && !c->mismatches++)
-				check_note_first(c, kind, index, off + i, buf + i, n - i);
-		for (; i + 8 <= n; i += 8) {
-			uint64_t v, want = htole64((off + i) >> 3);
-
-			memcpy(&v, buf + i, 8);
-			if (v == want)
-				continue;
-			for (size_t b = i; b < i + 8; b++)
-				if (buf[b] != payload_byte(kind, index, off + b) && !c->mismatches++)
-					check_note_first(c, kind, index, off + b, buf + b, n - b);
-		}
-	}
-	for (; i < n; i++)
-		if (buf[i] != payload_byte(kind, index, off + i) && !c->mismatches++)
-			check_note_first(c, kind, index, off + i, buf + i, n - i);
-}
-
 /* ---- sockets ------------------------------------------------------------------------ */
 
 static void sock_setup(int fd)
@@ -586,18 +284,12 @@ static void sock_setup(int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
+/* errno's name in the JSON lines: EAGAIN is a socket's timeout here; strerror() for the unnamed. */
 static const char *errname(int e)
 {
-	switch (e) {
-	case EAGAIN: return "EAGAIN (timeout)";
-	case ECONNRESET: return "ECONNRESET";
-	case EPIPE: return "EPIPE";
-	case ECONNREFUSED: return "ECONNREFUSED";
-	case ETIMEDOUT: return "ETIMEDOUT";
-	case EHOSTUNREACH: return "EHOSTUNREACH";
-	case ENETUNREACH: return "ENETUNREACH";
-	default: return strerror(e);
-	}
+	const char *name = e == EAGAIN ? "EAGAIN (timeout)" : sock_errname(e);
+
+	return name ? name : strerror(e);
 }
 
 /* ---- serve ---------------------------------------------------------------------------- */
@@ -882,12 +574,7 @@ static void *serve_thread(void *arg)
 			fd = accept4(cfg->lfd, (struct sockaddr *)&acc, &alen, SOCK_CLOEXEC);
 		while (fd < 0 && errno == EINTR);
 		if (fd < 0) {
-			struct jbuf j = { .n = 0 };
-
-			jadd(&j, "{\"i\":%" PRIu64, i);
-			jstr(&j, "error", errno == EAGAIN ? "accept timed out" : errname(errno));
-			jadd(&j, ",\"ok\":false}");
-			emit(j.s);
+			emit_accept_failed(i, errno == EAGAIN ? "accept timed out" : errname(errno));
 			atomic_store(&cfg->stop, true);
 			break;
 		}
@@ -901,13 +588,6 @@ static void *serve_thread(void *arg)
 	return NULL;
 }
 
-static int cmp_u32(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 static int cmd_serve(int argc, char **argv)
 {
 	struct serve_cfg cfg = { .n = 0, .sockmap = -1 };
@@ -915,7 +595,6 @@ static int cmd_serve(int argc, char **argv)
 	uint64_t threads = 1, n;
 	const char *pos[3];
 	int np = 0, one = 1;
-	pthread_t *tids;
 	char where[80];
 	struct jbuf j = { .n = 0 };
 
@@ -968,18 +647,8 @@ static int cmd_serve(int argc, char **argv)
 	jadd(&j, "{\"listening\":\"%s\",\"port\":%d,\"n\":%" PRIu64 "}", where, ep_port((struct sockaddr *)&ep.ss), n);
 	emit(j.s);
 
-	if (threads > n)
-		threads = n ? n : 1;
-	tids = calloc(threads, sizeof(*tids));
-	if (!tids)
-		abort();
-	for (uint64_t t = 0; t < threads; t++)
-		if (pthread_create(&tids[t], NULL, serve_thread, &cfg)) {
-			fprintf(stderr, "stream_test serve: pthread_create failed\n");
-			return 2;
-		}
-	for (uint64_t t = 0; t < threads; t++)
-		pthread_join(tids[t], NULL);
+	if (run_threads(threads, n, serve_thread, &cfg, "stream_test serve"))
+		return 2;
 	close(cfg.lfd);
 
 	{
@@ -997,7 +666,6 @@ static int cmd_serve(int argc, char **argv)
 		     n, okc, bad, missing, dup, (uint64_t)atomic_load(&cfg.peer_bad),
 		     (uint64_t)atomic_load(&cfg.eagain), (uint64_t)atomic_load(&cfg.with_tlvs));
 		emit(j.s);
-		free(tids);
 		free(cfg.indexes);
 		return okc == n ? 0 : 1; /* dup_index is for the script to judge (send's --index defaults to 0) */
 	}
@@ -1486,7 +1154,6 @@ static int cmd_segments(int argc, char **argv)
 	uint64_t conc = CONCURRENCY;
 	bool v6 = false, expect = false;
 	int np = 0;
-	pthread_t *tids;
 	double t0;
 	struct jbuf j = { .n = 0 };
 
@@ -1597,20 +1264,9 @@ static int cmd_segments(int argc, char **argv)
 		return 0;
 	}
 
-	if (conc > s.n)
-		conc = s.n ? s.n : 1;
-	tids = calloc(conc, sizeof(*tids));
-	if (!tids)
-		abort();
 	t0 = now_s();
-	for (uint64_t t = 0; t < conc; t++)
-		if (pthread_create(&tids[t], NULL, seg_thread, &s)) {
-			fprintf(stderr, "stream_test segments: pthread_create failed\n");
-			return 2;
-		}
-	for (uint64_t t = 0; t < conc; t++)
-		pthread_join(tids[t], NULL);
-	free(tids);
+	if (run_threads(conc, s.n, seg_thread, &s, "stream_test segments"))
+		return 2;
 	j.n = 0;
 	jadd(&j, "{\"summary\":\"segments\",\"conns\":%" PRIu64 ",\"ok\":%" PRIu64 ",\"failed\":%" PRIu64 ",\"seconds\":%.2f",
 	     s.n, (uint64_t)atomic_load(&s.ok), (uint64_t)atomic_load(&s.failed), now_s() - t0);
@@ -1873,11 +1529,6 @@ static const char usage_text[] =
 	"      --delivery straddle --src 198.51.100.9:5555 --banner\n"
 	"  nsenter --net=/run/netns/NS stream_test ethtool-csum vethB off\n";
 
-struct mode {
-	const char *name;
-	int (*run)(int argc, char **argv);
-};
-
 static const struct mode modes[] = {
 	{ "serve", cmd_serve },
 	{ "send", cmd_send },
@@ -1888,19 +1539,5 @@ static const struct mode modes[] = {
 
 int main(int argc, char **argv)
 {
-	signal(SIGPIPE, SIG_IGN);
-	if (argc == 2 && !strcmp(argv[1], "--list")) {
-		for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
-			printf("%s\n", modes[i].name);
-		return 0;
-	}
-	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-		fputs(usage_text, stdout);
-		return 0;
-	}
-	for (size_t i = 0; argc >= 2 && i < sizeof(modes) / sizeof(modes[0]); i++)
-		if (!strcmp(argv[1], modes[i].name))
-			return modes[i].run(argc - 2, argv + 2);
-	fputs(usage_text, stderr);
-	return 2;
+	return MODE_MAIN(argc, argv, modes, usage_text);
 }
