@@ -22,26 +22,10 @@
 # Knobs: QUICK=1 (under 2 minutes), ROUNDS (default 5, at least 5),
 # BENCH_SECONDS (per rate run), BENCH_BYTES (per bulk run).
 . "$(dirname "$0")/../tests/integration/lib.sh"
-need_root "the network benchmarks"
+. "$(dirname "$0")/bench_lib.sh"
 set -eo pipefail
-for tool in nginx haproxy gnuplot jq taskset; do
-	command -v "$tool" >/dev/null || skip "$tool is not installed (scripts/deps.sh bench installs it)"
-done
-QUICK=${QUICK:-0}
-if [ "$QUICK" = 1 ]; then
-	SECS=${BENCH_SECONDS:-0.4} BYTES=${BENCH_BYTES:-268435456}
-else
-	SECS=${BENCH_SECONDS:-2} BYTES=${BENCH_BYTES:-1073741824}
-fi
-ROUNDS=${ROUNDS:-5}
-[ "$ROUNDS" -ge 5 ] || fail "ROUNDS must be at least 5"
-B=$OUT/bench_net
-RES=$OUT/bench-results.json
-SAMPLES=$OUT/bench-samples.jsonl
+bench_setup "the network benchmarks" 5 bench-results nginx haproxy gnuplot jq taskset
 PLOT=$OUT/bench-ratios
-TMP=$(mktemp -d /tmp/ppbpf-bench.XXXXXX)
-CLEANUP+=("rm -rf '$TMP'")
-: > "$SAMPLES"
 
 new_cgroup CG_K bench-kernel
 new_cgroup CG_U bench-plain
@@ -108,8 +92,6 @@ for p in "$P_PLAIN" "$P_K" "$P_U" "$P_T" "$P_NGX" "$P_NGXPP" "$P_HA"; do
 done
 
 # Busy CPU time of the whole machine, in USER_HZ ticks (user+nice+system+irq+softirq+steal).
-busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
-TICK_US=$((1000000 / $(getconf CLK_TCK)))
 
 # rate_run MODE CONC ROUND: one connection-rate run, appended to the samples.
 rate_run() {
@@ -227,11 +209,7 @@ done
 CODEC=$TMP/codec.json
 [ -s "$OUT/bench-codec.json" ] && cp "$OUT/bench-codec.json" "$CODEC" || echo '[]' > "$CODEC"
 jq -s --argjson quick "$QUICK" --argjson rounds "$ROUNDS" --arg secs "$SECS" --argjson bytes "$BYTES" \
-	--slurpfile codec "$CODEC" --slurpfile brk "$BREAKDOWN" --arg kernel "$(uname -r)" --argjson cpus "$(nproc)" '
-  def stats: sort | {median: .[length / 2 | floor], min: .[0], max: .[-1], runs: .};
-  def ratio($xs; $base): [range($xs | length) | $xs[.] / $base[.]] | stats;
-  def series($kind; $conc; $mode; $f):
-    [.[] | select(.kind == $kind and .mode == $mode and ($conc == null or .conc == $conc))] | sort_by(.round) | map(.[$f]);
+	--slurpfile codec "$CODEC" --slurpfile brk "$BREAKDOWN" --arg kernel "$(uname -r)" --argjson cpus "$(nproc)" "$BENCH_JQ"'
   . as $all |
   def rate_block($conc):
     ($all | series("rate"; $conc; "plain"; "per_second")) as $base |

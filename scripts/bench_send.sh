@@ -21,34 +21,12 @@
 #
 # Knobs: QUICK=1, ROUNDS (default 7, at least 5), BENCH_SECONDS, BENCH_BYTES.
 . "$(dirname "$0")/../tests/integration/lib.sh"
-need_root "the sending-side benchmarks"
+. "$(dirname "$0")/bench_lib.sh"
 set -eo pipefail
-for tool in haproxy jq taskset; do
-	command -v "$tool" >/dev/null || skip "$tool is not installed (scripts/deps.sh bench installs it)"
-done
-QUICK=${QUICK:-0}
-if [ "$QUICK" = 1 ]; then
-	SECS=${BENCH_SECONDS:-0.4} BYTES=${BENCH_BYTES:-268435456}
-else
-	SECS=${BENCH_SECONDS:-2} BYTES=${BENCH_BYTES:-1073741824}
-fi
-ROUNDS=${ROUNDS:-7}
-[ "$ROUNDS" -ge 5 ] || fail "ROUNDS must be at least 5"
-B=$OUT/bench_net
-RES=$OUT/bench-send.json
-SAMPLES=$OUT/bench-send-samples.jsonl
-TMP=$(mktemp -d /tmp/ppbpf-bench-send.XXXXXX)
-CLEANUP+=("rm -rf '$TMP'")
-: > "$SAMPLES"
+bench_setup "the sending-side benchmarks" 7 bench-send haproxy jq taskset
 
-new_netns NC client
-new_netns NS server
-ip link add "pq$$c" netns "$NC" type veth peer name "pq$$s" netns "$NS"
-ip -n "$NC" addr add 203.0.113.1/24 dev "pq$$c"
-ip -n "$NS" addr add 203.0.113.2/24 dev "pq$$s"
-ip -n "$NC" link set "pq$$c" up
-ip -n "$NS" link set "pq$$s" up
-SRV=203.0.113.2 CLIENT_ADDR=203.0.113.1
+bench_veth_pair pq
+CLIENT_ADDR=203.0.113.1
 new_cgroup CG_S bench-send
 new_cgroup CG_U bench-send-plain
 new_pin_dir PIN bench-send
@@ -91,8 +69,6 @@ for p in "$P_D" "$P_S" "$P_I" "$P_H" "$P_HB"; do
 	listening "$p" || fail "nothing listens on $p in the server's namespace"
 done
 
-busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
-TICK_US=$((1000000 / $(getconf CLK_TCK)))
 # client CG CMD...: in the client's namespace and cgroup CG.
 client() {
 	local cg=$1
@@ -163,11 +139,7 @@ jq -e '.counters.sent > 0 and .counters.send_failed == 0 and .counters.send_no_r
 	fail "the kernel did not write every header: $(jq -c '.counters | {sent, send_failed, send_no_room}' <<< "$st")"
 
 jq -s --argjson quick "$QUICK" --argjson rounds "$ROUNDS" --arg secs "$SECS" --argjson bytes "$BYTES" \
-	--arg kernel "$(uname -r)" --argjson cpus "$(nproc)" --arg hap "$(haproxy -v | sed -n 1p)" '
-  def stats: sort | {median: .[length / 2 | floor], min: .[0], max: .[-1], runs: .};
-  def series($kind; $conc; $mode; $f):
-    [.[] | select(.kind == $kind and .mode == $mode and ($conc == null or .conc == $conc))] | sort_by(.round) | map(.[$f]);
-  def ratio($xs; $base): [range($xs | length) | $xs[.] / $base[.]] | stats;
+	--arg kernel "$(uname -r)" --argjson cpus "$(nproc)" --arg hap "$(haproxy -v | sed -n 1p)" "$BENCH_JQ"'
   . as $all |
   def rate_block($conc):
     reduce ("direct", "self", "injected", "haproxy") as $m ({};

@@ -22,35 +22,12 @@
 #
 # Knobs: QUICK=1, ROUNDS (default 9; at least 5), BENCH_SECONDS, BENCH_BYTES.
 . "$(dirname "$0")/../tests/integration/lib.sh"
-need_root "the transparent-mode benchmarks"
+. "$(dirname "$0")/bench_lib.sh"
 set -eo pipefail
-for tool in go-mmproxy haproxy jq taskset; do
-	command -v "$tool" >/dev/null || skip "$tool is not installed (scripts/deps.sh bench installs it)"
-done
-QUICK=${QUICK:-0}
-if [ "$QUICK" = 1 ]; then
-	SECS=${BENCH_SECONDS:-0.4} BYTES=${BENCH_BYTES:-268435456}
-else
-	SECS=${BENCH_SECONDS:-2} BYTES=${BENCH_BYTES:-1073741824}
-fi
-ROUNDS=${ROUNDS:-9}
-[ "$ROUNDS" -ge 5 ] || fail "ROUNDS must be at least 5"
-B=$OUT/bench_net
-RES=$OUT/bench-transparent.json
-SAMPLES=$OUT/bench-transparent-samples.jsonl
-TMP=$(mktemp -d /tmp/ppbpf-bench-tr.XXXXXX)
-CLEANUP+=("rm -rf '$TMP'")
-: > "$SAMPLES"
+bench_setup "the transparent-mode benchmarks" 9 bench-transparent go-mmproxy haproxy jq taskset
 
 # Two namespaces and a veth pair; the client is the "balancer" (203.0.113.1), the server 203.0.113.2.
-new_netns NC client
-new_netns NS server
-ip link add "pp$$c" netns "$NC" type veth peer name "pp$$s" netns "$NS"
-ip -n "$NC" addr add 203.0.113.1/24 dev "pp$$c"
-ip -n "$NS" addr add 203.0.113.2/24 dev "pp$$s"
-ip -n "$NC" link set "pp$$c" up
-ip -n "$NS" link set "pp$$s" up
-SRV=203.0.113.2
+bench_veth_pair pp
 # go-mmproxy's two lines: replies from the backend to the client's address are delivered locally
 ip -n "$NS" rule add from 127.0.0.1/8 iif lo table 123
 ip -n "$NS" route add local 0.0.0.0/0 dev lo table 123
@@ -105,8 +82,6 @@ for p in "$P_D" "$P_T" "$P_M" "$P_MB" "$P_H" "$P_HB"; do
 	listening "$p" || fail "nothing listens on $p in the server's namespace"
 done
 
-busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
-TICK_US=$((1000000 / $(getconf CLK_TCK)))
 client() { nsenter --net="/run/netns/$NC" env BENCH_ADDR="$SRV" "$@"; }
 
 # rate_run MODE CONC ROUND
@@ -171,11 +146,7 @@ st=$(nsenter --net="/run/netns/$NS" "$CLI" status --pin-dir "$PIN" --json)
 	fail "the kernel side did not take the benchmark's headers out cleanly: $(jq -c .counters <<< "$st")"
 
 jq -s --argjson quick "$QUICK" --argjson rounds "$ROUNDS" --arg secs "$SECS" --argjson bytes "$BYTES" \
-	--arg kernel "$(uname -r)" --argjson cpus "$(nproc)" --arg mm "$(dpkg-query -W -f='${Version}' go-mmproxy 2>/dev/null)" '
-  def stats: sort | {median: .[length / 2 | floor], min: .[0], max: .[-1], runs: .};
-  def series($kind; $conc; $mode; $f):
-    [.[] | select(.kind == $kind and .mode == $mode and ($conc == null or .conc == $conc))] | sort_by(.round) | map(.[$f]);
-  def ratio($xs; $base): [range($xs | length) | $xs[.] / $base[.]] | stats;
+	--arg kernel "$(uname -r)" --argjson cpus "$(nproc)" --arg mm "$(dpkg-query -W -f='${Version}' go-mmproxy 2>/dev/null)" "$BENCH_JQ"'
   . as $all |
   def rate_block($conc):
     reduce ("direct", "transparent", "go-mmproxy", "haproxy") as $m ({};
