@@ -22,20 +22,29 @@ static __always_inline int port_bit(void *bitmap, __u32 port)
 	return bits && (*bits >> (port & 63)) & 1;
 }
 
-/* Is addr (IPv4: first 4 bytes) trusted on this local port? */
-static __always_inline int trusted(__u16 port, int v4, const __u8 *addr)
+/*
+ * Is addr (IPv4: first 4 bytes) in one of the port's blocks, in a pair of
+ * per-port prefix tries (IPv4, IPv6: trust, or the sending side's destinations)?
+ */
+static __always_inline int in_port_blocks(void *tries4, void *tries6, __u16 port, int v4, const __u8 *addr)
 {
 	if (v4) {
 		struct ppbpf_trust4_key k = { .prefixlen = PPBPF_TRUST_PORT_BITS + 32, .port = bpf_htons(port) };
 
 		__builtin_memcpy(k.addr, addr, 4);
-		return bpf_map_lookup_elem(&trust4, &k) != NULL;
+		return bpf_map_lookup_elem(tries4, &k) != NULL;
 	} else {
 		struct ppbpf_trust6_key k = { .prefixlen = PPBPF_TRUST_PORT_BITS + 128, .port = bpf_htons(port) };
 
 		__builtin_memcpy(k.addr, addr, 16);
-		return bpf_map_lookup_elem(&trust6, &k) != NULL;
+		return bpf_map_lookup_elem(tries6, &k) != NULL;
 	}
+}
+
+/* Is addr (IPv4: first 4 bytes) trusted on this local port? */
+static __always_inline int trusted(__u16 port, int v4, const __u8 *addr)
+{
+	return in_port_blocks(&trust4, &trust6, port, v4, addr);
 }
 
 /*

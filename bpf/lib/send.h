@@ -36,17 +36,7 @@
 /* Is this destination, on this remote port, one that gets a header? */
 static __always_inline int send_to(__u16 port, int v4, const __u8 *addr)
 {
-	if (v4) {
-		struct ppbpf_trust4_key k = { .prefixlen = PPBPF_TRUST_PORT_BITS + 32, .port = bpf_htons(port) };
-
-		__builtin_memcpy(k.addr, addr, 4);
-		return bpf_map_lookup_elem(&send_to4, &k) != NULL;
-	} else {
-		struct ppbpf_trust6_key k = { .prefixlen = PPBPF_TRUST_PORT_BITS + 128, .port = bpf_htons(port) };
-
-		__builtin_memcpy(k.addr, addr, 16);
-		return bpf_map_lookup_elem(&send_to6, &k) != NULL;
-	}
+	return in_port_blocks(&send_to4, &send_to6, port, v4, addr);
 }
 
 static const __u8 v2_signature[12] = { 0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A };
@@ -202,7 +192,6 @@ static __always_inline void on_active_established(struct bpf_sock_ops *skops)
 	}
 	s->len = pol->version == 1 ? build_v1(s->hdr, v4, &local, &peer) : build_v2(s->hdr, v4, &local, &peer, pol);
 	cookie = bpf_get_socket_cookie(skops);
-	s->cookie = cookie;
 	if (!s->len || bpf_sock_hash_update(skops, &send_socks, &cookie, BPF_NOEXIST)) {
 		count(PPBPF_CNT_SEND_NO_ROOM);
 		return;
@@ -257,10 +246,12 @@ static __always_inline void on_transmit(struct bpf_sock_ops *skops)
 {
 	struct bpf_sock *sk = skops->sk;
 	struct ppbpf_send_sk *s = sk ? bpf_sk_storage_get(&send_sks, sk, 0, 0) : NULL;
+	__u64 cookie;
 
 	if (!s || READ_ONCE(s->state) != SEND_SENT)
 		return;
-	bpf_map_delete_elem(&send_socks, &s->cookie);
+	cookie = bpf_get_socket_cookie(skops);
+	bpf_map_delete_elem(&send_socks, &cookie);
 	WRITE_ONCE(s->state, SEND_RELEASED);
 	count(PPBPF_CNT_SEND_RELEASED);
 	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags & ~BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG);

@@ -43,7 +43,6 @@ enum send_state {
 struct ppbpf_send_sk {
 	__u32 state; /* enum send_state */
 	__u32 len;   /* header bytes */
-	__u64 cookie;
 	__u8 hdr[PPBPF_SEND_MAX + 512]; /* a TLV written at a masked offset stays inside */
 };
 
