@@ -70,6 +70,7 @@ int ppbpf_ingress(struct __sk_buff *skb)
 {
 	struct bpf_sock *sk = skb->sk;
 	struct ppbpf_sk *rec;
+	__u32 tcp_state;
 	__u8 state;
 
 	/* Untracked traffic leaves here: its local port has no policy. */
@@ -80,16 +81,20 @@ int ppbpf_ingress(struct __sk_buff *skb)
 		return PASS;
 	if (shifted_port(sk->src_port))
 		return on_shifted_socket_segment(sk);
-	if (sk->state == BPF_TCP_LISTEN)
+	tcp_state = READ_ONCE(sk->state); /* before the record is looked up: see on_unset_segment */
+	if (tcp_state == BPF_TCP_LISTEN)
 		return on_listener_segment(skb);
+	barrier();
 	rec = bpf_sk_storage_get(&ppbpf_sks, sk, 0, 0);
 	if (!rec)
-		return on_unset_segment(skb, sk);
+		return on_unset_segment(skb, sk, tcp_state);
 	state = READ_ONCE(rec->info.state);
 	if (state == PPBPF_STATE_PENDING)
 		return on_stream_segment(skb, sk, rec);
 	if (state == PPBPF_STATE_ERROR)
 		return on_rejected_segment(skb);
+	if (state == PPBPF_STATE_NONE) /* sockops is making the record on another CPU right now */
+		return hold_until_set_up(skb);
 	return PASS;
 }
 

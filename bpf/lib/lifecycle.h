@@ -16,7 +16,12 @@
 #include "stats.h"
 #include "verdict.h"
 
-/* The record of a socket sockops tracks, with its policy and endpoints. */
+/*
+ * The record of a socket sockops tracks, with its policy and endpoints. The
+ * storage is visible to segments on other CPUs from its creation (state
+ * NONE: held, see on_unset_segment), so PENDING is stored last, after the
+ * fields a segment of a pending header reads.
+ */
 static __always_inline void init_record(struct ppbpf_sk *rec, struct bpf_sock_ops *skops,
 					const struct ppbpf_port_policy *pol, const struct ppbpf_conn *c,
 					__u64 cookie, int v4)
@@ -25,7 +30,6 @@ static __always_inline void init_record(struct ppbpf_sk *rec, struct bpf_sock_op
 	rec->info.size = sizeof(rec->info);
 	rec->info.cookie = cookie;
 	rec->info.established_ns = c->established_ns;
-	rec->info.state = PPBPF_STATE_PENDING;
 	rec->info.need = PPBPF_MIN_LEN;
 	rec->rcv_start = skops->rcv_nxt;
 	rec->port_flags = pol->flags;
@@ -37,6 +41,8 @@ static __always_inline void init_record(struct ppbpf_sk *rec, struct bpf_sock_op
 	rec->peer = c->peer;
 	if (pol->flags & PPBPF_PORT_REWRITE_PEER)
 		rec->info.flags |= PPBPF_INFO_REWRITE_PEER;
+	barrier();
+	WRITE_ONCE(rec->info.state, PPBPF_STATE_PENDING);
 }
 
 /*

@@ -162,26 +162,34 @@ static __always_inline int on_rejected_segment(struct __sk_buff *skb)
 	return DROP;
 }
 
-/*
- * A segment of a socket that has no record yet. sockops makes the record as
- * the child leaves SYN_RECV (tcp_init_transfer() runs before the state
- * becomes ESTABLISHED), but the child is found by segments from the moment
- * it is made: a data segment handled on another CPU meanwhile (the ACK that
- * made the child still in a busy CPU's softirq) would pass unjudged. So
- * while the child is SYN_RECV and sockops will track it, payload is dropped,
- * and resent. An ESTABLISHED socket without a record is one sockops left
- * alone (or one from before the attach): its bytes pass.
- */
-static __always_inline int on_unset_segment(struct __sk_buff *skb, struct bpf_sock *sk)
+/* Payload that comes before the socket's record is ready is dropped (TCP resends it); an ACK passes. */
+static __always_inline int hold_until_set_up(struct __sk_buff *skb)
 {
 	struct segment s;
 
-	if (sk->state != BPF_TCP_SYN_RECV || !will_be_tracked(sk))
-		return PASS;
 	if (!read_segment(skb, &s) && !s.len)
 		return PASS; /* an ACK: no stream bytes */
 	count(PPBPF_CNT_BEFORE_SETUP);
 	return DROP;
+}
+
+/*
+ * A segment of a socket that had no record when looked up, in tcp_state read
+ * before that lookup. sockops makes the record as the child leaves SYN_RECV
+ * (tcp_init_transfer() runs before the state becomes ESTABLISHED), but the
+ * child is found by segments from the moment it is made: a data segment
+ * handled on another CPU meanwhile (the ACK that made the child still in a
+ * busy CPU's softirq) would pass unjudged. So while the child is SYN_RECV
+ * and sockops will track it, payload is dropped, and resent. The state is
+ * read first because the record may be made between the two reads: a
+ * socket seen ESTABLISHED before its record was looked up for is one
+ * sockops left alone (or one from before the attach), and its bytes pass.
+ */
+static __always_inline int on_unset_segment(struct __sk_buff *skb, struct bpf_sock *sk, __u32 tcp_state)
+{
+	if (tcp_state != BPF_TCP_SYN_RECV || !will_be_tracked(sk))
+		return PASS;
+	return hold_until_set_up(skb);
 }
 
 /* sk_user_data holds a sockmap's psock, tagged with this bit (include/net/sock.h). */
