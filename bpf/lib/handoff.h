@@ -59,6 +59,25 @@ static __always_inline int handshake_of(struct __sk_buff *skb, const struct segm
 }
 
 /*
+ * Has the handshake's child been made (or the handshake gone) since
+ * handshake_of found its request socket? The child replaces the request
+ * socket in the lookup table before its sockops runs.
+ */
+static __always_inline int handshake_gone(struct __sk_buff *skb, const struct segment *s)
+{
+	struct bpf_sock_tuple t = {};
+	__u32 tlen = sock_tuple(&t, s->v4, &s->peer, &s->local);
+	struct bpf_sock *skc = bpf_skc_lookup_tcp(skb, &t, tlen, BPF_F_CURRENT_NETNS, 0);
+	int gone;
+
+	if (!skc)
+		return 1;
+	gone = skc->state != TCP_NEW_SYN_RECV;
+	bpf_sk_release(skc);
+	return gone;
+}
+
+/*
  * Append a segment's bytes from payload offset skip (its new ones) to the
  * header taken in so far in e, up to the port's limit, and parse them.
  * Returns the parse result under the port's policy, or PPBPF_E_NO_ROOM where
@@ -210,6 +229,15 @@ static __always_inline int on_listener_segment(struct __sk_buff *skb)
 			count(PPBPF_CNT_NO_MEMORY);
 			return DROP;
 		}
+		/*
+		 * The ACK may have made the child on another CPU since the
+		 * lookup, and its sockops looked for this entry before it was
+		 * stored: nothing would take it. The segment then meets the
+		 * child (dropped if it was held, and resent; judged there if
+		 * it passes: tcp_check_req() finds the request taken).
+		 */
+		if (real && handshake_gone(skb, &s))
+			bpf_map_delete_elem(entries, &key);
 	}
 	return verdict;
 }

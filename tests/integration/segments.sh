@@ -32,7 +32,7 @@ expect_empty() {
 		sleep 0.1
 	done
 	"$CLI" list --pin-dir "$pin" --json | jq -c '.[]' >&2
-	bpftool -j map dump pinned "$pin/early" | jq -c '.[] | {key: .key, start: .value.start, ack: .value.ack, rc: .value.rc}' >&2
+	bpftool -j map dump pinned "$pin/early" | jq -c '.[].formatted | {key: .key, start: .value.start, ack: .value.ack, rc: .value.rc}' >&2
 	fail "$1: entries left: $left in the table / pending maps, $early listener entries"
 }
 
