@@ -47,6 +47,7 @@ SKELS := $(patsubst bpf/%.bpf.c,$(OUTPUT)/%.skel.h,$(BPF_SRCS))
 DROP_ONCE := $(OUTPUT)/tests/bpf/drop_once.bpf.o
 STREAM_TEST := $(OUTPUT)/tests/stream_test
 SEND_TEST := $(OUTPUT)/tests/send_test
+RELAY_TEST := $(OUTPUT)/tests/relay_test
 # bpf/impair.bpf.c, the self-test's impairment, built three ways for the tests (its rates' defaults, ppm).
 IMPAIR_OBJS := $(OUTPUT)/tests/bpf/impair_in.bpf.o $(OUTPUT)/tests/bpf/impair_ack.bpf.o \
 	$(OUTPUT)/tests/bpf/impair_reorder.bpf.o
@@ -184,6 +185,10 @@ $(SEND_TEST): tests/integration/send_test.c include/ppbpf/parse.h include/ppbpf/
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $< -lpthread
 
+$(RELAY_TEST): tests/integration/relay_test.c tests/integration/testlib.h $(LIBA) $(HDRS) | $(OUTPUT)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LIBA) $(LIBBPF_LIBS)
+
 $(STREAM_TEST): tests/integration/stream_test.c include/ppbpf/abi.h include/ppbpf/crc32c.h include/ppbpf/target.h \
 		tests/integration/streamlib.h | $(OUTPUT)/tests
 	$(call msg,CC,$@)
@@ -204,7 +209,7 @@ cli-test: $(CLI)
 
 # Real sockets in test cgroups (root): the receive path, then real HAProxy in front.
 integration: all $(RECV_TEST) $(TRUST_TEST) $(SEGMENTS_TEST) $(ACCEPT_TEST) $(DROP_ONCE) $(STREAM_TEST) $(SEND_TEST) \
-		$(IMPAIR_OBJS)
+		$(RELAY_TEST) $(IMPAIR_OBJS)
 	$(Q)$(TIMED) kernel.sh tests/integration/kernel.sh
 	$(Q)$(TIMED) accept.sh tests/integration/accept.sh
 	$(Q)$(TIMED) segments.sh tests/integration/segments.sh
@@ -213,13 +218,14 @@ integration: all $(RECV_TEST) $(TRUST_TEST) $(SEGMENTS_TEST) $(ACCEPT_TEST) $(DR
 	$(Q)$(TIMED) transparent.sh tests/integration/transparent.sh
 	$(Q)$(TIMED) apps.sh tests/integration/apps.sh
 	$(Q)$(TIMED) send.sh tests/integration/send.sh
+	$(Q)$(TIMED) relay.sh tests/integration/relay.sh
 
 # Debian 12's kernel (6.1) under qemu: vm-test builds on the host, then boots it to run
 # vm-suite, which uses what the host built: nothing is built or installed in the guest.
 vm-test: deps
 	$(Q)scripts/deps.sh vm
 	$(Q)$(MAKE) all $(BPF_CHECK) $(RECV_TEST) $(TRUST_TEST) $(SEGMENTS_TEST) $(ACCEPT_TEST) $(DROP_ONCE) \
-		$(STREAM_TEST) $(SEND_TEST) $(IMPAIR_OBJS)
+		$(STREAM_TEST) $(SEND_TEST) $(RELAY_TEST) $(IMPAIR_OBJS)
 	$(Q)scripts/vm-test.sh
 
 vm-suite:
@@ -231,6 +237,7 @@ vm-suite:
 	$(Q)$(TIMED) trust.sh tests/integration/trust.sh
 	$(Q)$(TIMED) transparent.sh tests/integration/transparent.sh
 	$(Q)$(TIMED) send.sh tests/integration/send.sh
+	$(Q)$(TIMED) relay.sh tests/integration/relay.sh
 	@echo "ALL GUEST TESTS PASSED on $$(uname -r)"; cat $(TIMES)
 
 # Transparent mode's integrity section with 10 transfers of 2 GiB per link (outside `make test`).
@@ -277,7 +284,8 @@ INTEGRATION_SCRIPT_segments_test := segments.sh
 INTEGRATION_SCRIPT_trust_test := trust.sh
 INTEGRATION_SCRIPT_stream_test := transparent.sh
 INTEGRATION_SCRIPT_send_test := send.sh
-INTEGRATION_PROGS := recv_test accept_test segments_test trust_test stream_test send_test
+INTEGRATION_SCRIPT_relay_test := relay.sh
+INTEGRATION_PROGS := recv_test accept_test segments_test trust_test stream_test send_test relay_test
 UNIT_PROGS := $(notdir $(UNIT_BINS))
 T_PROG := $(firstword $(subst /, ,$(T)))
 T_CASE := $(patsubst $(T_PROG)/%,%,$(filter $(T_PROG)/%,$(T)))
@@ -285,7 +293,7 @@ ifneq ($(filter $(T_PROG),$(UNIT_PROGS)),)
 T_BUILD := $(OUTPUT)/tests/$(T_PROG)
 T_RUN := $(OUTPUT)/tests/$(T_PROG)
 else ifneq ($(INTEGRATION_SCRIPT_$(T_PROG)),)
-T_BUILD := all $(OUTPUT)/tests/$(T_PROG) $(DROP_ONCE) $(STREAM_TEST) $(SEND_TEST) $(IMPAIR_OBJS)
+T_BUILD := all $(OUTPUT)/tests/$(T_PROG) $(DROP_ONCE) $(STREAM_TEST) $(SEND_TEST) $(RELAY_TEST) $(IMPAIR_OBJS)
 T_RUN := tests/integration/$(INTEGRATION_SCRIPT_$(T_PROG))
 endif
 ifneq ($(T),)

@@ -14,6 +14,9 @@
  *                      (stream.h); at a listener, judge a header that comes
  *                      before the child socket exists              (handoff.h)
  *  cgroup/getsockopt   getsockopt(fd, SOL_PPBPF, ...): the query ABI (query.h)
+ *  cgroup/getsockopt   PPBPF_RELAY_TOKEN: a token for an inbound socket's
+ *                      original client; cgroup/setsockopt PPBPF_RELAY: an
+ *                      outgoing socket's header relays it          (relay.h)
  *  cgroup/getpeername  accept()/getpeername() return the original source
  *                                                                    (query.h)
  *  sk_msg              the sending side: a PROXY header before the first
@@ -37,6 +40,7 @@
 #include "lib/handoff.h"
 #include "lib/lifecycle.h"
 #include "lib/query.h"
+#include "lib/relay.h"
 #include "lib/send.h"
 #include "lib/shift.h"
 #include "lib/stream.h"
@@ -150,9 +154,20 @@ int ppbpf_getsockopt(struct bpf_sockopt *ctx)
 		answer_info(ctx, rec);
 	else if (ctx->optname == PPBPF_TLVS)
 		answer_tlvs(ctx, sk, rec);
+	else if (ctx->optname == PPBPF_RELAY_TOKEN)
+		answer_relay_token(ctx, sk, rec);
 	else
 		ctx->retval = -ENOPROTOOPT;
 	return 1;
+}
+
+/* setsockopt(fd, SOL_PPBPF, PPBPF_RELAY, ...): an outgoing socket gets a relayed header (relay.h). */
+SEC("cgroup/setsockopt")
+int ppbpf_setsockopt(struct bpf_sockopt *ctx)
+{
+	if (ctx->level != SOL_PPBPF)
+		return 1;
+	return relay_setsockopt(ctx);
 }
 
 SEC("cgroup/getpeername4")

@@ -28,6 +28,8 @@
 #define PPBPF_SEND_MAX 512
 /* Sockets waiting for their first send at once (the sockhash the sk_msg program runs for). */
 #define PPBPF_SEND_SOCKS 65536
+/* Inbound sockets holding a relay token at once (PPBPF_RELAY_TOKEN). */
+#define PPBPF_RELAY_TOKENS 65536
 /* 64-bit words of a per-port bitmap: one bit for each of the 65536 ports. */
 #define PORT_BITMAP_WORDS (65536 / 64)
 /* IPv6 extension headers a segment may carry before TCP, at most. */
@@ -74,11 +76,16 @@
 #define IPPROTO_ROUTING 43
 #define IPPROTO_DSTOPTS 60
 #define IPPROTO_AH 51
-/* Errors the query hook answers with. */
-#define ENODATA 61
+/* Errors the query and relay hooks answer with. */
+#define ENOENT 2
 #define EAGAIN 11
+#define ENOMEM 12
 #define EINVAL 22
+#define ENOSPC 28
+#define ENODATA 61
 #define ENOPROTOOPT 92
+#define EISCONN 106
+#define EALREADY 114
 /* sk_state values: the two in which the sweep resets a socket, and a request socket's. */
 #define TCP_ESTABLISHED 1
 #define TCP_CLOSE_WAIT 8

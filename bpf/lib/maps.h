@@ -254,6 +254,27 @@ struct {
 	__type(value, __u8);
 } send_to6 SEC(".maps");
 
+/*
+ * Inbound sockets' original clients, by the random token PPBPF_RELAY_TOKEN
+ * gave out for them: PPBPF_RELAY finds what to write on an outgoing socket
+ * with no fd or map of the caller's. An entry goes when its socket closes.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, PPBPF_RELAY_TOKENS);
+	__type(key, __u64);
+	__type(value, struct ppbpf_relay_src);
+} relay_tokens SEC(".maps");
+
+/* Where PPBPF_RELAY_TOKEN assembles an entry (per CPU: it is too big for the stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ppbpf_relay_src);
+} scratch_relay SEC(".maps");
+
 /* An outgoing connection's header until it is written (struct ppbpf_send_sk). */
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);

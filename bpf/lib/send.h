@@ -91,11 +91,52 @@ static long crc_byte(__u64 i, void *ctx)
 	return 0;
 }
 
-/* A v2 PROXY header from src to dst into out, with the TLVs pol asks for. Returns its length. */
-static __always_inline __u32 build_v2(__u8 *out, int v4, const struct ppbpf_endpoint *src,
-				      const struct ppbpf_endpoint *dst, const struct ppbpf_send_policy *pol)
+/* Where relayed TLVs are copied (a bpf_loop callback, one TLV a call). */
+struct tlv_copy {
+	const __u8 *in;
+	__u32 in_len;
+	__u32 pos;
+	__u8 *out;
+	__u32 at;
+	__u32 has_id; /* a UNIQUE_ID was among them */
+};
+
+/* Copy the next TLV of c->in to c->out, unless it is a CRC32C or NOOP (they belong to their own header). */
+static long copy_tlv(__u64 i __attribute__((unused)), void *ctx)
 {
-	__u32 alen = v4 ? 4 : 16, at = 16, crc_at = 0;
+	struct tlv_copy *c = ctx;
+	__u32 p = c->pos, type, len;
+
+	if (p + 3 > c->in_len)
+		return 1;
+	type = c->in[p & (PPBPF_SEND_MAX - 1)];
+	len = (__u32)c->in[(p + 1) & (PPBPF_SEND_MAX - 1)] << 8 | c->in[(p + 2) & (PPBPF_SEND_MAX - 1)];
+	if (p + 3 + len > c->in_len || c->at + 3 + len > PPBPF_SEND_MAX)
+		return 1; /* cut short where it was kept: not relayed */
+	c->pos = p + 3 + len;
+	if (type == PPBPF_TLV_CRC32C || type == PPBPF_TLV_NOOP)
+		return 0;
+	if (type == PPBPF_TLV_UNIQUE_ID)
+		c->has_id = 1;
+	bpf_probe_read_kernel(c->out + (c->at & (PPBPF_SEND_MAX - 1)), (3 + len) & (PPBPF_SEND_MAX - 1),
+			      c->in + (p & (PPBPF_SEND_MAX - 1)));
+	c->at += 3 + len;
+	return 0;
+}
+
+/* What a v2 header carries besides the addresses: a --send policy's TLVs, or a relayed header's. */
+struct v2_extras {
+	const struct ppbpf_send_policy *pol; /* AUTHORITY and ALPN, or NULL */
+	const struct ppbpf_relay_src *relayed; /* its TLVs, or NULL */
+	__u32 flags;                         /* PPBPF_SEND_* */
+};
+
+/* A v2 PROXY header from src to dst into out, with the TLVs x asks for. Returns its length. */
+static __always_inline __u32 build_v2(__u8 *out, int v4, const struct ppbpf_endpoint *src,
+				      const struct ppbpf_endpoint *dst, const struct v2_extras *x)
+{
+	const struct ppbpf_send_policy *pol = x->pol;
+	__u32 alen = v4 ? 4 : 16, at = 16, crc_at = 0, has_id = 0;
 	__u16 sport = bpf_htons(src->port), dport = bpf_htons(dst->port);
 	__u8 id[32];
 
@@ -113,15 +154,24 @@ static __always_inline __u32 build_v2(__u8 *out, int v4, const struct ppbpf_endp
 	__builtin_memcpy(out + (at & 63), &sport, 2);
 	__builtin_memcpy(out + ((at + 2) & 63), &dport, 2);
 	at += 4;
-	if (pol->authority_len)
+	if (pol && pol->authority_len)
 		at = put_tlv(out, at, PPBPF_TLV_AUTHORITY, pol->authority, pol->authority_len);
-	if (pol->alpn_len)
+	if (pol && pol->alpn_len)
 		at = put_tlv(out, at, PPBPF_TLV_ALPN, pol->alpn, pol->alpn_len);
-	if (pol->flags & PPBPF_SEND_UNIQUE_ID) {
+	if (x->relayed) {
+		struct tlv_copy c = { .in = x->relayed->tlvs, .in_len = x->relayed->tlv_len, .out = out, .at = at };
+
+		if (c.in_len > PPBPF_RELAY_TLV_MAX)
+			c.in_len = PPBPF_RELAY_TLV_MAX;
+		bpf_loop(PPBPF_RELAY_TLV_MAX / 3, copy_tlv, &c, 0);
+		at = c.at;
+		has_id = c.has_id;
+	}
+	if ((x->flags & PPBPF_SEND_UNIQUE_ID) && !has_id) {
 		random_id(id);
 		at = put_tlv(out, at, PPBPF_TLV_UNIQUE_ID, id, sizeof(id));
 	}
-	if (pol->flags & PPBPF_SEND_CRC32C) {
+	if (x->flags & PPBPF_SEND_CRC32C) {
 		__u32 zero = 0;
 
 		crc_at = at + 3;
@@ -159,11 +209,26 @@ static __always_inline __u32 build_v1(__u8 *out, int v4, const struct ppbpf_endp
 	return n > 1 && n <= PPBPF_SEND_MAX ? (__u32)n - 1 : 0;
 }
 
+/* A socket whose header is built joins the sockhash, whose sk_msg program writes it on the first send. */
+static __always_inline void join_sockhash(struct bpf_sock_ops *skops, struct ppbpf_send_sk *s)
+{
+	__u64 cookie = bpf_get_socket_cookie(skops);
+
+	if (!s->len || bpf_sock_hash_update(skops, &send_socks, &cookie, BPF_NOEXIST)) {
+		count(PPBPF_CNT_SEND_NO_ROOM);
+		return;
+	}
+	WRITE_ONCE(s->state, SEND_READY);
+	/* called as each segment goes out (to size its options, which it leaves alone): see on_transmit */
+	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG);
+}
+
 /*
- * sockops, a connection this cgroup opened is established: if its remote
- * port and address have an outbound policy, its header is built and the
- * socket joins the sockhash, whose sk_msg program writes it on the first
- * send. A connection that cannot get one (a full map) is counted.
+ * sockops, a connection this cgroup opened is established: one whose header
+ * PPBPF_RELAY built already, or whose remote port and address have an
+ * outbound policy (its header is built now, from the socket's own
+ * addresses), joins the sockhash. A connection that cannot (a full map) is
+ * counted.
  */
 static __always_inline void on_active_established(struct bpf_sock_ops *skops)
 {
@@ -172,10 +237,16 @@ static __always_inline void on_active_established(struct bpf_sock_ops *skops)
 	struct bpf_sock *sk = skops->sk;
 	struct ppbpf_send_policy *pol;
 	struct ppbpf_send_sk *s;
-	__u64 cookie;
 	int v4;
 
-	if (!port_bit(&send_bits, port) || !sk)
+	if (!sk)
+		return;
+	s = bpf_sk_storage_get(&send_sks, sk, 0, 0); /* no storage at all: one pointer read */
+	if (s && READ_ONCE(s->state) == SEND_PREBUILT) {
+		join_sockhash(skops, s);
+		return;
+	}
+	if (!port_bit(&send_bits, port))
 		return;
 	pol = bpf_map_lookup_elem(&send_ports, &port);
 	if (!pol)
@@ -190,20 +261,28 @@ static __always_inline void on_active_established(struct bpf_sock_ops *skops)
 		count(PPBPF_CNT_SEND_NO_ROOM);
 		return;
 	}
-	s->len = pol->version == 1 ? build_v1(s->hdr, v4, &local, &peer) : build_v2(s->hdr, v4, &local, &peer, pol);
-	cookie = bpf_get_socket_cookie(skops);
-	if (!s->len || bpf_sock_hash_update(skops, &send_socks, &cookie, BPF_NOEXIST)) {
-		count(PPBPF_CNT_SEND_NO_ROOM);
-		return;
+	if (pol->version == 1) {
+		s->len = build_v1(s->hdr, v4, &local, &peer);
+	} else {
+		struct v2_extras x = { .pol = pol, .flags = pol->flags };
+
+		s->len = build_v2(s->hdr, v4, &local, &peer, &x);
 	}
-	WRITE_ONCE(s->state, SEND_READY);
-	/* called as each segment goes out (to size its options, which it leaves alone): see on_transmit */
-	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG);
+	join_sockhash(skops, s);
+}
+
+/* Has PPBPF_RELAY built this socket's header, to go out when it is connected? */
+static __always_inline int has_relay_header(struct bpf_sock *sk)
+{
+	struct ppbpf_send_sk *s = bpf_sk_storage_get(&send_sks, sk, 0, 0);
+
+	return s && READ_ONCE(s->state) == SEND_PREBUILT;
 }
 
 /*
  * cgroup/connect4 and connect6: a TCP Fast Open connect to a destination
- * that gets a header is refused (EPERM), counted. Fast Open puts the first
+ * that gets a header (or of a socket with a relayed one) is refused
+ * (EPERM), counted. Fast Open puts the first
  * bytes in the SYN, before the socket can join the sockhash: they would go
  * out without the header. Both ways in are seen here: sendto(MSG_FASTOPEN)
  * has its request set, and connect() after TCP_FASTOPEN_CONNECT has the
@@ -216,7 +295,11 @@ static __always_inline int connect_allowed(struct bpf_sock_addr *ctx, int v4)
 	struct tcp_sock *tp;
 	__u8 addr[16] = {};
 
-	if (ctx->protocol != IPPROTO_TCP || !port_bit(&send_bits, port) || !sk)
+	if (ctx->protocol != IPPROTO_TCP || !sk)
+		return 1;
+	if (has_relay_header(sk))
+		goto check;
+	if (!port_bit(&send_bits, port))
 		return 1;
 	if (v4) {
 		__u32 ip4 = ctx->user_ip4;
@@ -229,6 +312,7 @@ static __always_inline int connect_allowed(struct bpf_sock_addr *ctx, int v4)
 	}
 	if (!send_to(port, v4, addr))
 		return 1;
+check:
 	tp = bpf_skc_to_tcp_sock(sk);
 	if (!tp || (!BPF_CORE_READ(tp, fastopen_req) && !BPF_CORE_READ_BITFIELD_PROBED(tp, fastopen_connect)))
 		return 1;

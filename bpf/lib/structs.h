@@ -30,6 +30,7 @@ struct ppbpf_sk {
 	__u8 peer_v4;           /* peer.addr is IPv4 (also a v4-mapped peer of a dual-stack socket) */
 	struct ppbpf_endpoint local; /* the socket's own ends, for rejection events and live policy */
 	struct ppbpf_endpoint peer;
+	__u64 relay_token;      /* its key in relay_tokens once asked for (PPBPF_RELAY_TOKEN); 0: none */
 };
 
 /* Where an outgoing connection's header is (struct ppbpf_send_sk.state). */
@@ -37,9 +38,19 @@ enum send_state {
 	SEND_READY = 1,    /* built at establishment: the first send writes it */
 	SEND_SENT = 2,     /* written: the socket leaves the sockhash at its first acknowledgement */
 	SEND_RELEASED = 3, /* out of the sockhash: sends no longer pass sk_msg */
+	SEND_PREBUILT = 4, /* built by PPBPF_RELAY before the connection is: it joins the sockhash then */
 };
 
-/* An outgoing connection's header, built by sockops (SK_STORAGE "send_sks"). */
+/* The original client of an inbound socket, for PPBPF_RELAY (HASH "relay_tokens"). */
+struct ppbpf_relay_src {
+	struct ppbpf_endpoint src;
+	struct ppbpf_endpoint dst;
+	__u32 v4;
+	__u32 tlv_len;       /* TLV bytes of its header kept here */
+	__u8 tlvs[PPBPF_SEND_MAX]; /* the first PPBPF_RELAY_TLV_MAX; sized for masked offsets */
+};
+
+/* An outgoing connection's header, built by sockops or by PPBPF_RELAY (SK_STORAGE "send_sks"). */
 struct ppbpf_send_sk {
 	__u32 state; /* enum send_state */
 	__u32 len;   /* header bytes */

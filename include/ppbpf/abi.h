@@ -31,6 +31,40 @@
 #define PPBPF_INFO 1
 /* Optname: the raw v2 TLV bytes kept for the socket. */
 #define PPBPF_TLVS 2
+/*
+ * Optname (getsockopt, an inbound socket whose header was accepted): a
+ * __u64 token that lets setsockopt(PPBPF_RELAY) on another socket relay this
+ * socket's original client. The same token while the socket is open; gone
+ * when it closes. ENODATA: no client to relay (not tracked, a plain or
+ * rejected socket, a LOCAL header, a non-TCP family); EAGAIN: the header is
+ * still pending; ENOSPC: the token table is full; EINVAL: len < 8.
+ */
+#define PPBPF_RELAY_TOKEN 3
+/*
+ * Optname (setsockopt, an outgoing TCP socket, before connect() or before
+ * its first send): struct ppbpf_relay. The socket's first bytes on the wire
+ * become a PROXY header with the token's original source and destination.
+ * ENOENT: no such token (its socket closed); EALREADY: the socket has sent
+ * bytes already; EISCONN: connected, and not a --send destination (call it
+ * before connect()); EINVAL: a short optlen or unknown flags; ENOMEM: no
+ * room for the header.
+ */
+#define PPBPF_RELAY 4
+/* struct ppbpf_relay.flags */
+#define PPBPF_RELAY_V1 0x1        /* a v1 (text) header; else v2 */
+#define PPBPF_RELAY_TLVS 0x2      /* v2: the inbound header's TLVs (not CRC32C or NOOP), up to PPBPF_RELAY_TLV_MAX bytes */
+#define PPBPF_RELAY_UNIQUE_ID 0x4 /* v2: a UNIQUE_ID TLV of the kernel's, unless a relayed TLV is one */
+#define PPBPF_RELAY_CRC32C 0x8    /* v2: a CRC32C TLV over the new header */
+#define PPBPF_RELAY_FLAGS 0xf
+/* Most TLV bytes relayed: whole TLVs beyond it are left out. */
+#define PPBPF_RELAY_TLV_MAX 384
+
+struct ppbpf_relay {
+	__u64 token; /* from getsockopt(in_fd, SOL_PPBPF, PPBPF_RELAY_TOKEN) */
+	__u32 flags; /* PPBPF_RELAY_* */
+	__u32 pad;   /* zero */
+};
+
 /* Version of struct ppbpf_info; grows only by appending fields. */
 #define PPBPF_ABI_VERSION 1
 
@@ -291,6 +325,9 @@ enum ppbpf_counter {
 	PPBPF_CNT_SEND_RELEASED, /* sending side: sockets out of the sockhash, their header sent with a segment */
 	PPBPF_CNT_SEND_NO_ROOM, /* sending side: connections that got no header state (a full map): see README */
 	PPBPF_CNT_SEND_FASTOPEN, /* sending side: TCP Fast Open connects to a --send destination refused (EPERM) */
+	PPBPF_CNT_RELAY_TOKENS, /* relay: tokens handed out for inbound sockets (PPBPF_RELAY_TOKEN) */
+	PPBPF_CNT_RELAYED,      /* relay: outgoing sockets given a relayed header (PPBPF_RELAY) */
+	PPBPF_CNT_RELAY_REFUSED, /* relay: PPBPF_RELAY calls refused (a bad token, a socket that sent already, ...) */
 	PPBPF_CNT_MAX,
 };
 

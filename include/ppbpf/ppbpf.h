@@ -176,6 +176,41 @@ PPBPF_API int ppbpf_wait(int fd, int timeout_ms, struct ppbpf_info *out);
  */
 PPBPF_API int ppbpf_getpeername(int fd, struct sockaddr *addr, socklen_t *len);
 
+/*
+ * Relay in_fd's original client to the next hop: out_fd's first bytes on the
+ * wire become a PROXY header with in_fd's original source and destination,
+ * written by the kernel (the sending side's sk_msg). in_fd is an inbound
+ * socket whose header the kernel accepted (call it after ppbpf_accept or
+ * ppbpf_wait); out_fd an outgoing TCP socket of the same cgroup, best
+ * before connect() (its header then waits for the connection), or a
+ * connected one whose --send header is not written yet (replaced). flags:
+ * PPBPF_RELAY_V1 (a v1 header; else v2), and for v2 PPBPF_RELAY_TLVS (in_fd's
+ * TLVs, not its CRC32C or NOOP, up to PPBPF_RELAY_TLV_MAX bytes),
+ * PPBPF_RELAY_UNIQUE_ID (a random UNIQUE_ID unless a relayed TLV is one),
+ * PPBPF_RELAY_CRC32C. No privileges and no map fds. Returns 0, or:
+ *   -ENODATA      in_fd has no client to relay (untracked, plain, rejected,
+ *                 a LOCAL header or a non-TCP family);
+ *   -EAGAIN       in_fd's header is still pending;
+ *   -EALREADY     out_fd has sent bytes already: its header can no longer
+ *                 be first;
+ *   -EISCONN      out_fd is connected and not a --send destination: call
+ *                 it before connect();
+ *   -ENOENT       the token is unknown (in_fd closed meanwhile);
+ *   -ENOPROTOOPT  ppbpf is not attached to the socket's cgroup;
+ *   -EINVAL       unknown flags, or out_fd is not a TCP socket;
+ *   -ENOSPC, -ENOMEM  the kernel side has no room.
+ * A Fast Open connect of out_fd afterwards is refused (EPERM): its first
+ * bytes would leave in the SYN, before the header.
+ */
+PPBPF_API int ppbpf_relay(int in_fd, int out_fd, unsigned int flags);
+/*
+ * The two halves of ppbpf_relay, for a process that hands the client to
+ * another: in_fd's token (the same while in_fd is open; it proves that the
+ * caller held in_fd), and the header for it on out_fd. Same errors.
+ */
+PPBPF_API int ppbpf_relay_token(int in_fd, __u64 *token);
+PPBPF_API int ppbpf_relay_with(int out_fd, __u64 token, unsigned int flags);
+
 /* Fill a sockaddr (sockaddr_in, or sockaddr_in6 when want_af is AF_INET6) with a header's source. */
 PPBPF_API int ppbpf_info_source(const struct ppbpf_info *info, int want_af, struct sockaddr *addr,
 				socklen_t *len);

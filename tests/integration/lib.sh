@@ -239,6 +239,42 @@ scaled() {
 	fi
 }
 
+# ---- helpers for tests with real servers --------------------------------------------------------
+
+# echo_server PORT LOG: a TCP echo server on 127.0.0.1:PORT (python3) in the background, ended by cleanup.
+echo_server() {
+	python3 - "$1" > "$2" 2>&1 <<'PY' &
+import socket, sys, threading
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(64)
+def serve(c):
+    with c:
+        while True:
+            d = c.recv(65536)
+            if not d:
+                return
+            c.sendall(d)
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+PY
+	PIDS+=($!)
+}
+
+# haproxy_tcp_head: the first lines of a test HAProxy config: TCP mode, logs to stdout, short timeouts.
+haproxy_tcp_head() {
+	cat <<'CFG'
+global
+	log stdout format raw local0
+defaults
+	mode tcp
+	log global
+	timeout connect 5s
+	timeout client 10s
+	timeout server 10s
+CFG
+}
+
 # ---- one case by name ------------------------------------------------------------
 # PPBPF_TEST_CASE=CASE (`make test T=PROG/CASE` sets it): a script runs only the
 # steps that run a case CASE matches (a name, or a shell pattern over names), and

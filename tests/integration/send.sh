@@ -107,31 +107,8 @@ PATTERNS="write writev sendmsg more cork sendfile splice nonblock first-small"
 # ---- receivers -----------------------------------------------------------------------------------
 if selected receivers; then
 	# an echo server behind HAProxy (it answers with what it got)
-	python3 - "$ECHO" > "$TMP/echo.log" 2>&1 <<'PY' &
-import socket, sys, threading
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(64)
-def serve(c):
-    with c:
-        while True:
-            d = c.recv(65536)
-            if not d:
-                return
-            c.sendall(d)
-while True:
-    c, _ = s.accept()
-    threading.Thread(target=serve, args=(c,), daemon=True).start()
-PY
-	PIDS+=($!)
-	cat > "$TMP/haproxy.cfg" <<EOF
-global
-	log stdout format raw local0
-defaults
-	mode tcp
-	log global
-	timeout connect 5s
-	timeout client 10s
-	timeout server 10s
+	echo_server "$ECHO" "$TMP/echo.log"
+	{ haproxy_tcp_head; cat <<EOF; } > "$TMP/haproxy.cfg"
 	log-format "hap %ci:%cp %fi:%fp %[fc_pp_authority] %[fc_pp_unique_id]"
 frontend tlvs
 	bind 127.0.0.1:$H3 accept-proxy

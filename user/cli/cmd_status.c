@@ -79,6 +79,9 @@ static const char *const counter_names[PPBPF_CNT_MAX] = {
 	[PPBPF_CNT_SEND_RELEASED] = "send_released",
 	[PPBPF_CNT_SEND_NO_ROOM] = "send_no_room",
 	[PPBPF_CNT_SEND_FASTOPEN] = "send_fastopen_refused",
+	[PPBPF_CNT_RELAY_TOKENS] = "relay_tokens",
+	[PPBPF_CNT_RELAYED] = "relayed",
+	[PPBPF_CNT_RELAY_REFUSED] = "relay_refused",
 };
 
 static const char *const state_names[] = { "none", "pending", "done", "error", "plain" };

@@ -32,7 +32,7 @@ static const char *const link_pins[SLOT_MAX] = {
 	[SLOT_SOCKOPS] = "link_sockops",         [SLOT_INGRESS] = "link_ingress",
 	[SLOT_GETSOCKOPT] = "link_getsockopt",   [SLOT_GETPEERNAME4] = "link_getpeername4",
 	[SLOT_GETPEERNAME6] = "link_getpeername6", [SLOT_CONNECT4] = "link_connect4",
-	[SLOT_CONNECT6] = "link_connect6",
+	[SLOT_CONNECT6] = "link_connect6",       [SLOT_SETSOCKOPT] = "link_setsockopt",
 };
 
 /* The fields of struct ppbpf_maps: the pin each one opens, and where its fd is. */
@@ -145,6 +145,7 @@ static struct bpf_program *slot_prog(struct ppbpf_bpf *skel, int slot)
 	case SLOT_GETPEERNAME4: return skel->progs.ppbpf_getpeername4;
 	case SLOT_CONNECT4: return skel->progs.ppbpf_connect4;
 	case SLOT_CONNECT6: return skel->progs.ppbpf_connect6;
+	case SLOT_SETSOCKOPT: return skel->progs.ppbpf_setsockopt;
 	default: return skel->progs.ppbpf_getpeername6;
 	}
 }

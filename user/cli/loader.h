@@ -13,7 +13,7 @@
 /* Programs and the attach type each one has, in pin order. */
 enum ppbpf_prog_slot {
 	SLOT_SOCKOPS, SLOT_INGRESS, SLOT_GETSOCKOPT, SLOT_GETPEERNAME4, SLOT_GETPEERNAME6, SLOT_CONNECT4, SLOT_CONNECT6,
-	SLOT_MAX
+	SLOT_SETSOCKOPT, SLOT_MAX
 };
 
 /*
