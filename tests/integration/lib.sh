@@ -261,6 +261,29 @@ PY
 	PIDS+=($!)
 }
 
+# python3 -c "$LINE_CLIENT_PY" SRC PORT LINE [half-close]: connect from SRC to 127.0.0.1:PORT, send
+# LINE (then shut the write side down if asked), read to EOF; print "SRC_ADDR:SRC_PORT", then the reply.
+LINE_CLIENT_PY='
+import socket, sys
+src, port, line = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+s = socket.socket()
+s.settimeout(10)
+s.bind((src, 0))
+s.connect(("127.0.0.1", port))
+s.sendall(line.encode())
+if len(sys.argv) > 4:
+    s.shutdown(socket.SHUT_WR)
+reply = b""
+while True:
+    d = s.recv(65536)
+    if not d:
+        break
+    reply += d
+a, p = s.getsockname()[:2]
+print(f"{a}:{p}")
+sys.stdout.write(reply.decode(errors="replace"))
+'
+
 # haproxy_tcp_head: the first lines of a test HAProxy config: TCP mode, logs to stdout, short timeouts.
 haproxy_tcp_head() {
 	cat <<'CFG'

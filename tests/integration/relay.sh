@@ -85,24 +85,8 @@ EOF
 	done
 	for i in "${!FLAGS[@]}"; do
 		f=${FLAGS[$i]}
-		out=$(python3 - "$H_FRONT" "chain $i $f" <<'PY'
-import socket, sys
-s = socket.socket()
-s.settimeout(10)
-s.bind(("127.0.0.2", 0))
-s.connect(("127.0.0.1", int(sys.argv[1])))
-s.sendall(sys.argv[2].encode())
-s.shutdown(socket.SHUT_WR)
-reply = b""
-while True:
-    d = s.recv(65536)
-    if not d:
-        break
-    reply += d
-print("%s:%d" % s.getsockname())
-print(reply.decode(errors="replace"))
-PY
-		) || fail "the chain's client ($f)"
+		out=$(python3 -c "$LINE_CLIENT_PY" 127.0.0.2 "$H_FRONT" "chain $i $f" half-close) ||
+			fail "the chain's client ($f)"
 		me=$(head -1 <<< "$out")
 		[ "$(tail -n +2 <<< "$out")" = "chain $i $f" ] ||
 			fail "$f: the echo came back as '$(tail -n +2 <<< "$out")' (relay: $(tail -2 "$TMP/relay.out"))"

@@ -62,30 +62,8 @@ counter() { status | jq ".counters.$1"; }
 "$CLI" attach --cgroup "$CG" --pin-dir "$PIN" --send "$H3,$P_TLV" --send-to 127.0.0.0/8 \
 	--send-tlv crc32c,unique-id,authority=backend.ppbpf.example,alpn=h2 >/dev/null
 
-# a small TCP client in the sending cgroup: connect from SRC, send LINE, print "SRC_ADDR:SRC_PORT" and the reply
-# (client SRC PORT LINE [half-close])
-client() {
-	in_cg "$CG" python3 - "$@" <<'PY'
-import socket, sys
-src, port, line = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-s = socket.socket()
-s.settimeout(10)
-s.bind((src, 0))
-s.connect(("127.0.0.1", port))
-s.sendall(line.encode())
-if len(sys.argv) > 4:
-    s.shutdown(socket.SHUT_WR)
-reply = b""
-while True:
-    d = s.recv(65536)
-    if not d:
-        break
-    reply += d
-a, p = s.getsockname()
-print(f"{a}:{p}")
-sys.stdout.write(reply.decode(errors="replace"))
-PY
-}
+# a small TCP client in the sending cgroup (LINE_CLIENT_PY: client SRC PORT LINE [half-close])
+client() { in_cg "$CG" python3 -c "$LINE_CLIENT_PY" "$@"; }
 
 # receiver OUT ARGS...: send_test recv in the background (outside the sending cgroup); waits for it.
 receiver() {
@@ -200,7 +178,7 @@ PY
 			> "$TMP/demo.$port" 2>&1 &
 		PIDS+=($!)
 		pid=$!
-		wait_listening "$port" "$(cat "$TMP/demo.$port")"
+		wait_listening "$port" "see $TMP/demo.$port"
 		out=$(client 127.0.0.3 "$port" "hello" half-close)
 		me=$(head -1 <<< "$out")
 		wait "$pid" || fail "ppbpf-demo-server on $port: $(cat "$TMP/demo.$port")"
