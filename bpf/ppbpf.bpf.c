@@ -22,6 +22,9 @@
  *  sk_msg              the sending side: a PROXY header before the first
  *                      bytes of chosen outgoing connections; sockops puts
  *                      them in its sockhash and takes them out   (send.h)
+ *  cgroup/connect4/6   Fast Open to a header's destination refused   (send.h)
+ *  cgroup_skb/egress   a connection that could get no header (a full
+ *                      sockhash) sends no data: it fails closed     (send.h)
  *  iter/tcp            the sweep (run by `ppbpf run`): timeouts and resets
  *                                                                    (sweep.h)
  *  syscall             the parser self-test, run by the loader
@@ -100,6 +103,13 @@ int ppbpf_ingress(struct __sk_buff *skb)
 	if (state == PPBPF_STATE_NONE) /* sockops is making the record on another CPU right now */
 		return hold_until_set_up(skb);
 	return PASS;
+}
+
+/* cgroup_skb/egress: the data of a connection that could get no header never leaves (send.h). */
+SEC("cgroup_skb/egress")
+int ppbpf_egress(struct __sk_buff *skb)
+{
+	return egress_allowed(skb);
 }
 
 /* tc, every interface's ingress: transparent mode's client segments (and on loopback the server's). */

@@ -28,6 +28,13 @@
 #define PPBPF_SEND_MAX 512
 /* Sockets waiting for their first send at once (the sockhash the sk_msg program runs for). */
 #define PPBPF_SEND_SOCKS 65536
+/*
+ * A connection that should send a header and cannot (a full sockhash) gets
+ * this socket mark, so that egress finds its segments with one compare, and
+ * this user timeout, so that it fails (ETIMEDOUT) instead of hanging.
+ */
+#define PPBPF_SEND_FAILED_MARK 0x50504246 /* "PPBF" */
+#define PPBPF_SEND_FAILED_TIMEOUT_MS 1000
 /* Inbound sockets holding a relay token at once (PPBPF_RELAY_TOKEN). */
 #define PPBPF_RELAY_TOKENS 65536
 /* 64-bit words of a per-port bitmap: one bit for each of the 65536 ports. */
@@ -86,6 +93,11 @@
 #define ENOPROTOOPT 92
 #define EISCONN 106
 #define EALREADY 114
+/* Socket options sockops sets on a connection that fails closed. */
+#define SOL_SOCKET 1
+#define SO_MARK 36
+#define SOL_TCP 6
+#define TCP_USER_TIMEOUT 18
 /* sk_state values: the two in which the sweep resets a socket, and a request socket's. */
 #define TCP_ESTABLISHED 1
 #define TCP_CLOSE_WAIT 8

@@ -31,6 +31,7 @@
 #include "addr.h"
 #include "maps.h"
 #include "policy.h"
+#include "segment.h"
 #include "stats.h"
 
 /* Is this destination, on this remote port, one that gets a header? */
@@ -209,13 +210,31 @@ static __always_inline __u32 build_v1(__u8 *out, int v4, const struct ppbpf_endp
 	return n > 1 && n <= PPBPF_SEND_MAX ? (__u32)n - 1 : 0;
 }
 
+/*
+ * A connection that must start with a header and cannot get one (a full
+ * sockhash) fails closed: marked, so that egress drops its data segments
+ * (egress_allowed), and given a short user timeout, so that the application
+ * sees ETIMEDOUT within about a second. Its own SO_MARK, if it had one, is
+ * lost with it.
+ */
+static __always_inline void fail_closed(struct bpf_sock_ops *skops, struct ppbpf_send_sk *s)
+{
+	int mark = PPBPF_SEND_FAILED_MARK, ms = PPBPF_SEND_FAILED_TIMEOUT_MS;
+
+	if (s) /* NULL: no memory for it either; egress then goes by the destination */
+		WRITE_ONCE(s->state, SEND_FAILED);
+	bpf_setsockopt(skops, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
+	bpf_setsockopt(skops, SOL_TCP, TCP_USER_TIMEOUT, &ms, sizeof(ms));
+	count(PPBPF_CNT_SEND_NO_ROOM);
+}
+
 /* A socket whose header is built joins the sockhash, whose sk_msg program writes it on the first send. */
 static __always_inline void join_sockhash(struct bpf_sock_ops *skops, struct ppbpf_send_sk *s)
 {
 	__u64 cookie = bpf_get_socket_cookie(skops);
 
 	if (!s->len || bpf_sock_hash_update(skops, &send_socks, &cookie, BPF_NOEXIST)) {
-		count(PPBPF_CNT_SEND_NO_ROOM);
+		fail_closed(skops, s);
 		return;
 	}
 	WRITE_ONCE(s->state, SEND_READY);
@@ -258,7 +277,7 @@ static __always_inline void on_active_established(struct bpf_sock_ops *skops)
 	peer.port = port;
 	s = bpf_sk_storage_get(&send_sks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!s) {
-		count(PPBPF_CNT_SEND_NO_ROOM);
+		fail_closed(skops, NULL);
 		return;
 	}
 	if (pol->version == 1) {
@@ -340,6 +359,45 @@ static __always_inline void on_transmit(struct bpf_sock_ops *skops)
 	count(PPBPF_CNT_SEND_RELEASED);
 	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags & ~BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG);
 	bpf_sk_storage_delete(&send_sks, sk); /* nothing looks at it any more */
+}
+
+/* Is a socket connected to a destination that gets a header (--send)? */
+static __always_inline int to_send_destination(struct bpf_sock *sk)
+{
+	__u16 port = bpf_ntohs((__u16)sk->dst_port);
+	__u32 r[4] = { sk->dst_ip6[0], sk->dst_ip6[1], sk->dst_ip6[2], sk->dst_ip6[3] };
+	__u8 peer[16] = {};
+	int v4;
+
+	if (!port_bit(&send_bits, port))
+		return 0;
+	v4 = norm_addr(sk->family, sk->dst_ip4, r, peer);
+	return send_to(port, v4, peer);
+}
+
+/*
+ * cgroup_skb/egress: a data segment of a connection that failed closed
+ * (fail_closed) is dropped; its ACKs, FIN and RST go. Every other segment
+ * leaves after one compare: only such sockets carry the mark.
+ */
+static __always_inline int egress_allowed(struct __sk_buff *skb)
+{
+	struct bpf_sock *sk = skb->sk;
+	struct ppbpf_send_sk *s;
+	struct segment seg;
+
+	if (skb->mark != PPBPF_SEND_FAILED_MARK || !sk)
+		return PASS;
+	sk = bpf_sk_fullsock(sk);
+	if (!sk)
+		return PASS;
+	s = bpf_sk_storage_get(&send_sks, sk, 0, 0);
+	if (s ? READ_ONCE(s->state) != SEND_FAILED : !to_send_destination(sk))
+		return PASS; /* an application's own mark of the same value */
+	if (!read_segment(skb, &seg) && !seg.len)
+		return PASS;
+	count(PPBPF_CNT_SEND_DROPPED);
+	return DROP;
 }
 
 /* Copy the header into the first len bytes of msg (pulled in already). Returns 0 or -1. */

@@ -39,6 +39,7 @@ enum send_state {
 	SEND_SENT = 2,     /* written: the socket leaves the sockhash at its first acknowledgement */
 	SEND_RELEASED = 3, /* out of the sockhash: sends no longer pass sk_msg */
 	SEND_PREBUILT = 4, /* built by PPBPF_RELAY before the connection is: it joins the sockhash then */
+	SEND_FAILED = 5,   /* it could not join the sockhash (full): its data is dropped at egress, and it times out */
 };
 
 /* The original client of an inbound socket, for PPBPF_RELAY (HASH "relay_tokens"). */

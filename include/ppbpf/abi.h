@@ -323,11 +323,12 @@ enum ppbpf_counter {
 	PPBPF_CNT_SENT,         /* sending side: headers written before a connection's first bytes */
 	PPBPF_CNT_SEND_FAILED,  /* sending side: first sends failed (EACCES), the header could not be written */
 	PPBPF_CNT_SEND_RELEASED, /* sending side: sockets out of the sockhash, their header sent with a segment */
-	PPBPF_CNT_SEND_NO_ROOM, /* sending side: connections that got no header state (a full map): see README */
+	PPBPF_CNT_SEND_NO_ROOM, /* sending side: connections that could get no header (a full map): they fail closed */
 	PPBPF_CNT_SEND_FASTOPEN, /* sending side: TCP Fast Open connects to a --send destination refused (EPERM) */
 	PPBPF_CNT_RELAY_TOKENS, /* relay: tokens handed out for inbound sockets (PPBPF_RELAY_TOKEN) */
 	PPBPF_CNT_RELAYED,      /* relay: outgoing sockets given a relayed header (PPBPF_RELAY) */
 	PPBPF_CNT_RELAY_REFUSED, /* relay: PPBPF_RELAY calls refused (a bad token, a socket that sent already, ...) */
+	PPBPF_CNT_SEND_DROPPED, /* sending side: data segments dropped at egress, their connection had no header (send_no_room) */
 	PPBPF_CNT_MAX,
 };
 

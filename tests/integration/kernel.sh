@@ -64,7 +64,7 @@ link_ids=$("$CLI" status --pin-dir "$PIN" --json | jq -r '.programs[].link_id')
 map_ids=$(for f in "$PIN"/*; do
 	if m=$(bpftool -j map show pinned "$f" 2>/dev/null); then jq -r .id <<< "$m"; fi
 done)
-[ "$(echo "$prog_ids" | wc -w)" = 8 ] || fail "expected 8 programs, got: $prog_ids"
+[ "$(echo "$prog_ids" | wc -w)" = 9 ] || fail "expected 9 programs, got: $prog_ids"
 [ "$(echo "$map_ids" | wc -w)" -ge 8 ] || fail "expected the pinned maps, got: $map_ids"
 "$CLI" detach --pin-dir "$PIN" --cgroup "$CG"
 [ ! -e "$PIN" ] || fail "$PIN still exists"
@@ -80,4 +80,4 @@ for _ in $(seq 50); do # the kernel frees programs and maps after the last refer
 	sleep 0.1
 done
 [ -z "$left" ] || fail "still present after detach:$left"
-echo "PASS: detach removed 8 programs, 8 links, $(echo "$map_ids" | wc -w) maps and every pin"
+echo "PASS: detach removed 9 programs, 9 links, $(echo "$map_ids" | wc -w) maps and every pin"

@@ -15,6 +15,9 @@
 #              exact
 #   many       1,000 connections with random write patterns and lengths
 #   bulk       a 2 GiB counter stream through one injected connection
+#   full       a connection that finds the sockhash full fails closed: no byte
+#              of its data leaves, and it ends in ETIMEDOUT (a 2-socket
+#              sockhash, PPBPF_TEST_SEND_SOCKS)
 #   policy     --send-to leaves other destinations alone; `detach --send`
 #              stops new headers; every socket leaves the sockhash once its
 #              header is out, and nothing is left in it
@@ -29,7 +32,7 @@ print_scale
 SEND_TEST=$OUT/tests/send_test
 DEMO_SERVER=$OUT/ppbpf-demo-server
 [ -x "$SEND_TEST" ] || fail "no $SEND_TEST (make $SEND_TEST)"
-check_case "$SEND_TEST" receivers patterns many bulk policy
+check_case "$SEND_TEST" receivers patterns many bulk policy full
 scaled N_MANY 1000 200
 scaled BULK $((2 << 30)) $((256 << 20))
 
@@ -419,7 +422,79 @@ PY
 	echo "policy: ppbpf run took 'send' lines, and a reload made the outbound policy exactly the new config's"
 fi
 
+# ---- a full sockhash: fail closed -------------------------------------------------------------------
+if selected full; then
+	new_cgroup CG_F send-full
+	new_pin_dir PIN_F send-full
+	free_port P_FULL
+	PPBPF_TEST_SEND_SOCKS=2 "$CLI" attach --cgroup "$CG_F" --pin-dir "$PIN_F" --send "$P_FULL" --send-to 127.0.0.0/8 \
+		>/dev/null
+	# the receiver: per connection, the number of bytes it got before EOF or 4 s of silence
+	python3 - "$P_FULL" > "$TMP/full.log" 2>&1 <<'PY' &
+import json, socket, sys, threading
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(16)
+def serve(c, peer):
+    got = b""
+    c.settimeout(4)
+    try:
+        while True:
+            d = c.recv(65536)
+            if not d:
+                break
+            got += d
+    except OSError:
+        pass
+    print(json.dumps({"peer": "%s:%d" % peer[:2], "bytes": len(got), "head": got[:6].decode(errors="replace")}), flush=True)
+    c.close()
+while True:
+    c, peer = s.accept()
+    threading.Thread(target=serve, args=(c, peer), daemon=True).start()
+PY
+	PIDS+=($!)
+	wait_listening "$P_FULL" "see $TMP/full.log"
+	# two idle connections fill the sockhash (they wait there for a first send); a third cannot join it
+	out=$(in_cg "$CG_F" python3 - "$P_FULL" <<'PY'
+import socket, sys, time
+port = int(sys.argv[1])
+idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
+time.sleep(0.2)
+s = socket.create_connection(("127.0.0.1", port))
+me = "%s:%d" % s.getsockname()[:2]
+start = time.monotonic()
+err = "none"
+try:
+    s.sendall(b"no header, no data")
+    s.settimeout(10)
+    s.recv(1)
+except OSError as e:
+    err = (e.strerror or str(e)).replace(" ", "_")
+print(me, err, "%.1f" % (time.monotonic() - start))
+for c in idle:
+    c.sendall(b"late")
+    c.close()
+PY
+	) || fail "the client of a full sockhash: $out"
+	read -r me err took <<< "$out"
+	[ "$err" = Connection_timed_out ] || fail "a connection that found the sockhash full: '$err' after ${took}s, want ETIMEDOUT"
+	for _ in $(seq 60); do grep -q "\"$me\"" "$TMP/full.log" && break; sleep 0.1; done
+	got=$(grep "\"$me\"" "$TMP/full.log" | jq .bytes) || fail "the receiver did not see $me: $(cat "$TMP/full.log")"
+	[ "$got" = 0 ] || fail "a connection without its header sent $got bytes"
+	# (a v2 header of 28 bytes, then "late")
+	with_header() { jq -s 'map(select(.bytes == 32 and (.head | startswith("\r\n\r\n")))) | length' "$TMP/full.log"; }
+	for _ in $(seq 60); do [ "$(with_header)" = 2 ] && break; sleep 0.1; done
+	[ "$(with_header)" = 2 ] ||
+		fail "the two idle connections did not send their header first: $(cat "$TMP/full.log")"
+	st=$("$CLI" status --pin-dir "$PIN_F" --json)
+	jq -e '.counters.send_no_room == 1 and .counters.send_dropped >= 1 and .counters.sent == 2' <<< "$st" >/dev/null ||
+		fail "counters: $(jq -c '.counters | {sent, send_no_room, send_dropped}' <<< "$st")"
+	"$CLI" detach --pin-dir "$PIN_F" >/dev/null
+	echo "full: with the sockhash full, a connection sent none of its bytes and failed with ETIMEDOUT in ${took} s" \
+		"($(jq .counters.send_dropped <<< "$st") data segments dropped); the others sent their header first"
+fi
+
 # ---- every socket left the sockhash once its header was out ---------------------------------------
+if selected receivers patterns many bulk policy; then
 for _ in $(seq 50); do
 	left=$(bpftool map dump pinned "$PIN/send_socks" -j 2>/dev/null | jq length)
 	[ "$left" = 0 ] && break
@@ -431,4 +506,5 @@ jq -e '.counters.sent > 0 and .counters.sent == .counters.send_released and .cou
 	.counters.send_no_room == 0' <<< "$st" >/dev/null ||
 	fail "counters: $(jq -c '.counters | {sent, send_released, send_failed, send_no_room}' <<< "$st")"
 echo "released: $(jq .counters.sent <<< "$st") headers sent, every socket out of the sockhash once its header went out"
+fi
 echo "PASS: the sending side"

@@ -82,6 +82,7 @@ static const char *const counter_names[PPBPF_CNT_MAX] = {
 	[PPBPF_CNT_RELAY_TOKENS] = "relay_tokens",
 	[PPBPF_CNT_RELAYED] = "relayed",
 	[PPBPF_CNT_RELAY_REFUSED] = "relay_refused",
+	[PPBPF_CNT_SEND_DROPPED] = "send_dropped",
 };
 
 static const char *const state_names[] = { "none", "pending", "done", "error", "plain" };

@@ -33,6 +33,7 @@ static const char *const link_pins[SLOT_MAX] = {
 	[SLOT_GETSOCKOPT] = "link_getsockopt",   [SLOT_GETPEERNAME4] = "link_getpeername4",
 	[SLOT_GETPEERNAME6] = "link_getpeername6", [SLOT_CONNECT4] = "link_connect4",
 	[SLOT_CONNECT6] = "link_connect6",       [SLOT_SETSOCKOPT] = "link_setsockopt",
+	[SLOT_EGRESS] = "link_egress",
 };
 
 /* The fields of struct ppbpf_maps: the pin each one opens, and where its fd is. */
@@ -146,6 +147,7 @@ static struct bpf_program *slot_prog(struct ppbpf_bpf *skel, int slot)
 	case SLOT_CONNECT4: return skel->progs.ppbpf_connect4;
 	case SLOT_CONNECT6: return skel->progs.ppbpf_connect6;
 	case SLOT_SETSOCKOPT: return skel->progs.ppbpf_setsockopt;
+	case SLOT_EGRESS: return skel->progs.ppbpf_egress;
 	default: return skel->progs.ppbpf_getpeername6;
 	}
 }
@@ -364,8 +366,8 @@ static int pin_is_ours(struct ppbpf_bpf *skel, const char *pin_dir, const char *
 	if (fd < 0)
 		return errno == ENOENT ? -ENOENT : 0;
 	kind = fd_kind(fd);
-	if (map) /* the table's size is the attach's --table-size: any */
-		ours = kind == 'm' && map_matches(fd, map, map == skel->maps.conns);
+	if (map) /* the table's size is the attach's --table-size, the sockhash's a test's: any */
+		ours = kind == 'm' && map_matches(fd, map, map == skel->maps.conns || map == skel->maps.send_socks);
 	for (int s = 0; s < SLOT_MAX; s++)
 		if (!strcmp(name, link_pins[s]))
 			ours = kind == 'l' && link_matches(fd, skel, s);
@@ -485,6 +487,18 @@ int loader_prepare_pin_dir(const char *pin_dir)
 }
 
 /* Open the object for this kernel: what it lacks is said, and worked around where it can be. */
+/*
+ * PPBPF_TEST_SEND_SOCKS=N: a sockhash of N sockets, made at the first attach
+ * of a pin folder (send.sh fills it to see a connection fail closed).
+ */
+static void send_socks_for_tests(struct ppbpf_bpf *skel)
+{
+	const char *n = getenv("PPBPF_TEST_SEND_SOCKS");
+
+	if (n && atoi(n) > 0)
+		bpf_map__set_max_entries(skel->maps.send_socks, (__u32)atoi(n));
+}
+
 static int open_for_kernel(struct ppbpf_bpf **out, __u32 table_size)
 {
 	struct kernel_report kr;
@@ -503,6 +517,7 @@ static int open_for_kernel(struct ppbpf_bpf **out, __u32 table_size)
 	skel->rodata->have_sock_destroy = kr.sock_destroy;
 	if (table_size)
 		bpf_map__set_max_entries(skel->maps.conns, table_size);
+	send_socks_for_tests(skel);
 	*out = skel;
 	return 0;
 }
