@@ -57,6 +57,54 @@ if selected_group "$TEST" fallback; then
 	in_cgroup "$CG_PLAIN" "$TEST" fallback "${args[@]}" || fail "receive path tests, userspace fallback"
 fi
 
+echo "== ppbpf stats: the same counters as status, and Prometheus's text format"
+status_counters=$("$CLI" status --pin-dir "$PIN" --json | jq -S -c .counters)
+stats_json=$("$CLI" stats --pin-dir "$PIN" --json)
+[ "$(jq -S -c .counters <<< "$stats_json")" = "$status_counters" ] ||
+	fail "stats --json and status --json disagree: $(jq -c .counters <<< "$stats_json") / $status_counters"
+PROM=$(mktemp /tmp/ppbpf-test-stats.XXXXXX)
+CLEANUP+=("rm -f '$PROM'")
+"$CLI" stats --pin-dir "$PIN" --prometheus > "$PROM" || fail "stats --prometheus failed"
+# the exposition format: HELP and TYPE before each metric's samples, names, one sample per counter and
+# two gauges, no series twice, and the values status gives
+python3 - "$PROM" "$stats_json" <<'PY' || fail "stats --prometheus: not the exposition format it should be"
+import json, re, sys
+lines = open(sys.argv[1]).read().splitlines()
+stats = json.loads(sys.argv[2])
+meta, series, bad = {}, set(), []
+sample = re.compile(r'^(ppbpf_[a-z_]+)(\{[a-z_]+="[a-z0-9_]+"\})? ([0-9]+)$')
+for n, l in enumerate(lines, 1):
+    m = re.match(r'^# (HELP|TYPE) (ppbpf_[a-z_]+) (.+)$', l)
+    if m:
+        meta.setdefault(m[2], {})[m[1]] = m[3]
+        continue
+    m = sample.match(l)
+    if not m:
+        bad.append(f"line {n}: {l!r}")
+        continue
+    name, labels = m[1], m[2] or ""
+    t = meta.get(name, {})
+    if "HELP" not in t or t.get("TYPE") not in ("counter", "gauge"):
+        bad.append(f"line {n}: {name} has no HELP and TYPE before it")
+    if (t.get("TYPE") == "counter") != name.endswith("_total"):
+        bad.append(f"line {n}: {name}: counters end in _total, gauges do not")
+    if (name, labels) in series:
+        bad.append(f"line {n}: {name}{labels} twice")
+    series.add((name, labels))
+counters = [s for s in series if s[0].endswith("_total")]
+if len(counters) != len(stats["counters"]):
+    bad.append(f"{len(counters)} counter samples for {len(stats['counters'])} counters")
+want = {'ppbpf_headers_total{version="2"}': stats["counters"]["v2"],
+        "ppbpf_connections_tracked_total": stats["counters"]["tracked"],
+        "ppbpf_connections": stats["connections"]}
+for l in lines:
+    key, _, v = l.rpartition(" ")
+    if key in want and int(v) != want[key]:
+        bad.append(f"{key} is {v}, status says {want[key]}")
+print("\n".join(bad) or f"{len(series)} series, each with HELP and TYPE", file=sys.stderr if bad else sys.stdout)
+sys.exit(1 if bad else 0)
+PY
+
 echo "== detach leaves nothing behind"
 prog_ids=$("$CLI" status --pin-dir "$PIN" --json | jq -r '.programs[].prog_id')
 link_ids=$("$CLI" status --pin-dir "$PIN" --json | jq -r '.programs[].link_id')

@@ -14,6 +14,7 @@ static const struct cli_cmd commands[] = {
 	{ "detach", cmd_detach, "detach and remove every program, link, pin and map" },
 	{ "status", cmd_status, "what is attached where, the policy, the counters" },
 	{ "list", cmd_list, "tracked connections and their original endpoints" },
+	{ "stats", cmd_stats, "the counters: a table, JSON, or Prometheus's text format" },
 	{ "parse", cmd_parse, "parse a PROXY header from stdin or hex; print JSON" },
 	{ "build", cmd_build, "build a PROXY header from fields; print hex or raw" },
 	{ "selftest", cmd_selftest, "check that transparent mode keeps streams intact on this kernel" },
