@@ -123,6 +123,18 @@ static __always_inline int take_stream_segment(struct __sk_buff *skb, struct bpf
 }
 
 /*
+ * Has the application closed the socket (SOCK_DEAD: an orphan, which nothing
+ * will read)? A socket in the accept queue has no file yet either, but is
+ * not dead: its bytes are still held.
+ */
+static __always_inline int closed_by_application(struct bpf_sock *sk)
+{
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+
+	return tp && (BPF_CORE_READ(tp, inet_conn.icsk_inet.sk.__sk_common.skc_flags) & (1UL << SOCK_DEAD));
+}
+
+/*
  * A segment of a tracked socket whose header is pending. One CPU at a time
  * takes in a socket's segments: ingress runs before the socket lock, so two
  * CPUs could otherwise both change its pending entry; a segment that finds
@@ -141,6 +153,11 @@ static __always_inline int on_stream_segment(struct __sk_buff *skb, struct bpf_s
 	}
 	if (!s.len)
 		return PASS; /* an ACK or a FIN: no stream bytes */
+	if (closed_by_application(sk)) {
+		/* Held, its bytes would keep the peer's FIN out until tcp_fin_timeout; TCP resets a closed socket that gets data. */
+		count(PPBPF_CNT_CLOSED_UNREAD);
+		return PASS;
+	}
 	if (__sync_val_compare_and_swap(&rec->busy, 0, 1)) {
 		count(PPBPF_CNT_BUSY);
 		return DROP;

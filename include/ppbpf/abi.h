@@ -329,6 +329,7 @@ enum ppbpf_counter {
 	PPBPF_CNT_RELAYED,      /* relay: outgoing sockets given a relayed header (PPBPF_RELAY) */
 	PPBPF_CNT_RELAY_REFUSED, /* relay: PPBPF_RELAY calls refused (a bad token, a socket that sent already, ...) */
 	PPBPF_CNT_SEND_DROPPED, /* sending side: data segments dropped at egress, their connection had no header (send_no_room) */
+	PPBPF_CNT_CLOSED_UNREAD, /* pending headers' segments let through to a socket its application closed: reset */
 	PPBPF_CNT_MAX,
 };
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 /*
  * Test helper, not part of ppbpf: drops the nth data segment arriving for one
- * TCP port, once. The sender retransmits it, so the segments after it arrive
+ * TCP port, once (or, with acks set, every pure ACK to it). The sender retransmits it, so the segments after it arrive
  * out of order. kernel.sh and segments.sh attach it as generic XDP to the loopback of a test
  * network namespace: XDP runs before the cgroup hook, so ppbpf never sees the
  * lost segment (a cgroup program could not hide it: the cgroup hook runs every
@@ -17,6 +17,7 @@ struct {
 	__u32 nth;     /* which data segment to drop, from 1 */
 	__u32 seen;    /* data segments seen so far */
 	__u32 dropped; /* 1 once the drop happened */
+	__u32 acks;    /* 1: drop every pure ACK (no payload, SYN, FIN or RST) to the port instead */
 } ctl;
 
 SEC("xdp")
@@ -27,14 +28,21 @@ int drop_once(struct xdp_md *ctx)
 	struct iphdr *ip = (void *)(eth + 1);
 	struct tcphdr *th;
 
-	if (!ctl.port || ctl.dropped || (void *)(ip + 1) > end || eth->h_proto != bpf_htons(0x0800) ||
+	if (!ctl.port || (ctl.dropped && !ctl.acks) || (void *)(ip + 1) > end || eth->h_proto != bpf_htons(0x0800) ||
 	    ip->protocol != 6)
 		return XDP_PASS;
 	th = (void *)ip + (ip->ihl & 15) * 4;
 	if ((void *)(th + 1) > end || bpf_ntohs(th->dest) != ctl.port)
 		return XDP_PASS;
-	if (bpf_ntohs(ip->tot_len) <= (ip->ihl & 15) * 4 + th->doff * 4)
-		return XDP_PASS; /* no payload */
+	if (bpf_ntohs(ip->tot_len) <= (ip->ihl & 15) * 4 + th->doff * 4) { /* no payload */
+		if (ctl.acks && th->ack && !th->syn && !th->fin && !th->rst) {
+			ctl.dropped++;
+			return XDP_DROP;
+		}
+		return XDP_PASS;
+	}
+	if (ctl.acks)
+		return XDP_PASS;
 	if (++ctl.seen == ctl.nth) {
 		ctl.dropped = 1;
 		return XDP_DROP;

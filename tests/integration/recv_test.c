@@ -987,7 +987,7 @@ static void test_unprivileged_query(void **state)
 
 /* The dropper's globals (tests/bpf/drop_once.bpf.c), in its .bss map. */
 struct dropper {
-	__u32 port, nth, seen, dropped;
+	__u32 port, nth, seen, dropped, acks;
 };
 
 /* The .bss map of the dropper kernel.sh attached before ppbpf, or -1. */

@@ -36,7 +36,7 @@ expect_empty() {
 	fail "$1: entries left: $left in the table / pending maps, $early listener entries"
 }
 
-if selected loss race closerace; then
+if selected loss orphan race closerace; then
 	new_netns NS seg
 	# one segment per skb on the wire: no GSO super-packet for the dropper to take whole
 	ip -n "$NS" link set dev lo gso_max_segs 1
@@ -46,6 +46,13 @@ if selected loss; then
 	new_dropper DROP "$NS" seg-dropper
 	PPBPF_TEST_DROPPER=$DROP in_netns "$NS" "$CG" "$TEST" loss "$P_LOSS"
 	expect_empty loss
+fi
+
+if selected orphan; then
+	echo "== a header pending when the server closes, the client's pure ACKs lost: the orphan is reset (network namespace)"
+	[ -n "${DROP:-}" ] || new_dropper DROP "$NS" seg-dropper
+	PPBPF_TEST_DROPPER=$DROP in_netns "$NS" "$CG" "$TEST" orphan "$P_ABANDON"
+	expect_empty orphan
 fi
 
 scaled N_RACE 2000 300
@@ -63,6 +70,7 @@ if selected closerace; then
 	in_netns "$NS" "$CG" "$TEST" closerace "$P_RACE" "$N_RACE"
 	expect_empty closerace
 fi
+
 
 if selected deferfull; then
 	echo "== deferred accept: a split header completing while the accept queue is full"

@@ -17,6 +17,7 @@
  *                          port must not take table slots from trusted ones
  *   revoke PORT plain|reject  a header pending when its peer stops being trusted
  *   race PORT N            the same segment of a pending header on two CPUs at once
+ *   orphan PORT            a header pending when the server closes: the orphan is reset
  *   closerace PORT N       a pending header's next piece on one CPU as the socket closes on the other
  *   localuid PORT UID done|plain DEFER  a client of this host, as UID, on a --local-uid
  *                          port (DEFER: the listener's TCP_DEFER_ACCEPT seconds)
@@ -157,7 +158,7 @@ static void check_stream(const char *what, int fd, const __u8 *want, size_t n)
 
 /* The dropper's globals (tests/bpf/drop_once.bpf.c), in its .bss map. */
 struct dropper {
-	__u32 port, nth, seen, dropped;
+	__u32 port, nth, seen, dropped, acks;
 };
 
 /* The .bss map of the dropper segments.sh attached to this namespace's loopback, or -1. */
@@ -709,6 +710,48 @@ static void run_race(int port, int rounds)
 	close(lfd);
 }
 
+/*
+ * A header pending when the server closes its socket (an orphan in
+ * FIN_WAIT1), with the client's pure ACKs lost (the dropper: as a loaded
+ * loopback's backlog loses them): the client's resent header bytes carry
+ * the ACK of the server's FIN, and nothing will read them. Held, they would
+ * keep the orphan alive until its FIN retries run out (minutes); let
+ * through, TCP resets it at once.
+ */
+static void run_orphan(int port)
+{
+	static __u8 hdr[256];
+	int hl = test_header(hdr, sizeof(hdr), 100), lfd = listener("127.0.0.1", port, 8, 0), map = dropper_map();
+	int cfd = client_socket("127.0.0.1", 0), sfd;
+	struct dropper dr = { .port = (__u32)port, .acks = 1 }, off = { 0 };
+	struct tcp_info ti = {};
+	socklen_t tl;
+	__u32 zero = 0;
+	double end;
+
+	CHECK(map >= 0, "no dropper: segments.sh sets PPBPF_TEST_DROPPER to its pin folder");
+	CHECK(hl > 40 && connect_to(cfd, "127.0.0.1", port) == 0 && send_all(cfd, hdr, 40) == 0, "orphan: 40 bytes");
+	sfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	CHECK(sfd >= 0 && wait_have(sfd, 40) == 40, "orphan: the first 40 bytes were not taken in");
+	CHECK(map < 0 || bpf_map_update_elem(map, &zero, &dr, BPF_ANY) == 0, "cannot set the dropper");
+	close(sfd); /* its FIN: the client's pure ACK of it is lost */
+	for (end = now_s() + 3; now_s() < end; sleep_ms(20)) {
+		tl = sizeof(ti);
+		if (!getsockopt(cfd, IPPROTO_TCP, TCP_INFO, &ti, &tl) && ti.tcpi_state == TCP_CLOSE)
+			break;
+	}
+	if (map >= 0)
+		bpf_map_update_elem(map, &zero, &off, BPF_ANY);
+	CHECK(ti.tcpi_state == TCP_CLOSE, "orphan: the client is still in state %u after 3 s: the server's orphan "
+	      "held the bytes that carry the ACK of its FIN", ti.tcpi_state);
+	if (ti.tcpi_state == TCP_CLOSE)
+		printf("orphan: a header pending at the server's close, the client's pure ACKs lost: the orphan was reset\n");
+	close(cfd);
+	close(lfd);
+	if (map >= 0)
+		close(map);
+}
+
 /* The server closes its socket from a thread pinned to a CPU, at the barrier. */
 struct closer {
 	pthread_t thread;
@@ -872,6 +915,12 @@ static int mode_race(char **a)
 	return 0;
 }
 
+static int mode_orphan(char **a)
+{
+	run_orphan(atoi(a[0]));
+	return 0;
+}
+
 static int mode_closerace(char **a)
 {
 	run_closerace(atoi(a[0]), atoi(a[1]));
@@ -891,6 +940,7 @@ int main(int argc, char **argv)
 		{ "loss", "PORT", 1, 1, mode_loss },
 		{ "race", "PORT ROUNDS", 2, 2, mode_race },
 		{ "closerace", "PORT ROUNDS", 2, 2, mode_closerace },
+		{ "orphan", "PORT", 1, 1, mode_orphan },
 		{ "deferfull", "PORT", 1, 1, mode_deferfull },
 		{ "abandon", "PORT FROM_PORT", 2, 2, mode_abandon },
 		{ "plant", "PORT N", 2, 2, mode_plant },

@@ -79,6 +79,15 @@ sockets_gone() {
 	done
 }
 
+# sockets_of_table: what ss says of the table's connections (for a failure's message).
+sockets_of_table() {
+	local local_end peer_end
+	"$CLI" list --pin-dir "$PIN" --json | jq -r '.[] | "\(.local) \(.peer)"' | while read -r local_end peer_end; do
+		ss -Htanoi "( sport = :${local_end##*:} and dport = :${peer_end##*:} )" || true
+		ss -Htanoi "( dport = :${local_end##*:} and sport = :${peer_end##*:} )" || true
+	done
+}
+
 # expect_empty WHAT: no connection or pending entry left (closes propagate asynchronously).
 # A socket the test closed may live on for a while (an orphan in FIN-WAIT-2
 # whose peer's FIN waits behind held header bytes): its entries go with it.
@@ -94,7 +103,8 @@ expect_empty() {
 		fi
 		sleep 0.1
 	done
-	fail "$1: entries left in the table / pending map after 30 s: $left; sockets: $("$CLI" list --pin-dir "$PIN")"
+	fail "$1: entries left in the table / pending map after 30 s: $left; sockets: $("$CLI" list --pin-dir "$PIN")" \
+		"$(sockets_of_table)"
 }
 
 # reload DAEMON LOG: SIGHUP, then wait until the daemon says it reloaded (once more than before).

@@ -104,6 +104,7 @@ static const struct metric_row {
 	{ PPBPF_CNT_UNDECODABLE, "segments", "outcome=\"undecodable\"", NULL },
 	{ PPBPF_CNT_NO_HANDSHAKE, "segments", "outcome=\"no_handshake\"", NULL },
 	{ PPBPF_CNT_DROPPED, "segments", "outcome=\"dropped_rejected\"", NULL },
+	{ PPBPF_CNT_CLOSED_UNREAD, "segments", "outcome=\"closed_unread\"", NULL },
 	{ PPBPF_CNT_HANDOFF, "listener_handoffs", NULL, "Headers judged at the listener (deferred accept)." },
 	{ PPBPF_CNT_TLV_TRUNCATED, "tlv_truncated", NULL, "Headers whose TLVs were longer than the cap." },
 	{ PPBPF_CNT_QUERIES, "queries", NULL, "getsockopt(SOL_PPBPF) queries answered." },

@@ -44,6 +44,7 @@ const char *const counter_names[PPBPF_CNT_MAX] = {
 	[PPBPF_CNT_RELAYED] = "relayed",
 	[PPBPF_CNT_RELAY_REFUSED] = "relay_refused",
 	[PPBPF_CNT_SEND_DROPPED] = "send_dropped",
+	[PPBPF_CNT_CLOSED_UNREAD] = "closed_unread_segments",
 };
 
 void read_counters(int fd, __u64 *out)
