@@ -105,6 +105,51 @@ print("\n".join(bad) or f"{len(series)} series, each with HELP and TYPE", file=s
 sys.exit(1 if bad else 0)
 PY
 
+echo "== ppbpf list: filters and --watch"
+# a listener in the cgroup with two connections held open: one whose header came whole (from 203.0.113.5),
+# one whose header is still incomplete; the table has them from the handshake on, accepted or not
+HOLD_OUT=$(mktemp /tmp/ppbpf-test-list.XXXXXX)
+CLEANUP+=("rm -f '$HOLD_OUT'")
+bash -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$CG" python3 - "$P_REQ" > "$HOLD_OUT" 2>&1 <<'PY' &
+import socket, struct, sys, time
+port = int(sys.argv[1])
+l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(("127.0.0.1", port)); l.listen(8)
+hdr = (b"\r\n\r\n\x00\r\nQUIT\n\x21\x11" + struct.pack(">H", 12) + socket.inet_aton("203.0.113.5") +
+       socket.inet_aton("198.51.100.9") + struct.pack(">HH", 4000, 443))
+done, pending = socket.create_connection(("127.0.0.1", port)), socket.create_connection(("127.0.0.1", port))
+done.sendall(hdr + b"hello")
+pending.sendall(hdr[:10])
+print("ready", flush=True)
+time.sleep(60)
+PY
+PIDS+=($!)
+HOLDER=$!
+for _ in $(seq 100); do grep -q ready "$HOLD_OUT" && [ "$("$CLI" list --pin-dir "$PIN" --json | jq length)" = 2 ] && break; sleep 0.05; done
+listed() { "$CLI" list --pin-dir "$PIN" --json "$@" | jq -c '[.[] | {state, src}]'; }
+[ "$(listed --state done)" = '[{"state":"done","src":"203.0.113.5:4000"}]' ] || fail "list --state done: $(listed --state done)"
+[ "$(listed --state pending)" = '[{"state":"pending","src":null}]' ] || fail "list --state pending: $(listed --state pending)"
+[ "$(listed --src 203.0.113.0/24)" = '[{"state":"done","src":"203.0.113.5:4000"}]' ] ||
+	fail "list --src 203.0.113.0/24: $(listed --src 203.0.113.0/24)"
+for other in "--src 198.51.100.0/24" "--src 2001:db8::/32" "--port 1" "--state error" "--src 203.0.113.5/32 --state pending"; do
+	# shellcheck disable=SC2086 # (the options, a word each)
+	[ "$(listed $other)" = '[]' ] || fail "list $other: $(listed $other), want nothing"
+done
+[ "$("$CLI" list --pin-dir "$PIN" --json --port "$P_REQ" | jq length)" = 2 ] || fail "list --port $P_REQ: not both"
+"$CLI" list --pin-dir "$PIN" --state bogus >/dev/null 2>&1 && fail "list --state bogus was accepted"
+[ $? = 2 ] || fail "list --state bogus: not a usage error"
+"$CLI" list --pin-dir "$PIN" --src 300.1.2.3/8 >/dev/null 2>&1 && fail "list --src 300.1.2.3/8 was accepted"
+# --watch: a list every 0.2 s until SIGINT, then a clean exit
+rc=0
+timeout -s INT --preserve-status 1.1 "$CLI" list --pin-dir "$PIN" --json --watch --interval 0.2 > "$HOLD_OUT.watch" || rc=$?
+CLEANUP+=("rm -f '$HOLD_OUT.watch'")
+[ "$rc" = 0 ] || fail "list --watch did not exit cleanly on SIGINT (status $rc)"
+lists=$(jq -s 'map(select(length == 2)) | length' "$HOLD_OUT.watch")
+[ "$lists" -ge 4 ] || fail "list --watch --interval 0.2 printed $lists lists of both connections in 1.1 s: $(cat "$HOLD_OUT.watch")"
+kill "$HOLDER"
+wait "$HOLDER" 2>/dev/null || true
+echo "list: --state, --src, --port and their combination pick the right connections; --watch printed $lists lists"
+
 echo "== detach leaves nothing behind"
 prog_ids=$("$CLI" status --pin-dir "$PIN" --json | jq -r '.programs[].prog_id')
 link_ids=$("$CLI" status --pin-dir "$PIN" --json | jq -r '.programs[].link_id')

@@ -32,27 +32,9 @@ static const char status_more[] =
 	"  ppbpf status\n"
 	"  ppbpf status --json | jq .counters\n";
 
-static const char list_usage[] =
-	"Usage: ppbpf list [--pin-dir DIR] [--json]\n"
-	"\n"
-	"List tracked connections: socket cookie, local address, peer (the balancer),\n"
-	"original source and destination from the header, version, state, age, and\n"
-	"the TLV types it carried.\n"
-	"\n";
-
-static const char list_more[] =
-	"\n"
-	"Examples:\n"
-	"  ppbpf list\n"
-	"  ppbpf list --json | jq '.[] | select(.state == \"done\") | .src'\n";
 
 
-static const char *const state_names[] = { "none", "pending", "done", "error", "plain" };
 
-static const char *state_name(int s)
-{
-	return s >= 0 && s < (int)(sizeof(state_names) / sizeof(state_names[0])) ? state_names[s] : "?";
-}
 
 /* What status and list are told. */
 struct view_args {
@@ -66,11 +48,6 @@ static const struct cli_option status_options[] = {
 	CLI_HELP_OPTION,
 };
 
-static const struct cli_option list_options[] = {
-	PIN_DIR_OPTION,
-	{ .name = "json", .val = 'j', .help = "a JSON array instead of a table" },
-	CLI_HELP_OPTION,
-};
 
 static int view_option(void *ctx, const struct cli_option *o, const char *arg)
 {
@@ -88,10 +65,6 @@ static const struct cli_command status_command = {
 	.usage = status_usage, .more = status_more, .apply = view_option,
 };
 
-static const struct cli_command list_command = {
-	.name = "list", .opts = list_options, .n_opts = ARRAY_SIZE(list_options),
-	.usage = list_usage, .more = list_more, .apply = view_option,
-};
 
 /* The ports with a policy, sorted. Returns the count. */
 static int policy_ports(int fd, __u16 *out, int max)
@@ -353,91 +326,4 @@ int cmd_status(int argc, char **argv)
 	return EXIT_OK;
 }
 
-static void print_conn(struct json *j, __u64 cookie, const struct ppbpf_conn *c, __u64 now)
-{
-	int af = stored_addr_af(c->af, c->local.addr), oaf = ppbpf_family_af(c->family);
-	char local[64], peer[64], src[64] = "-", dst[64] = "-", tlvs[64] = "";
-	double age = (double)(now - c->established_ns) / 1e9;
-	int has_orig = c->state == PPBPF_STATE_DONE && (oaf == AF_INET || oaf == AF_INET6);
 
-	format_endpoint(local, sizeof(local), af, c->local.addr, c->local.port);
-	format_endpoint(peer, sizeof(peer), af, c->peer.addr, c->peer.port);
-	if (has_orig) {
-		format_endpoint(src, sizeof(src), oaf, c->src.addr, c->src.port);
-		format_endpoint(dst, sizeof(dst), oaf, c->dst.addr, c->dst.port);
-	}
-	for (int i = 0, n = 0; i < c->n_tlvs && i < 8; i++)
-		n += snprintf(tlvs + n, sizeof(tlvs) - (size_t)n, "%s0x%02x", i ? "," : "", c->tlv_types[i]);
-	if (!j) {
-		printf("%-20llu %-24s %-24s %-24s %-24s v%-2u %-8s %8.1fs %s\n", (unsigned long long)cookie, local, peer,
-		       src, dst, c->version, state_name(c->state), age, tlvs);
-		return;
-	}
-	json_obj_begin(j);
-	json_kv_int(j, "cookie", (long long)cookie);
-	json_kv_str(j, "local", local);
-	json_kv_str(j, "peer", peer);
-	if (has_orig) {
-		json_kv_str(j, "src", src);
-		json_kv_str(j, "dst", dst);
-	}
-	json_kv_str(j, "state", state_name(c->state));
-	if (c->state == PPBPF_STATE_DONE) {
-		json_kv_int(j, "version", c->version);
-		json_kv_str(j, "command", c->command == PPBPF_CMD_PROXY ? "PROXY" : "LOCAL");
-		json_kv_str(j, "family", ppbpf_family_name(c->family));
-		json_kv_int(j, "header_len", c->header_len);
-	}
-	if (c->state == PPBPF_STATE_ERROR)
-		json_kv_str(j, "error", ppbpf_errname(c->error) ? ppbpf_errname(c->error) : "?");
-	json_kv_int(j, "age_ms", (long long)(age * 1000));
-	json_kv_int(j, "tlv_count", c->n_tlvs);
-	json_key(j, "tlv_types");
-	json_arr_begin(j);
-	for (int i = 0; i < c->n_tlvs && i < 8; i++)
-		json_int(j, c->tlv_types[i]);
-	json_arr_end(j);
-	json_obj_end(j);
-}
-
-int cmd_list(int argc, char **argv)
-{
-	struct view_args v = { .pin_dir = PPBPF_PIN_DIR };
-	struct ppbpf_maps m;
-	struct timespec ts;
-	struct json j;
-	__u64 key, next, now;
-	void *prev = NULL;
-	int rc = cli_parse(&list_command, argc, argv, &v);
-
-	if (rc)
-		return rc;
-	loader_verbose(false);
-	if (!loader_attached(v.pin_dir) || loader_open_maps(v.pin_dir, &m)) {
-		fprintf(stderr, "ppbpf list: not attached (no pins in %s)\n", v.pin_dir);
-		return EXIT_FAIL;
-	}
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now = (__u64)ts.tv_sec * 1000000000ull + (__u64)ts.tv_nsec;
-	if (v.json) {
-		json_init(&j, stdout);
-		json_arr_begin(&j);
-	} else {
-		printf("%-20s %-24s %-24s %-24s %-24s %-3s %-8s %9s %s\n", "COOKIE", "LOCAL", "PEER", "SOURCE",
-		       "DESTINATION", "VER", "STATE", "AGE", "TLVS");
-	}
-	while (!bpf_map_get_next_key(m.conns, prev, &next)) {
-		struct ppbpf_conn c;
-
-		key = next;
-		prev = &key;
-		if (!bpf_map_lookup_elem(m.conns, &key, &c))
-			print_conn(v.json ? &j : NULL, key, &c, now);
-	}
-	if (v.json) {
-		json_arr_end(&j);
-		json_end(&j);
-	}
-	loader_close_maps(&m);
-	return EXIT_OK;
-}
