@@ -219,6 +219,7 @@ integration: all $(RECV_TEST) $(TRUST_TEST) $(SEGMENTS_TEST) $(ACCEPT_TEST) $(DR
 	$(Q)$(TIMED) apps.sh tests/integration/apps.sh
 	$(Q)$(TIMED) send.sh tests/integration/send.sh
 	$(Q)$(TIMED) relay.sh tests/integration/relay.sh
+	$(Q)$(TIMED) examples.sh tests/integration/examples.sh
 
 # Debian 12's kernel (6.1) under qemu: vm-test builds on the host, then boots it to run
 # vm-suite, which uses what the host built: nothing is built or installed in the guest.
@@ -238,6 +239,7 @@ vm-suite:
 	$(Q)$(TIMED) transparent.sh tests/integration/transparent.sh
 	$(Q)$(TIMED) send.sh tests/integration/send.sh
 	$(Q)$(TIMED) relay.sh tests/integration/relay.sh
+	$(Q)$(TIMED) examples.sh tests/integration/examples.sh
 	@echo "ALL GUEST TESTS PASSED on $$(uname -r)"; cat $(TIMES)
 
 # Transparent mode's integrity section with 10 transfers of 2 GiB per link (outside `make test`).
