@@ -909,14 +909,14 @@ fi
 # so that nothing here loads, attaches or detaches anything; values are a path that does
 # not exist.
 echo "# option tables"
-COMMANDS=(attach run detach status list parse build)
+COMMANDS=(attach run detach status list stats parse build)
 NONE=$TMP/none
 
 # safe_args CMD: the options given before the one under test.
 safe_args() {
 	case $1 in
 	attach | run) SAFE_ARGS=("${SAFE[@]}") ;;
-	detach | status | list) SAFE_ARGS=(--pin-dir "$NONE") ;;
+	detach | status | list | stats) SAFE_ARGS=(--pin-dir "$NONE") ;;
 	*) SAFE_ARGS=() ;;
 	esac
 }
