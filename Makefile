@@ -1,4 +1,4 @@
-# ppbpf — one entry point: all, test (T=PROG[/CASE]: one of them), vm-test, bench, fuzz, install,
+# ppbpf — one entry point: all, test (T=PROG[/CASE]: one of them), vm-test, bench, fuzz, install, uninstall,
 # demo, clean.
 # Output goes to .output/ only. `make V=1` shows the commands.
 
@@ -80,7 +80,7 @@ TIMED := TIMES_FILE=$(abspath $(TIMES)) scripts/timed.sh
 
 LIBBPF_LIBS := $(shell pkg-config --libs libbpf 2>/dev/null || echo -lbpf -lelf -lz)
 
-.PHONY: all test test-build unit unit-san bpf-check cli-test integration fuzz bench install demo clean deps soak \
+.PHONY: all test test-build unit unit-san bpf-check cli-test integration fuzz bench install uninstall demo clean deps soak \
 	vm-test vm-suite
 .DELETE_ON_ERROR:
 .SECONDARY:
@@ -220,6 +220,7 @@ integration: all $(RECV_TEST) $(TRUST_TEST) $(SEGMENTS_TEST) $(ACCEPT_TEST) $(DR
 	$(Q)$(TIMED) send.sh tests/integration/send.sh
 	$(Q)$(TIMED) relay.sh tests/integration/relay.sh
 	$(Q)$(TIMED) examples.sh tests/integration/examples.sh
+	$(Q)$(TIMED) install.sh tests/integration/install.sh
 
 # Debian 12's kernel (6.1) under qemu: vm-test builds on the host, then boots it to run
 # vm-suite, which uses what the host built: nothing is built or installed in the guest.
@@ -348,16 +349,47 @@ bench: deps
 	$(Q)QUICK=$(QUICK) scripts/bench_transparent.sh
 	$(Q)QUICK=$(QUICK) scripts/bench_send.sh
 
+# PREFIX and DESTDIR as usual; the unit, its example config and the libraries' places can be moved too.
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR ?= $(PREFIX)/share/man
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+SYSCONFDIR ?= /etc
+D := $(DESTDIR)
+# Every file install writes, as uninstall removes them.
+INSTALLED := $(PREFIX)/bin/ppbpf $(LIBDIR)/libppbpf.a $(LIBDIR)/libppbpf.so.$(VERSION) \
+	$(LIBDIR)/libppbpf.so.$(SOVERSION) $(LIBDIR)/libppbpf.so $(PKGCONFIGDIR)/ppbpf.pc \
+	$(addprefix $(INCLUDEDIR)/ppbpf/,$(notdir $(wildcard include/ppbpf/*.h))) $(MANDIR)/man8/ppbpf.8 $(MANDIR)/man3/libppbpf.3 \
+	$(SYSTEMD_UNIT_DIR)/ppbpf.service $(SYSCONFDIR)/ppbpf/ppbpf.conf.example $(BASHCOMPDIR)/ppbpf
+INSTALL_DIRS := $(PREFIX)/bin $(LIBDIR) $(PKGCONFIGDIR) $(INCLUDEDIR)/ppbpf $(MANDIR)/man8 $(MANDIR)/man3 \
+	$(SYSTEMD_UNIT_DIR) $(SYSCONFDIR)/ppbpf $(BASHCOMPDIR)
+SUBST = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' \
+	-e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@VERSION@|$(VERSION)|g'
+
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/ppbpf
-	install -m 0755 $(CLI) $(DESTDIR)$(PREFIX)/bin/ppbpf
-	install -m 0644 $(LIBA) $(DESTDIR)$(PREFIX)/lib/
-	install -m 0755 $(LIBSO) $(DESTDIR)$(PREFIX)/lib/
-	ln -sf libppbpf.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libppbpf.so.$(SOVERSION)
-	ln -sf libppbpf.so.$(SOVERSION) $(DESTDIR)$(PREFIX)/lib/libppbpf.so
-	install -m 0644 include/ppbpf/*.h $(DESTDIR)$(PREFIX)/include/ppbpf/
-	install -d $(DESTDIR)$(SYSTEMD_UNIT_DIR)
-	sed 's|@PREFIX@|$(PREFIX)|g' scripts/ppbpf.service > $(DESTDIR)$(SYSTEMD_UNIT_DIR)/ppbpf.service
+	$(Q)for d in $(INSTALL_DIRS); do install -d "$(D)$$d"; done
+	$(Q)install -m 0755 $(CLI) $(D)$(PREFIX)/bin/ppbpf
+	$(Q)install -m 0644 $(LIBA) $(D)$(LIBDIR)/
+	$(Q)install -m 0755 $(LIBSO) $(D)$(LIBDIR)/
+	$(Q)ln -sf libppbpf.so.$(VERSION) $(D)$(LIBDIR)/libppbpf.so.$(SOVERSION)
+	$(Q)ln -sf libppbpf.so.$(SOVERSION) $(D)$(LIBDIR)/libppbpf.so
+	$(Q)install -m 0644 include/ppbpf/*.h $(D)$(INCLUDEDIR)/ppbpf/
+	$(Q)$(SUBST) scripts/ppbpf.pc.in > $(D)$(PKGCONFIGDIR)/ppbpf.pc
+	$(Q)install -m 0644 man/ppbpf.8 $(D)$(MANDIR)/man8/
+	$(Q)install -m 0644 man/libppbpf.3 $(D)$(MANDIR)/man3/
+	$(Q)$(SUBST) scripts/ppbpf.service > $(D)$(SYSTEMD_UNIT_DIR)/ppbpf.service
+	$(Q)install -m 0644 scripts/ppbpf.conf.example $(D)$(SYSCONFDIR)/ppbpf/
+	$(Q)install -m 0644 scripts/ppbpf.bash $(D)$(BASHCOMPDIR)/ppbpf
+
+# Removes what install wrote, and the folders that are ppbpf's own; under a DESTDIR, every
+# folder that is left empty, so that the tree is as before.
+uninstall:
+	$(Q)rm -f $(addprefix $(D),$(INSTALLED))
+	$(Q)rmdir $(D)$(INCLUDEDIR)/ppbpf $(D)$(SYSCONFDIR)/ppbpf 2>/dev/null || true
+	$(Q)if [ -n "$(DESTDIR)" ]; then for d in $(INSTALL_DIRS); do p="$(D)$$d"; \
+		while [ "$$p" != "$(D)" ] && { rmdir "$$p" 2>/dev/null || [ ! -e "$$p" ]; }; do p=$$(dirname "$$p"); done; \
+	done; fi
 
 demo:
 	$(Q)scripts/demo.sh

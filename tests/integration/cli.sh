@@ -871,9 +871,10 @@ expect_json "status --json escapes the pin folder it names" 0 '.attached == fals
 UNIT_EXPOSURE_MAX=2.0
 if command -v systemd-analyze >/dev/null; then
 	check "the systemd unit installs and passes systemd-analyze verify" \
-		'make -s -C "$(dirname "$0")/../.." install PREFIX="$TMP/usr" SYSTEMD_UNIT_DIR="$TMP/unit" >/dev/null &&
+		'make -s -C "$(dirname "$0")/../.." install PREFIX="$TMP/usr" SYSTEMD_UNIT_DIR="$TMP/unit" SYSCONFDIR="$TMP/etc" \
+			>/dev/null &&
 		 out=$(systemd-analyze verify "$TMP/unit/ppbpf.service" 2>&1) && [ -z "$out" ] &&
-		 grep -q "^ExecStart=$TMP/usr/bin/ppbpf run --config /etc/ppbpf.conf --keep$" "$TMP/unit/ppbpf.service"'
+		 grep -q "^ExecStart=$TMP/usr/bin/ppbpf run --config $TMP/etc/ppbpf/ppbpf.conf --keep$" "$TMP/unit/ppbpf.service"'
 	# The sandbox the daemon tolerates (see the unit's comments), as systemd itself scores it.
 	if systemd-analyze security --offline=yes "$TMP/unit/ppbpf.service" >"$TMP/security" 2>&1; then
 		for d in ProtectKernelModules= ProtectKernelLogs= ProtectKernelTunables= ProtectControlGroups= \

@@ -59,15 +59,15 @@ static const char run_usage[] =
 
 static const char run_more[] =
 	"\n"
-	"Config file example (/etc/ppbpf.conf):\n"
+	"Config file example (/etc/ppbpf/ppbpf.conf):\n"
 	"  cgroup system.slice\n"
 	"  port 443 trust 10.0.0.0/8,2001:db8::/32 untrusted reject versions 2\n"
 	"  port 8080 trust 192.0.2.10 mode optional timeout 1000 rewrite-peer\n"
 	"  port 6379 trust 10.0.0.0/8 transparent\n"
 	"\n"
 	"Examples:\n"
-	"  ppbpf run --config /etc/ppbpf.conf --keep\n"
-	"  ppbpf run --config /etc/ppbpf.conf --check   # validate, print the policy\n"
+	"  ppbpf run --config /etc/ppbpf/ppbpf.conf --keep\n"
+	"  ppbpf run --config /etc/ppbpf/ppbpf.conf --check   # validate, print the policy\n"
 	"  ppbpf run --cgroup system.slice/app.service --port 8080 --trust 10.0.0.0/8 \\\n"
 	"      --untrusted reject\n";
 
