@@ -33,7 +33,7 @@ counter() { "$CLI" status --pin-dir "$PIN" --json | jq ".counters.$1"; }
 tokens_left() { bpftool -j map dump pinned "$PIN/relay_tokens" | jq length; }
 listening() { ss -Htln "sport = :$1" | grep -q .; }
 wait_listening() {
-	for _ in $(seq 100); do listening "$1" && return 0; sleep 0.05; done
+	for _ in $(seq 200); do listening "$1" && return 0; sleep 0.05; done
 	fail "nothing listens on port $1${2:+: $2}"
 }
 
@@ -74,15 +74,14 @@ EOF
 	PIDS+=($!)
 	haproxy -f "$TMP/back.cfg" -db > "$TMP/back.log" 2>&1 &
 	PIDS+=($!)
+	for p in "$ECHO" "$H_FRONT" "$H_BACK"; do wait_listening "$p" "see $TMP/front.log, $TMP/back.log"; done
 	FLAGS=(v1 v2+tlvs+unique-id+crc32c v2+unique-id v2)
 	# (not in_cgroup: a shell function in the background would take lib.sh's ERR trap with it)
 	bash -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$CG" "$RELAY_TEST" chain "$P_RELAY" "$H_BACK" "${FLAGS[@]}" \
 		> "$TMP/relay.out" 2> "$TMP/relay.err" &
 	PIDS+=($!)
 	RELAY=$!
-	for p in "$ECHO" "$H_FRONT" "$H_BACK" "$P_RELAY"; do
-		wait_listening "$p" "see $TMP/front.log, $TMP/back.log, $TMP/relay.err"
-	done
+	wait_listening "$P_RELAY" "see $TMP/relay.err"
 	for i in "${!FLAGS[@]}"; do
 		f=${FLAGS[$i]}
 		out=$(python3 -c "$LINE_CLIENT_PY" 127.0.0.2 "$H_FRONT" "chain $i $f" half-close) ||
@@ -94,10 +93,11 @@ EOF
 		line=$(grep "^back $me " "$TMP/back.log") ||
 			fail "$f: the backend HAProxy did not log the client $me: $(grep back "$TMP/back.log" | tail -3)"
 		id=${line##* }
+		logs="relay: $(cat "$TMP/relay.out" "$TMP/relay.err" | tr '\n' ' '); front: $(tail -3 "$TMP/front.log" | tr '\n' ' '); back: $(tail -3 "$TMP/back.log" | tr '\n' ' ')"
 		case $f in
-		*tlvs*) [ "$id" = "chain-${me##*:}" ] || fail "$f: the backend saw UNIQUE_ID '$id', want the first hop's chain-${me##*:}" ;;
-		*unique-id*) [[ $id =~ ^[0-9a-f]{32}$ ]] || fail "$f: the backend saw UNIQUE_ID '$id', want 32 hex digits of the relay's" ;;
-		*) [ "$id" = - ] || [ -z "$id" ] || fail "$f: the backend saw UNIQUE_ID '$id', want none" ;;
+		*tlvs*) [ "$id" = "chain-${me##*:}" ] || fail "$f: the backend saw UNIQUE_ID '$id', want the first hop's chain-${me##*:} ($logs)" ;;
+		*unique-id*) [[ $id =~ ^[0-9a-f]{32}$ ]] || fail "$f: the backend saw UNIQUE_ID '$id', want 32 hex digits of the relay's ($logs)" ;;
+		*) [ "$id" = - ] || [ -z "$id" ] || fail "$f: the backend saw UNIQUE_ID '$id', want none ($logs)" ;;
 		esac
 		echo "chain: $f: the backend HAProxy logged $me, UNIQUE_ID '${id}'"
 	done

@@ -33,6 +33,8 @@
 #define ORIG_SPORT 4242
 #define ORIG_DPORT 443
 #define IO_MS 10000
+/* How long the chain's relay waits for each connection. */
+#define ACCEPT_MS 60000
 
 static int tcp_socket(int af)
 {
@@ -366,6 +368,7 @@ static int mode_chain(char **a)
 {
 	int listen_port = atoi(a[0]), to_port = atoi(a[1]), lfd = listen_on(listen_port);
 
+	set_timeout(lfd, ACCEPT_MS); /* the first client may come late: the HAProxies start first (slowly under qemu) */
 	printf("{\"listening\":%d}\n", listen_port);
 	fflush(stdout);
 	for (int i = 2; a[i]; i++) {
