@@ -14,6 +14,9 @@ PACKAGES=(
 	strace                                  # cli.sh makes a start fail after attaching (fault injection)
 	haproxy                                 # the demo and the interop tests
 	nginx-light redis-server curl python3   # apps.sh: stock servers behind HAProxy, in transparent mode
+	libmicrohttpd-dev                       # ppbpf run --metrics: the /metrics endpoint
+	golang-go                               # examples.sh: the Go example (standard library only)
+	groff-base man-db                       # install.sh: the man pages render without warnings
 )
 if [ "${1:-}" = bench ]; then
 	PACKAGES=(gnuplot-nox linux-perf go-mmproxy) # the plot, syscall counts, and what transparent mode replaces
@@ -21,18 +24,41 @@ elif [ "${1:-}" = vm ]; then
 	PACKAGES=(qemu-system-x86 busybox-static xz-utils) # the VM, its initramfs, unpacking vmlinuz
 fi
 
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+
+# An index older than a day (or none) is refreshed once; a stale one makes installs fail.
+fresh_index() {
+	if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mmin -1440 2>/dev/null | head -1)" ]; then
+		$SUDO apt-get update -q
+	fi
+}
+
+# promtool (tests check the metrics format with it) comes out of Debian's
+# prometheus package unpacked into .output/tools, not installed: installing it
+# would start a Prometheus server on a machine without systemd.
+unpack_promtool() {
+	local dir out
+	dir="$(cd "$(dirname "$0")/.." && pwd)/.output/tools"
+	out="$dir/promtool"
+	[ -x "$out" ] && return 0
+	fresh_index
+	rm -rf "$dir/deb" && mkdir -p "$dir/deb"
+	(cd "$dir/deb" && apt-get download -q prometheus)
+	dpkg-deb --fsys-tarfile "$dir"/deb/prometheus_*.deb | tar -xO ./usr/bin/promtool > "$out.tmp"
+	chmod 755 "$out.tmp" && mv "$out.tmp" "$out"
+	rm -rf "$dir/deb"
+	echo "deps: promtool unpacked into $out" >&2
+}
+
 missing=()
 for p in "${PACKAGES[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
-
-echo "deps: installing ${missing[*]}" >&2
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
-export DEBIAN_FRONTEND=noninteractive
-# An index older than a day (or none) is refreshed once; a stale one makes installs fail.
-if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mmin -1440 2>/dev/null | head -1)" ]; then
-	$SUDO apt-get update -q
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "deps: installing ${missing[*]}" >&2
+	fresh_index
+	$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
-$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+[ -n "${1:-}" ] || unpack_promtool
