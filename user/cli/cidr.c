@@ -88,3 +88,12 @@ int cidr_equal(const struct cidr *a, const struct cidr *b)
 {
 	return a->af == b->af && a->bits == b->bits && !memcmp(a->addr, b->addr, a->af == AF_INET ? 4 : 16);
 }
+
+int cidr_contains(const struct cidr *c, int af, const __u8 *addr)
+{
+	int full = c->bits / 8, rest = c->bits % 8;
+
+	if (c->af != af || memcmp(c->addr, addr, (size_t)full))
+		return 0;
+	return !rest || ((c->addr[full] ^ addr[full]) & (0xff << (8 - rest))) == 0;
+}

@@ -30,5 +30,7 @@ int cidr_parse(const char *text, struct cidr *out, const char **why);
 void cidr_format(const struct cidr *c, char *out, size_t cap);
 /* Are two blocks the same? */
 int cidr_equal(const struct cidr *a, const struct cidr *b);
+/* Is addr, of family af (4 or 16 bytes, network order), inside block c? */
+int cidr_contains(const struct cidr *c, int af, const __u8 *addr);
 
 #endif

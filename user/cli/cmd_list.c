@@ -117,18 +117,6 @@ static const struct cli_command list_command = {
 	.usage = list_usage, .more = list_more, .apply = list_option,
 };
 
-/* Is addr (of family af) inside block c? */
-static bool in_block(const struct cidr *c, int af, const __u8 *addr)
-{
-	int full = c->bits / 8, rest = c->bits % 8;
-
-	if (c->af != af)
-		return false;
-	if (memcmp(c->addr, addr, (size_t)full))
-		return false;
-	return !rest || ((c->addr[full] ^ addr[full]) & (0xff << (8 - rest))) == 0;
-}
-
 /* Does a table entry pass the filters? */
 static bool wanted(const struct list_args *a, const struct ppbpf_conn *c)
 {
@@ -139,7 +127,7 @@ static bool wanted(const struct list_args *a, const struct ppbpf_conn *c)
 	if (a->state >= 0 && c->state != a->state)
 		return false;
 	if (a->have_src && !(c->state == PPBPF_STATE_DONE && (oaf == AF_INET || oaf == AF_INET6) &&
-			     in_block(&a->src, oaf, c->src.addr)))
+			     cidr_contains(&a->src, oaf, c->src.addr)))
 		return false;
 	return true;
 }
