@@ -130,6 +130,7 @@ static __always_inline void on_close(struct bpf_sock_ops *skops)
 	}
 	if (rec->reset_asked)
 		count(PPBPF_CNT_RESETS);
+	trace_record(PPBPF_TRACE_CLOSED, rec, NULL);
 	if (rec->relay_token) /* its client can no longer be relayed */
 		bpf_map_delete_elem(&relay_tokens, &rec->relay_token);
 	if (rec->port_flags & PPBPF_PORT_TRANSPARENT)

@@ -218,6 +218,20 @@ struct {
 	__uint(max_entries, 256 * 1024);
 } events SEC(".maps");
 
+/* Live events for `ppbpf trace`, written only while trace_ctl names a tracer (see trace.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+} trace SEC(".maps");
+
+/* Who traces: struct ppbpf_trace_ctl (pid 0: nobody, nothing is written to "trace"). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ppbpf_trace_ctl);
+} trace_ctl SEC(".maps");
+
 /* ---- the sending side (sockops and sk_msg) --------------------------------------------------- */
 
 /* Outbound policy by remote port (host order): struct ppbpf_send_policy. */

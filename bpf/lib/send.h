@@ -33,6 +33,7 @@
 #include "policy.h"
 #include "segment.h"
 #include "stats.h"
+#include "trace.h"
 
 /* Is this destination, on this remote port, one that gets a header? */
 static __always_inline int send_to(__u16 port, int v4, const __u8 *addr)
@@ -237,6 +238,7 @@ static __always_inline void join_sockhash(struct bpf_sock_ops *skops, struct ppb
 		fail_closed(skops, s);
 		return;
 	}
+	s->cookie = cookie;
 	WRITE_ONCE(s->state, SEND_READY);
 	/* called as each segment goes out (to size its options, which it leaves alone): see on_transmit */
 	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG);
@@ -441,6 +443,7 @@ static __always_inline int send_first_bytes(struct sk_msg_md *msg)
 	}
 	WRITE_ONCE(s->state, SEND_SENT);
 	count(PPBPF_CNT_SENT);
+	trace_sent(sk, s);
 	return SK_PASS;
 }
 

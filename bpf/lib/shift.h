@@ -29,6 +29,7 @@
 #include <bpf/bpf_core_read.h>
 #include "consts.h"
 #include "handoff.h"
+#include "trace.h"
 #include "maps.h"
 #include "ordering.h"
 #include "policy.h"
@@ -262,6 +263,7 @@ static __always_inline void refuse_flow(struct ppbpf_flow *f, const struct ppbpf
 	WRITE_ONCE(f->state, FLOW_REJECTED);
 	bpf_map_delete_elem(&flow_hdrs, key);
 	count_rejection(error);
+	trace_flow_refused(key, error);
 }
 
 /*

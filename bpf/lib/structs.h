@@ -55,6 +55,7 @@ struct ppbpf_relay_src {
 struct ppbpf_send_sk {
 	__u32 state; /* enum send_state */
 	__u32 len;   /* header bytes */
+	__u64 cookie; /* the socket's, set as it joins the sockhash (for trace events) */
 	__u8 hdr[PPBPF_SEND_MAX + 512]; /* a TLV written at a masked offset stays inside */
 };
 

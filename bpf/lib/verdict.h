@@ -12,6 +12,7 @@
 #include "maps.h"
 #include "ordering.h"
 #include "stats.h"
+#include "trace.h"
 
 /* The first 8 TLV types kept for the socket, a summary for the table. */
 static __always_inline void tlv_types(const struct ppbpf_sk_tlvs *t, __u32 end, struct ppbpf_conn *c)
@@ -173,6 +174,7 @@ static __always_inline void reject(struct ppbpf_sk *rec, int error)
 	count_rejection(error);
 	update_conn(rec->info.cookie, rec, NULL);
 	send_event(rec, error);
+	trace_record(PPBPF_TRACE_REJECTED, rec, NULL);
 }
 
 /* Give a tracked socket with no header to honour (the caller holds its verdict) a plain verdict. */
@@ -185,6 +187,7 @@ static __always_inline void make_plain(struct ppbpf_sk *rec, __u32 have)
 	barrier();
 	WRITE_ONCE(rec->info.have, have);
 	update_conn(rec->info.cookie, rec, NULL);
+	trace_record(PPBPF_TRACE_PLAIN, rec, NULL);
 }
 
 /* What recording a verdict asks of the segment that brought it. */
@@ -234,6 +237,7 @@ static __always_inline enum verdict_action record_verdict(struct bpf_sock *sk, s
 	barrier();
 	WRITE_ONCE(rec->info.have, have);
 	update_conn(rec->info.cookie, rec, tlvs);
+	trace_record(rec->info.flags & PPBPF_INFO_REMOVED ? PPBPF_TRACE_SHIFTED : PPBPF_TRACE_PARSED, rec, tlvs);
 	return V_PASS;
 }
 

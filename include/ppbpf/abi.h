@@ -273,6 +273,52 @@ struct ppbpf_config {
 	__u32 pad;
 };
 
+/*
+ * Live tracing (`ppbpf trace`): the kernel writes struct ppbpf_trace_event to
+ * the RINGBUF "trace" only while trace_ctl's one entry names a tracer. It is
+ * a ring of its own: the daemon's "events" (its work, the rejections to
+ * reset) are never shared with a reader that may be slow or paused.
+ */
+struct ppbpf_trace_ctl {
+	__u32 pid;      /* the tracing process (0: nobody traces; nothing is written) */
+	__u32 pad;
+	__u64 since_ns; /* CLOCK_MONOTONIC when it started */
+};
+
+/* What happened (struct ppbpf_trace_event.kind). */
+enum ppbpf_trace_kind {
+	PPBPF_TRACE_PARSED = 1,   /* a header accepted: the record holds it (annotate mode) */
+	PPBPF_TRACE_SHIFTED = 2,  /* a header accepted and taken out of the stream (transparent mode) */
+	PPBPF_TRACE_PLAIN = 3,    /* no header, on a port where it is optional */
+	PPBPF_TRACE_REJECTED = 4, /* refused: error says why (PPBPF_E_TIMEOUT: the header came too late) */
+	PPBPF_TRACE_CLOSED = 5,   /* a tracked socket closed: state is where its header stood */
+	PPBPF_TRACE_SENT = 6,     /* the sending side wrote a header: data holds it as sent */
+};
+
+/* Bytes of a trace event's data: TLVs of an accepted header, or a sent header. */
+#define PPBPF_TRACE_DATA 512
+
+/* One event of the RINGBUF "trace". */
+struct ppbpf_trace_event {
+	__u64 ts_ns;      /* CLOCK_MONOTONIC */
+	__u64 cookie;     /* the socket's (0: a transparent handshake refused before a socket was made) */
+	__s32 error;      /* REJECTED: a parser status or a PPBPF_E_* */
+	__u32 header_len; /* PARSED, SHIFTED: the header's bytes */
+	__u32 have;       /* stream bytes seen when it was judged */
+	__u8 kind;        /* enum ppbpf_trace_kind */
+	__u8 af;          /* AF_INET or AF_INET6: the socket's own family */
+	__u8 state;       /* enum ppbpf_state of the record */
+	__u8 version;     /* PARSED, SHIFTED: 1 or 2 */
+	__u8 command;     /* PARSED, SHIFTED: PPBPF_CMD_* */
+	__u8 family;      /* PARSED, SHIFTED: enum ppbpf_family of the addresses src and dst */
+	__u16 data_len;   /* bytes of data */
+	struct ppbpf_endpoint local; /* the socket's own end */
+	struct ppbpf_endpoint peer;  /* its peer: the balancer (SENT: where the header went) */
+	struct ppbpf_endpoint src;   /* PARSED, SHIFTED: original endpoints from the header */
+	struct ppbpf_endpoint dst;
+	__u8 data[PPBPF_TRACE_DATA]; /* PARSED, SHIFTED: the first TLV bytes kept; SENT: the header */
+};
+
 /* Counters (PERCPU_ARRAY "stats"), summed by `ppbpf status`. */
 enum ppbpf_counter {
 	PPBPF_CNT_TRACKED,      /* connections tracked on a policy port */
@@ -330,6 +376,7 @@ enum ppbpf_counter {
 	PPBPF_CNT_RELAY_REFUSED, /* relay: PPBPF_RELAY calls refused (a bad token, a socket that sent already, ...) */
 	PPBPF_CNT_SEND_DROPPED, /* sending side: data segments dropped at egress, their connection had no header (send_no_room) */
 	PPBPF_CNT_CLOSED_UNREAD, /* pending headers' segments let through to a socket its application closed: reset */
+	PPBPF_CNT_TRACE_LOST,   /* trace events lost: `ppbpf trace` read too slowly and its ring buffer was full */
 	PPBPF_CNT_MAX,
 };
 

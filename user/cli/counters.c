@@ -45,6 +45,7 @@ const char *const counter_names[PPBPF_CNT_MAX] = {
 	[PPBPF_CNT_RELAY_REFUSED] = "relay_refused",
 	[PPBPF_CNT_SEND_DROPPED] = "send_dropped",
 	[PPBPF_CNT_CLOSED_UNREAD] = "closed_unread_segments",
+	[PPBPF_CNT_TRACE_LOST] = "trace_events_lost",
 };
 
 void read_counters(int fd, __u64 *out)

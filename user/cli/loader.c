@@ -366,8 +366,9 @@ static int pin_is_ours(struct ppbpf_bpf *skel, const char *pin_dir, const char *
 	if (fd < 0)
 		return errno == ENOENT ? -ENOENT : 0;
 	kind = fd_kind(fd);
-	if (map) /* the table's size is the attach's --table-size, the sockhash's a test's: any */
-		ours = kind == 'm' && map_matches(fd, map, map == skel->maps.conns || map == skel->maps.send_socks);
+	if (map) /* the table's size is the attach's --table-size; the sockhash's and the trace ring's a test's: any */
+		ours = kind == 'm' && map_matches(fd, map, map == skel->maps.conns || map == skel->maps.send_socks ||
+						       map == skel->maps.trace);
 	for (int s = 0; s < SLOT_MAX; s++)
 		if (!strcmp(name, link_pins[s]))
 			ours = kind == 'l' && link_matches(fd, skel, s);
@@ -486,18 +487,23 @@ int loader_prepare_pin_dir(const char *pin_dir)
 	return -ENOTSUP;
 }
 
-/* Open the object for this kernel: what it lacks is said, and worked around where it can be. */
 /*
- * PPBPF_TEST_SEND_SOCKS=N: a sockhash of N sockets, made at the first attach
- * of a pin folder (send.sh fills it to see a connection fail closed).
+ * Map sizes for tests, at the first attach of a pin folder:
+ * PPBPF_TEST_SEND_SOCKS=N, a sockhash of N sockets (send.sh fills it to see a
+ * connection fail closed); PPBPF_TEST_TRACE_RING=BYTES, a trace ring of that
+ * size, a power of 2 pages (trace.sh fills it to see events counted lost).
  */
-static void send_socks_for_tests(struct ppbpf_bpf *skel)
+static void map_sizes_for_tests(struct ppbpf_bpf *skel)
 {
-	const char *n = getenv("PPBPF_TEST_SEND_SOCKS");
+	const char *n = getenv("PPBPF_TEST_SEND_SOCKS"), *ring = getenv("PPBPF_TEST_TRACE_RING");
 
 	if (n && atoi(n) > 0)
 		bpf_map__set_max_entries(skel->maps.send_socks, (__u32)atoi(n));
+	if (ring && atoi(ring) > 0)
+		bpf_map__set_max_entries(skel->maps.trace, (__u32)atoi(ring));
 }
+
+/* Open the object for this kernel: what it lacks is said, and worked around where it can be. */
 
 static int open_for_kernel(struct ppbpf_bpf **out, __u32 table_size)
 {
@@ -517,7 +523,7 @@ static int open_for_kernel(struct ppbpf_bpf **out, __u32 table_size)
 	skel->rodata->have_sock_destroy = kr.sock_destroy;
 	if (table_size)
 		bpf_map__set_max_entries(skel->maps.conns, table_size);
-	send_socks_for_tests(skel);
+	map_sizes_for_tests(skel);
 	*out = skel;
 	return 0;
 }

@@ -23,7 +23,7 @@ enum ppbpf_prog_slot {
  */
 #define PPBPF_OPENED_MAPS(X) \
 	X(conns) X(ports) X(trust4) X(trust6) X(settings) X(stats) X(pending) X(port_bits) X(rewrite_bits) \
-	X(events) X(pending_small) X(shift_bits) X(flows) X(send_ports) X(send_bits) X(send_to4) X(send_to6)
+	X(events) X(trace) X(trace_ctl) X(pending_small) X(shift_bits) X(flows) X(send_ports) X(send_bits) X(send_to4) X(send_to6)
 
 /* File descriptors of the pinned maps a command works with (-1 when not open). */
 struct ppbpf_maps {
