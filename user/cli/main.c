@@ -15,6 +15,7 @@ static const struct cli_cmd commands[] = {
 	{ "status", cmd_status, "what is attached where, the policy, the counters" },
 	{ "list", cmd_list, "tracked connections and their original endpoints" },
 	{ "stats", cmd_stats, "the counters: a table, JSON, or Prometheus's text format" },
+	{ "trace", cmd_trace, "live events: headers parsed, rejected, closed and sent" },
 	{ "parse", cmd_parse, "parse a PROXY header from stdin or hex; print JSON" },
 	{ "build", cmd_build, "build a PROXY header from fields; print hex or raw" },
 	{ "selftest", cmd_selftest, "check that transparent mode keeps streams intact on this kernel" },
