@@ -79,6 +79,8 @@ TIMES := $(OUTPUT)/test-times.txt
 TIMED := TIMES_FILE=$(abspath $(TIMES)) scripts/timed.sh
 
 LIBBPF_LIBS := $(shell pkg-config --libs libbpf 2>/dev/null || echo -lbpf -lelf -lz)
+# ppbpf run --metrics serves HTTP with libmicrohttpd.
+MHD_LIBS := $(shell pkg-config --libs libmicrohttpd 2>/dev/null || echo -lmicrohttpd)
 
 .PHONY: all test test-build unit unit-san bpf-check cli-test integration fuzz bench install uninstall demo clean deps soak \
 	vm-test vm-suite
@@ -136,7 +138,7 @@ $(OUTPUT)/cli/%.o: user/cli/%.c $(HDRS) $(SKELS) | $(OUTPUT)/cli
 
 $(CLI): $(CLI_OBJS) $(LIBA)
 	$(call msg,LD,$@)
-	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LIBBPF_LIBS)
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LIBBPF_LIBS) $(MHD_LIBS)
 
 $(DEMO_SERVER): user/examples/demo_server.c $(LIBA) $(HDRS) | $(OUTPUT)
 	$(call msg,CC,$@)
@@ -220,6 +222,8 @@ integration: all $(RECV_TEST) $(TRUST_TEST) $(SEGMENTS_TEST) $(ACCEPT_TEST) $(DR
 	$(Q)$(TIMED) send.sh tests/integration/send.sh
 	$(Q)$(TIMED) relay.sh tests/integration/relay.sh
 	$(Q)$(TIMED) examples.sh tests/integration/examples.sh
+	$(Q)$(TIMED) trace.sh tests/integration/trace.sh
+	$(Q)$(TIMED) metrics.sh tests/integration/metrics.sh
 	$(Q)$(TIMED) install.sh tests/integration/install.sh
 
 # Debian 12's kernel (6.1) under qemu: vm-test builds on the host, then boots it to run
@@ -241,6 +245,8 @@ vm-suite:
 	$(Q)$(TIMED) send.sh tests/integration/send.sh
 	$(Q)$(TIMED) relay.sh tests/integration/relay.sh
 	$(Q)$(TIMED) examples.sh tests/integration/examples.sh
+	$(Q)$(TIMED) trace.sh tests/integration/trace.sh
+	$(Q)$(TIMED) metrics.sh tests/integration/metrics.sh
 	@echo "ALL GUEST TESTS PASSED on $$(uname -r)"; cat $(TIMES)
 
 # Transparent mode's integrity section with 10 transfers of 2 GiB per link (outside `make test`).

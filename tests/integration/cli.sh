@@ -747,6 +747,14 @@ expect_usage "run refuses --log-rate 0x (read as 0: no lines)" pp run "${SAFE[@]
 expect_usage "run refuses --log-rate given twice" pp run "${SAFE[@]}" --port 1 --log-rate 1 --log-rate 2
 expect_usage "run refuses --sweep-ms given twice" pp run "${SAFE[@]}" --port 1 --sweep-ms 50 --sweep-ms 60
 expect_usage "run refuses --config given twice" pp run "${SAFE[@]}" --config /dev/null --config /dev/null
+for bad in 0 70000 9100x 10.0.0.01:9100 ::1:9100 '[::1]9100' '[192.0.2.1]:9100' 'localhost:9100' ':9100'; do
+	expect_usage "run refuses --metrics '$bad'" pp run "${SAFE[@]}" --port 1 --metrics "$bad"
+done
+expect_usage "run refuses --metrics given twice" pp run "${SAFE[@]}" --port 1 --metrics 9100 --metrics 9101
+for good in 9100 127.0.0.1:9100 '[::1]:9100' 0.0.0.0:9100; do
+	run pp run "${SAFE[@]}" --port 1 --metrics "$good" --check
+	if [[ $RC -eq 0 ]]; then pass "run takes --metrics '$good'"; else fail "run takes --metrics '$good'" "exit $RC: $(head -1 "$ERR")"; fi
+done
 
 check "detach --help documents --port (one port's policy removed, the programs stay)" \
 	'h=$(pp detach --help) && grep -q -- "--port P" <<<"$h" && grep -q "programs stay" <<<"$h"'
@@ -910,14 +918,14 @@ fi
 # so that nothing here loads, attaches or detaches anything; values are a path that does
 # not exist.
 echo "# option tables"
-COMMANDS=(attach run detach status list stats parse build)
+COMMANDS=(attach run detach status list stats trace parse build)
 NONE=$TMP/none
 
 # safe_args CMD: the options given before the one under test.
 safe_args() {
 	case $1 in
 	attach | run) SAFE_ARGS=("${SAFE[@]}") ;;
-	detach | status | list | stats) SAFE_ARGS=(--pin-dir "$NONE") ;;
+	detach | status | list | stats | trace) SAFE_ARGS=(--pin-dir "$NONE") ;;
 	*) SAFE_ARGS=() ;;
 	esac
 }

@@ -15,12 +15,15 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/file.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <ppbpf/ppbpf.h>
 #include "cli.h"
 #include "features.h"
 #include "loader.h"
+#include "metrics.h"
 #include "options.h"
 #include "tc.h"
 #include "sockdiag.h"
@@ -122,7 +125,24 @@ struct run_state {
 	struct rate_limit rl;
 	unsigned long events, sweeps;
 	long started_ms;
+	int trace_ctl; /* the pinned map naming the tracer */
 };
+
+/*
+ * A `ppbpf trace` killed before it could say it stopped leaves its pid in
+ * trace_ctl, and the kernel would go on filling the trace ring for nobody:
+ * such a pid is cleared.
+ */
+static void clear_stale_tracer(int ctl_fd, bool verbose)
+{
+	struct ppbpf_trace_ctl ctl = {}, none = {};
+	__u32 zero = 0;
+
+	if (bpf_map_lookup_elem(ctl_fd, &zero, &ctl) || !ctl.pid || kill((pid_t)ctl.pid, 0) == 0 || errno != ESRCH)
+		return;
+	if (!bpf_map_update_elem(ctl_fd, &zero, &none, BPF_ANY) && verbose)
+		fprintf(stderr, LOG_INFO "ppbpf: trace pid %u is gone; tracing stopped\n", ctl.pid);
+}
 
 static int on_event(void *ctx, void *data, size_t size)
 {
@@ -340,6 +360,7 @@ static int serve(int argc, char **argv, struct attach_args *a, struct ring_buffe
 				break;
 			}
 			st->sweeps++;
+			clear_stale_tracer(st->trace_ctl, a->verbose);
 			if (any_transparent(a) && now_ms() - last_upkeep >= UPKEEP_MS) {
 				transparent_upkeep(a);
 				last_upkeep = now_ms();
@@ -394,6 +415,7 @@ static int open_events(const char *pin_dir, struct ppbpf_maps *m, struct run_sta
 		fprintf(stderr, LOG_ERR "ppbpf run: failed to open the maps in %s: %s\n", pin_dir, strerror(-rc));
 		return EXIT_FAIL;
 	}
+	st->trace_ctl = m->trace_ctl;
 	*rb = ring_buffer__new(m->events, on_event, st, NULL);
 	if (!*rb) {
 		fprintf(stderr, LOG_ERR "ppbpf run: failed to open the event ring buffer: %s\n", strerror(errno));
@@ -403,10 +425,38 @@ static int open_events(const char *pin_dir, struct ppbpf_maps *m, struct run_sta
 	return 0;
 }
 
+/* "127.0.0.1:9100", "[::1]:9100". */
+static void format_sockaddr(char *out, size_t cap, const struct sockaddr_storage *a)
+{
+	const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)a;
+	const struct sockaddr_in *in = (const struct sockaddr_in *)a;
+
+	if (a->ss_family == AF_INET6)
+		format_endpoint(out, cap, AF_INET6, in6->sin6_addr.s6_addr, ntohs(in6->sin6_port));
+	else
+		format_endpoint(out, cap, AF_INET, (const __u8 *)&in->sin_addr, ntohs(in->sin_port));
+}
+
+/* The /metrics endpoint at addr, said where; NULL after saying why. */
+static struct metrics_server *serve_metrics(const struct sockaddr_storage *addr, const struct ppbpf_maps *m)
+{
+	struct metrics_server *s = metrics_start(addr, m);
+	char where[80];
+
+	format_sockaddr(where, sizeof(where), addr);
+	if (!s)
+		fprintf(stderr, LOG_ERR "ppbpf run: cannot serve metrics at %s (in use, or not an address of this host)\n",
+			where);
+	else
+		fprintf(stderr, LOG_INFO "ppbpf: metrics at http://%s/metrics\n", where);
+	return s;
+}
+
 int cmd_run(int argc, char **argv)
 {
 	static struct attach_args a; /* large: the trust lists */
 	static struct run_state st;
+	struct metrics_server *metrics = NULL;
 	struct ring_buffer *rb;
 	struct ppbpf_maps m;
 	bool fresh;
@@ -441,12 +491,21 @@ int cmd_run(int argc, char **argv)
 		close(lock);
 		return rc;
 	}
+	if (a.metrics.ss_family && !(metrics = serve_metrics(&a.metrics, &m))) {
+		ring_buffer__free(rb);
+		loader_close_maps(&m);
+		if (fresh)
+			detach_on_exit(a.pin_dir);
+		close(lock);
+		return EXIT_FAIL;
+	}
 	st.rl = (struct rate_limit){ .per_sec = a.log_rate, .tokens = a.log_rate, .last_ms = now_ms() };
 	st.started_ms = now_ms();
 	install_signals();
 	fprintf(stderr, LOG_INFO "ppbpf: running (%s %s; pid %d)\n", fresh ? "attached, pins in" : "picked up",
 		a.pin_dir, (int)getpid());
 	rc = serve(argc, argv, &a, rb, &st);
+	metrics_stop(metrics);
 	ring_buffer__free(rb);
 	loader_close_maps(&m);
 	fprintf(stderr, LOG_INFO "ppbpf: %lu sweeps, %lu events in %ld ms\n", st.sweeps, st.events,

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* `ppbpf stats`: the counters as a table, as JSON, or in Prometheus's text exposition format. */
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include "counters.h"
 #include "json.h"
 #include "loader.h"
+#include "metrics.h"
 #include "options.h"
 
 static const char stats_usage[] =
@@ -111,6 +113,7 @@ static const struct metric_row {
 	{ PPBPF_CNT_REWRITES, "peer_rewrites", NULL, "getpeername() and accept() answers rewritten." },
 	{ PPBPF_CNT_NO_MEMORY, "no_memory", NULL, "Records or table entries that could not be made." },
 	{ PPBPF_CNT_EVENTS_LOST, "events_lost", NULL, "Rejection events lost: the ring buffer was full." },
+	{ PPBPF_CNT_TRACE_LOST, "trace_events_lost", NULL, "Trace events lost: ppbpf trace read too slowly." },
 	{ PPBPF_CNT_T_FLOWS, "transparent_flows", NULL, "Transparent mode: headers taken out of the stream." },
 	{ PPBPF_CNT_T_HELD_ACKS, "transparent_held_acks", NULL, "Transparent mode: handshake ACKs held for the header." },
 	{ PPBPF_CNT_T_RESETS, "transparent_resets", NULL, "Transparent mode: handshakes reset." },
@@ -153,20 +156,39 @@ struct stats {
 	long connections, pending;
 };
 
-static void print_prometheus(const struct stats *st)
+static void read_stats(const struct ppbpf_maps *m, struct stats *st)
+{
+	read_counters(m->stats, st->cnt);
+	st->connections = count_entries(m->conns);
+	st->pending = count_entries(m->pending) + count_entries(m->pending_small);
+}
+
+static void print_prometheus(FILE *f, const struct stats *st)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(metric_rows); i++) {
 		const struct metric_row *r = &metric_rows[i];
 
 		if (r->help)
-			printf("# HELP ppbpf_%s_total %s\n# TYPE ppbpf_%s_total counter\n", r->metric, r->help, r->metric);
-		printf("ppbpf_%s_total%s%s%s %llu\n", r->metric, r->label ? "{" : "", r->label ? r->label : "",
-		       r->label ? "}" : "", (unsigned long long)st->cnt[r->counter]);
+			fprintf(f, "# HELP ppbpf_%s_total %s\n# TYPE ppbpf_%s_total counter\n", r->metric, r->help,
+				r->metric);
+		fprintf(f, "ppbpf_%s_total%s%s%s %llu\n", r->metric, r->label ? "{" : "", r->label ? r->label : "",
+			r->label ? "}" : "", (unsigned long long)st->cnt[r->counter]);
 	}
-	printf("# HELP ppbpf_connections Connections in the connection table now.\n# TYPE ppbpf_connections gauge\n"
-	       "ppbpf_connections %ld\n", st->connections);
-	printf("# HELP ppbpf_pending_headers Headers still incomplete now.\n# TYPE ppbpf_pending_headers gauge\n"
-	       "ppbpf_pending_headers %ld\n", st->pending);
+	fprintf(f, "# HELP ppbpf_connections Connections in the connection table now.\n"
+		"# TYPE ppbpf_connections gauge\nppbpf_connections %ld\n", st->connections);
+	fprintf(f, "# HELP ppbpf_pending_headers Headers still incomplete now.\n"
+		"# TYPE ppbpf_pending_headers gauge\nppbpf_pending_headers %ld\n", st->pending);
+}
+
+int stats_write_prometheus(FILE *f, const struct ppbpf_maps *m)
+{
+	struct stats st;
+
+	if (!rows_complete())
+		return -EINVAL;
+	read_stats(m, &st);
+	print_prometheus(f, &st);
+	return 0;
 }
 
 static void print_json(const struct stats *st)
@@ -234,12 +256,10 @@ int cmd_stats(int argc, char **argv)
 		fprintf(stderr, "ppbpf stats: nothing attached at %s\n", a.pin_dir);
 		return EXIT_FAIL;
 	}
-	read_counters(m.stats, st.cnt);
-	st.connections = count_entries(m.conns);
-	st.pending = count_entries(m.pending) + count_entries(m.pending_small);
+	read_stats(&m, &st);
 	loader_close_maps(&m);
 	if (a.format == STATS_PROMETHEUS)
-		print_prometheus(&st);
+		print_prometheus(stdout, &st);
 	else if (a.format == STATS_JSON)
 		print_json(&st);
 	else

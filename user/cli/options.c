@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <ppbpf/ppbpf.h>
 #include "cli.h"
 #include "json.h"
@@ -26,7 +28,7 @@ FILE *options_diag;
 /* The options without a short letter. */
 enum { OPT_TLV_CAP = CLI_LONG_ONLY, OPT_TABLE_SIZE, OPT_MODE, OPT_UNTRUSTED, OPT_VERSIONS, OPT_TIMEOUT,
        OPT_CONFIG, OPT_KEEP, OPT_SWEEP_MS, OPT_LOG_RATE, OPT_CHECK, OPT_LOCAL_UID, OPT_TRANSPARENT,
-       OPT_DEV, OPT_SEND, OPT_SEND_TO, OPT_SEND_TLV };
+       OPT_DEV, OPT_SEND, OPT_SEND_TO, OPT_SEND_TLV, OPT_METRICS };
 
 /* Where an option may be given (its scope); the first three are also its section of the help. */
 enum { PER_PORT = 1, WHOLE = 2, RUN_ONLY = 4, CMDLINE_ONLY = 8, PER_SEND = 16 };
@@ -111,6 +113,10 @@ static const struct cli_option defs[] = {
 	  "rejections the sweep runs sooner, at most every 10 ms", RUN_ONLY, 1 << 6 },
 	{ "log-rate", OPT_LOG_RATE, "N", "rejection lines per second at most (default 10; 0: none)",
 	  RUN_ONLY, 1 << 7 },
+	{ "metrics", OPT_METRICS, "[ADDR:]PORT",
+	  "serve Prometheus metrics over HTTP at /metrics; ADDR\n"
+	  "defaults to 127.0.0.1 (IPv6: [ADDR]:PORT). Bound at start:\n"
+	  "a reload does not move it", RUN_ONLY, 1 << 8 },
 };
 #define N_DEFS (sizeof(defs) / sizeof(defs[0]))
 
@@ -385,6 +391,40 @@ static const char *path_value(const char *arg, char *out, size_t cap, bool absol
 }
 
 /* One option's value into a and the group g. Returns EXIT_USAGE after saying why, or 0. */
+
+/*
+ * A listening address: PORT (on 127.0.0.1), ADDR:PORT, or [IPV6]:PORT, in
+ * the strict address forms of cidr.c. NULL, or what is wrong.
+ */
+static const char *listen_address(const char *arg, struct sockaddr_storage *out)
+{
+	const char *colon = strrchr(arg, ':'), *port_text = colon ? colon + 1 : arg;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)out;
+	struct sockaddr_in *in = (struct sockaddr_in *)out;
+	char host[INET6_ADDRSTRLEN + 2] = "127.0.0.1";
+	unsigned long long port;
+	size_t n = colon ? (size_t)(colon - arg) : 0;
+
+	if (parse_uint(port_text, 65535, &port) || port == 0)
+		return "not a port (1-65535), or ADDR:PORT";
+	if (colon) {
+		if (n >= sizeof(host))
+			return "not an address";
+		memcpy(host, arg, n);
+		host[n] = 0;
+	}
+	memset(out, 0, sizeof(*out));
+	if (host[0] == '[' && n > 2 && host[n - 1] == ']') {
+		host[n - 1] = 0;
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((__u16)port);
+		return ppbpf_parse_ip(AF_INET6, host + 1, &in6->sin6_addr) ? "not an IPv6 address" : NULL;
+	}
+	in->sin_family = AF_INET;
+	in->sin_port = htons((__u16)port);
+	return ppbpf_parse_ip(AF_INET, host, &in->sin_addr) ? "not an IPv4 address (IPv6: [ADDR]:PORT)" : NULL;
+}
+
 static int apply_option(struct attach_args *a, struct port_group *g, const struct cli_option *d, const char *arg,
 			const struct where *w)
 {
@@ -478,6 +518,9 @@ static int apply_option(struct attach_args *a, struct port_group *g, const struc
 			err = "must be 0..100000 lines per second";
 		else
 			a->log_rate = (unsigned int)v;
+		break;
+	case OPT_METRICS:
+		err = listen_address(arg, &a->metrics);
 		break;
 	}
 	if (!err)

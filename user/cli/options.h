@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <ppbpf/abi.h>
 #include "cidr.h"
 #include "loader.h"
@@ -80,6 +81,7 @@ struct attach_args {
 	bool keep;              /* leave the programs pinned on exit */
 	unsigned int sweep_ms;  /* how often the sweep runs (timeouts) */
 	unsigned int log_rate;  /* rejection lines per second at most */
+	struct sockaddr_storage metrics; /* --metrics: where /metrics is served (family 0: nowhere) */
 	unsigned int given;     /* whole-attachment and daemon options given (each at most once) */
 };
 
