@@ -14,6 +14,7 @@ PACKAGES=(
 	strace                                  # cli.sh makes a start fail after attaching (fault injection)
 	haproxy                                 # the demo and the interop tests
 	nginx-light redis-server curl python3   # apps.sh: stock servers behind HAProxy, in transparent mode
+	libnginx-mod-stream                     # examples.sh: scripts/examples/nginx.conf (Debian's stream module is a package of its own)
 	libmicrohttpd-dev                       # ppbpf run --metrics: the /metrics endpoint
 	golang-go                               # examples.sh: the Go example (standard library only)
 	groff-base man-db                       # install.sh: the man pages render without warnings

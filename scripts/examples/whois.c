@@ -6,6 +6,8 @@
  *   cc -o whois whois.c $(pkg-config --cflags --libs ppbpf)
  *   ./whois PORT     accept one connection on 127.0.0.1:PORT, wait for the
  *                    kernel's verdict on its header, print the original client
+ *                    and the header's TLVs as whois.py does (the cloud
+ *                    balancers' ids decoded by libppbpf)
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -15,6 +17,55 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <ppbpf/ppbpf.h>
+
+/* v as text if it is one word of printable ASCII (into out, cap > len), else NULL. */
+static const char *text(const __u8 *v, size_t len, char *out, size_t cap)
+{
+	if (!len || len >= cap)
+		return NULL;
+	for (size_t i = 0; i < len; i++)
+		if (v[i] < 0x21 || v[i] > 0x7e)
+			return NULL;
+	memcpy(out, v, len);
+	out[len] = '\0';
+	return out;
+}
+
+/* One word per TLV: its name (or 0xNN), with =VALUE for the text ones and the cloud balancers' ids. */
+static void print_tlvs(const void *tlvs, size_t len)
+{
+	struct ppbpf_tlv_iter it;
+	struct ppbpf_tlv t;
+	char value[PPBPF_TLV_MAX + 1];
+	const char *v;
+	__u64 psc;
+	__u32 link;
+	int rc;
+
+	ppbpf_tlv_iter_init_raw(&it, tlvs, len);
+	while ((rc = ppbpf_tlv_next(&it, &t)) > 0) {
+		v = NULL;
+		if (t.type == PPBPF_TLV_ALPN || t.type == PPBPF_TLV_AUTHORITY || t.type == PPBPF_TLV_UNIQUE_ID)
+			v = text(t.value, t.len, value, sizeof(value));
+		else if (ppbpf_aws_vpce_id(&t, value, sizeof(value)) >= 0)
+			v = text((const __u8 *)value, strlen(value), value, sizeof(value));
+		else if (!ppbpf_gcp_psc_id(&t, &psc)) {
+			snprintf(value, sizeof(value), "%llu", (unsigned long long)psc);
+			v = value;
+		} else if (!ppbpf_azure_link_id(&t, &link)) {
+			snprintf(value, sizeof(value), "%u", link);
+			v = value;
+		}
+		if (ppbpf_tlv_name(t.type))
+			printf(" %s", ppbpf_tlv_name(t.type));
+		else
+			printf(" 0x%02x", t.type);
+		if (v)
+			printf("=%s", v);
+	}
+	if (rc < 0)
+		printf(" (malformed)");
+}
 
 int main(int argc, char **argv)
 {
@@ -41,6 +92,16 @@ int main(int argc, char **argv)
 		return printf("header state %u: no original client\n", info.state), 1;
 	printf("client %s:%u (PROXY v%u, cookie %llu)\n", src, info.src_port, info.version,
 	       (unsigned long long)info.cookie);
+	if (info.tlv_stored) {
+		unsigned char tlvs[PPBPF_TLV_MAX];
+
+		rc = ppbpf_get_tlvs(fd, tlvs, sizeof(tlvs)); /* the bytes, without PPBPF_TLVS's count */
+		if (rc < 0)
+			return fprintf(stderr, "no TLVs: %s\n", strerror(-rc)), 1;
+		printf("tlvs");
+		print_tlvs(tlvs, (size_t)rc);
+		printf("%s\n", info.flags & PPBPF_INFO_TLV_TRUNCATED ? " (truncated)" : "");
+	}
 	close(fd);
 	close(lfd);
 	return 0;
