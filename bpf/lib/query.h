@@ -41,14 +41,19 @@ static __always_inline void answer_info(struct bpf_sockopt *ctx, const struct pp
 	ctx->retval = 0;
 }
 
-/* PPBPF_TLVS: a count, then the TLV bytes kept for the socket. */
+/*
+ * PPBPF_TLVS: a count, then the TLV bytes kept for the socket. Room for
+ * PPBPF_TLVS_SIZE always does; room for PPBPF_TLVS_MIN does unless more was
+ * kept (a cap raised past the default): Python's socket.getsockopt offers
+ * at most 1024 bytes.
+ */
 static __always_inline void answer_tlvs(struct bpf_sockopt *ctx, struct bpf_sock *sk, const struct ppbpf_sk *rec)
 {
 	__u8 *p = ctx->optval, *end = ctx->optval_end;
 	struct ppbpf_sk_tlvs *t;
 	__u32 n;
 
-	if (p + PPBPF_TLVS_SIZE > end) {
+	if (p + PPBPF_TLVS_MIN > end) {
 		ctx->retval = -EINVAL;
 		return;
 	}
@@ -56,6 +61,10 @@ static __always_inline void answer_tlvs(struct bpf_sockopt *ctx, struct bpf_sock
 	n = t ? rec->info.tlv_stored : 0;
 	if (n > PPBPF_TLV_MAX)
 		n = PPBPF_TLV_MAX;
+	if (n > PPBPF_TLVS_MIN - 4 && p + PPBPF_TLVS_SIZE > end) {
+		ctx->retval = -ENOSPC;
+		return;
+	}
 	*(__u32 *)p = n;
 	if (n)
 		bpf_probe_read_kernel(p + 4, n, t->bytes);

@@ -12,10 +12,13 @@
  *   EAGAIN       it will be tracked, but accept() returned it a few
  *                microseconds before the kernel side set it up: ask again;
  *   ENOPROTOOPT  ppbpf is not attached to this socket's cgroup;
- *   EINVAL       len < sizeof(struct ppbpf_info), or < PPBPF_TLVS_SIZE for TLVs.
+ *   EINVAL       len < sizeof(struct ppbpf_info), or < PPBPF_TLVS_MIN for TLVs;
+ *   ENOSPC       PPBPF_TLVS: more TLV bytes are kept (info.tlv_stored) than
+ *                len has room for after the count (ask with PPBPF_TLVS_SIZE).
  * PPBPF_TLVS returns a __u32 count (host order) followed by that many raw
- * TLV bytes kept for the socket (info.tlv_stored); the buffer must hold
- * PPBPF_TLVS_SIZE bytes. The count makes the answer never empty: the kernel
+ * TLV bytes kept for the socket (info.tlv_stored). A buffer of
+ * PPBPF_TLVS_SIZE bytes always does; one of PPBPF_TLVS_MIN does where at most
+ * the default cap is kept. The count makes the answer never empty: the kernel
  * does not pass a zero optlen from a getsockopt program back to the caller.
  */
 #ifndef PPBPF_ABI_H
@@ -74,6 +77,8 @@ struct ppbpf_relay {
 #define PPBPF_TLVS_SIZE (4 + PPBPF_TLV_MAX)
 /* Default cap on TLV bytes kept per socket. */
 #define PPBPF_TLV_CAP_DEFAULT 512
+/* Least room a PPBPF_TLVS answer takes: enough for the default cap (fits Python's 1024-byte limit). */
+#define PPBPF_TLVS_MIN (4 + PPBPF_TLV_CAP_DEFAULT)
 
 /* Most ports with a policy, and most trusted blocks per address family, the kernel side holds. */
 #define PPBPF_PORTS_MAX 1024

@@ -1,16 +1,13 @@
 #!/usr/bin/env python3
 # Who is really behind a connection? The answer ppbpf's kernel side keeps for
-# each socket, read with nothing but socket.getsockopt and struct (and the
-# TLVs with ctypes: see tlvs()): the query ABI (include/ppbpf/abi.h) serves
-# any language, unprivileged.
+# each socket, read with nothing but socket.getsockopt and struct: the query
+# ABI (include/ppbpf/abi.h) serves any language, unprivileged.
 #
 #   whois.py PORT    accept one connection on 127.0.0.1:PORT (a port ppbpf
 #                    tracks), print its original client and a summary of the
 #                    header's TLVs (the cloud balancers' ids decoded), consume
 #                    the header, print the first bytes that follow it
-import ctypes
 import errno
-import os
 import socket
 import struct
 import sys
@@ -51,16 +48,11 @@ def info(conn):
 
 
 def tlvs(conn):
-    """The TLV bytes kept for the socket. PPBPF_TLVS wants room for its largest answer (4 + 1024 bytes),
-    more than socket.getsockopt asks for (1024 at most): the call goes to libc through ctypes."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    buf = ctypes.create_string_buffer(PPBPF_TLVS_SIZE)
-    size = ctypes.c_uint32(PPBPF_TLVS_SIZE)  # socklen_t
-    if libc.getsockopt(conn.fileno(), SOL_PPBPF, PPBPF_TLVS, buf, ctypes.byref(size)) < 0:
-        e = ctypes.get_errno()
-        raise OSError(e, os.strerror(e))
-    n = struct.unpack_from("<I", buf.raw)[0]  # the count, host order
-    return buf.raw[4:4 + min(n, size.value - 4)]
+    """The TLV bytes kept for the socket. socket.getsockopt asks for 1024 bytes at most: enough unless the
+    attachment's --tlv-cap keeps more than the default 512 (then ENOSPC; C asks with PPBPF_TLVS_SIZE)."""
+    raw = conn.getsockopt(SOL_PPBPF, PPBPF_TLVS, 1024)
+    n = struct.unpack_from("<I", raw)[0]  # the count, host order
+    return raw[4:4 + n]
 
 
 def address(family, raw):

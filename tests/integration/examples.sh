@@ -175,4 +175,48 @@ payload hello"
 
 kill -0 "$HAPROXY" 2>/dev/null || fail "haproxy exited during the test: $(tail -3 "$TMP/haproxy.log")"
 kill -0 "$NGINX_PID" 2>/dev/null || fail "nginx exited during the test: $(tail -3 "$TMP/nginx/error.log")"
-echo "PASS: examples (whois.py, whois.go, whois.c; haproxy.cfg and nginx.conf in front)"
+# ---- PPBPF_TLVS in a buffer of 1024 bytes, socket.getsockopt's most ----
+# 516 bytes (PPBPF_TLVS_MIN) take TLVs up to the default cap; 515 are EINVAL. With the cap
+# raised (live, to 1024), a socket that kept 600 TLV bytes answers a 1024-byte buffer ENOSPC.
+free_port P_ABI
+"$CLI" attach --cgroup "$CG" --pin-dir "$PIN" --port "$P_ABI" --trust 127.0.0.1 --tlv-cap 1024 >/dev/null
+bash -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$CG" python3 - "$P_ABI" > "$TMP/abi.out" 2>&1 <<'PY' &
+import errno, socket, struct, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(2)
+print("listening", flush=True)
+def tlvs(c, size):
+    for _ in range(300):  # until the header is in
+        if struct.unpack_from("<B", c.getsockopt(0x5050, 1, 96), 4)[0] != 1:
+            break
+        time.sleep(0.01)
+    try:
+        raw = c.getsockopt(0x5050, 2, size)
+        return struct.unpack_from("<I", raw)[0]
+    except OSError as e:
+        return errno.errorcode[e.errno]
+small, _ = s.accept()
+print("small", tlvs(small, 516), tlvs(small, 515), tlvs(small, 1024))
+big, _ = s.accept()
+print("big", tlvs(big, 1024))
+PY
+PIDS+=($!)
+for _ in $(seq 100); do grep -q listening "$TMP/abi.out" && break; sleep 0.05; done
+SMALL=$("$CLI" build --src-addr 203.0.113.7 --dst-addr 198.51.100.2 --src-port 4000 --dst-port 443 \
+	--tlv-text AUTHORITY:example.com)
+BIG=$("$CLI" build --src-addr 203.0.113.7 --dst-addr 198.51.100.2 --src-port 4000 --dst-port 443 \
+	--tlv "0xF0:$(printf '%01194d' 0)")
+for h in "$SMALL" "$BIG"; do
+	python3 - "$P_ABI" "$h" <<'PY'
+import socket, sys, time
+c = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+c.sendall(bytes.fromhex(sys.argv[2]))
+time.sleep(0.5)
+PY
+done
+wait "$!" || fail "the PPBPF_TLVS server: $(cat "$TMP/abi.out")"
+grep -qx "small 14 EINVAL 14" "$TMP/abi.out" || fail "PPBPF_TLVS with 516, 515, 1024 bytes: $(cat "$TMP/abi.out")"
+grep -qx "big ENOSPC" "$TMP/abi.out" || fail "PPBPF_TLVS of 600 TLV bytes in 1024: $(cat "$TMP/abi.out")"
+echo "PPBPF_TLVS: $(tr '\n' ' ' < "$TMP/abi.out")"
+
+echo "PASS: examples (whois.py, whois.go, whois.c; haproxy.cfg and nginx.conf in front; PPBPF_TLVS sizes)"
