@@ -58,7 +58,7 @@ static const struct probe probes[] = {
 	HELPER("sk_storage_msg", "bpf_sk_storage_get in sk_msg", "5.11", BPF_PROG_TYPE_SK_MSG, BPF_FUNC_sk_storage_get),
 	HELPER("snprintf_sockops", "bpf_snprintf in sockops (v1 headers sent)", "5.13", BPF_PROG_TYPE_SOCK_OPS,
 	       BPF_FUNC_snprintf),
-	HELPER("set_retval", "bpf_set_retval in setsockopt (ppbpf_relay's errors)", "5.19", BPF_PROG_TYPE_CGROUP_SOCKOPT,
+	HELPER("set_retval", "bpf_set_retval in setsockopt (ppbpf_relay's errors)", "5.18", BPF_PROG_TYPE_CGROUP_SOCKOPT,
 	       BPF_FUNC_set_retval),
 	HELPER("snprintf_sockopt", "bpf_snprintf in setsockopt (v1 headers relayed)", "5.13",
 	       BPF_PROG_TYPE_CGROUP_SOCKOPT, BPF_FUNC_snprintf),
