@@ -1054,6 +1054,15 @@ else
 	TEST_CG=$CG2_ROOT/ppbpf-cli-test-$$
 	TEST_PIN=/sys/fs/bpf/ppbpf-cli-test-$$
 	mkdir "$TEST_CG"
+	# The probe names what the host lacks, in one line: here a cgroup2 mount, hidden in a
+	# mount namespace of its own.
+	no_cgroup2() { unshare --mount --propagation private bash -c 'umount -l "$1" && shift && exec "$@"' _ "$CG2_ROOT" "$@"; }
+	check "the probe: without a cgroup2 mount, status --json lists cgroup2 as lacking, and unsupported" \
+		'out=$(no_cgroup2 "$BIN" status --pin-dir "$TMP/nothing-here" --json) &&
+		 jq -e "([.kernel.lacks[].feature] | index(\"cgroup2\")) and .kernel.supported == false" <<<"$out" >/dev/null'
+	check "the probe: without a cgroup2 mount, one line says what to do" \
+		'out=$(no_cgroup2 "$BIN" status --pin-dir "$TMP/nothing-here") &&
+		 grep -q "^kernel: this host lacks a cgroup2 mount (cgroup v2): mount one" <<<"$out"'
 	TARGET=(--cgroup "$TEST_CG" --pin-dir "$TEST_PIN" --port 9) # no --trust: its warning marks the end of the attach
 
 	# nothing_attached: no pin folder, and no program on the test cgroup.

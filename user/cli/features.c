@@ -4,16 +4,24 @@
  * before the programs load, so that a kernel that lacks one gets one clear
  * line, not a verifier log. Program and map types and helpers are probed by
  * loading a tiny program (libbpf); kfuncs, attach types and iterators are
- * looked up in the kernel's BTF.
+ * looked up in the kernel's BTF; the BTF itself, bpffs and a cgroup2 mount
+ * are looked for on the host.
  */
+#include <stdio.h>
 #include <string.h>
 #include <sys/utsname.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include "features.h"
+#include "loader.h"
 
 /* How a feature is looked for. */
-enum probe_kind { PROBE_PROG, PROBE_MAP, PROBE_HELPER, PROBE_BTF_STRUCT, PROBE_BTF_ENUMERATOR, PROBE_KFUNC };
+enum probe_kind {
+	PROBE_PROG, PROBE_MAP, PROBE_HELPER, PROBE_BTF_STRUCT, PROBE_BTF_ENUMERATOR, PROBE_KFUNC,
+	PROBE_VMLINUX_BTF, /* /sys/kernel/btf/vmlinux: CO-RE relocations, and the BTF probes above */
+	PROBE_BPFFS,       /* the bpf filesystem, for the pins */
+	PROBE_CGROUP2,     /* a cgroup2 mount, to attach to */
+};
 
 struct probe {
 	struct feature f;
@@ -33,6 +41,18 @@ struct probe {
 #define BTF(k, n, v, how, b) { .f = { .key = k, .name = n, .since = v }, .kind = how, .btf = b }
 
 static const struct probe probes[] = {
+	{ .f = { .key = "btf", .name = "kernel BTF (/sys/kernel/btf/vmlinux, CONFIG_DEBUG_INFO_BTF)", .since = "5.4" },
+	  .kind = PROBE_VMLINUX_BTF },
+	{ .f = { .key = "bpffs", .name = "the bpf filesystem (bpffs, for the pins)", .since = "4.4" },
+	  .kind = PROBE_BPFFS },
+	{ .f = { .key = "cgroup2", .name = "a cgroup2 mount (cgroup v2)", .since = "4.5",
+		 .hint = "mount one (mount -t cgroup2 none /sys/fs/cgroup/unified on a hybrid host) and run again" },
+	  .kind = PROBE_CGROUP2 },
+	PROG("sched_cls", "tc programs (transparent mode)", "4.1", BPF_PROG_TYPE_SCHED_CLS),
+	HELPER("probe_read_kernel", "bpf_probe_read_kernel in cgroup_skb", "5.5", BPF_PROG_TYPE_CGROUP_SKB,
+	       BPF_FUNC_probe_read_kernel),
+	HELPER("ringbuf_sk_msg", "bpf_ringbuf_reserve in sk_msg (trace events of the sending side)", "5.8",
+	       BPF_PROG_TYPE_SK_MSG, BPF_FUNC_ringbuf_reserve),
 	PROG("sockops", "sockops programs", "4.13", BPF_PROG_TYPE_SOCK_OPS),
 	PROG("cgroup_skb", "cgroup_skb programs", "4.10", BPF_PROG_TYPE_CGROUP_SKB),
 	PROG("cgroup_sockopt", "cgroup getsockopt programs", "5.3", BPF_PROG_TYPE_CGROUP_SOCKOPT),
@@ -89,6 +109,26 @@ static bool btf_has_enumerator(const struct btf *btf, const char *name)
 	return false;
 }
 
+/* Is a filesystem of this type in /proc/filesystems? */
+static bool has_filesystem(const char *type)
+{
+	FILE *f = fopen("/proc/filesystems", "r");
+	char line[128];
+	bool found = false;
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f)) {
+		char *name = strrchr(line, '\t');
+
+		name = name ? name + 1 : line;
+		name[strcspn(name, "\n")] = 0;
+		found = !strcmp(name, type);
+	}
+	fclose(f);
+	return found;
+}
+
 static bool probe_one(const struct probe *p, const struct btf *vmlinux)
 {
 	switch (p->kind) {
@@ -98,6 +138,13 @@ static bool probe_one(const struct probe *p, const struct btf *vmlinux)
 	case PROBE_BTF_STRUCT: return vmlinux && btf__find_by_name_kind(vmlinux, p->btf, BTF_KIND_STRUCT) > 0;
 	case PROBE_BTF_ENUMERATOR: return vmlinux && btf_has_enumerator(vmlinux, p->btf);
 	case PROBE_KFUNC: return vmlinux && btf__find_by_name_kind(vmlinux, p->btf, BTF_KIND_FUNC) > 0;
+	case PROBE_VMLINUX_BTF: return vmlinux;
+	case PROBE_BPFFS: return has_filesystem("bpf");
+	case PROBE_CGROUP2: {
+		char root[4096];
+
+		return !cgroup2_root(root, sizeof(root));
+	}
 	}
 	return false;
 }
@@ -133,6 +180,8 @@ bool features_report(const struct kernel_report *r, const char *prefix, FILE *ou
 		if (f->without)
 			fprintf(out, "%s: this kernel (%s) lacks %s (Linux %s): %s\n", prefix, r->release, f->name,
 				f->since, f->without);
+		else if (f->hint)
+			fprintf(out, "%s: this host lacks %s: %s\n", prefix, f->name, f->hint);
 		else
 			fprintf(out, "%s: this kernel (%s) lacks %s (Linux %s); ppbpf needs Linux %s or later\n",
 				prefix, r->release, f->name, f->since, PPBPF_MIN_KERNEL);

@@ -18,6 +18,7 @@ struct feature {
 	const char *key;   /* short and stable, for JSON: "bpf_loop" */
 	const char *since; /* "5.17" */
 	const char *without; /* NULL: required; else what ppbpf does instead */
+	const char *hint;  /* required, and a matter of the host's set-up, not of its release: what to do */
 };
 
 /* What the running kernel lacks. */
