@@ -110,13 +110,13 @@ static __always_inline int relay_refused(int err)
 /*
  * Has the socket sent bytes (the header can no longer be first)? A data
  * segment went out, or sk_msg wrote a --send header (which a later segment
- * may not have taken yet).
+ * may not have taken yet). (A socket that failed closed is asked first.)
  */
 static __always_inline int sent_bytes(struct bpf_sock *sk, const struct ppbpf_send_sk *s)
 {
 	struct bpf_tcp_sock *tp = bpf_tcp_sock(sk); /* bpf_skc_to_tcp_sock is not for sockopt programs */
 
-	return (tp && tp->data_segs_out) || (s && s->state != SEND_READY && s->state != SEND_PREBUILT && s->state);
+	return (tp && tp->data_segs_out) || (s && (s->state == SEND_SENT || s->state == SEND_RELEASED));
 }
 
 /* The relayed header for flags into s. Returns its length, or 0. */
@@ -161,6 +161,8 @@ static __always_inline int relay_setsockopt(struct bpf_sockopt *ctx)
 	if (state == BPF_TCP_LISTEN)
 		return relay_refused(-EINVAL);
 	s = bpf_sk_storage_get(&send_sks, sk, 0, 0);
+	if (s && s->state == SEND_FAILED) /* it found no room to join the sockhash, and fails closed */
+		return relay_refused(-ENOMEM);
 	if (sent_bytes(sk, s))
 		return relay_refused(-EALREADY);
 	r = bpf_map_lookup_elem(&relay_tokens, &token);

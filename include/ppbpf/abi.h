@@ -50,7 +50,8 @@
  * ENOENT: no such token (its socket closed); EALREADY: the socket has sent
  * bytes already; EISCONN: connected, and not a --send destination (call it
  * before connect()); EINVAL: a short optlen or unknown flags; ENOMEM: no
- * room for the header.
+ * room for the header (also a --send socket that found the sockhash full
+ * and fails closed).
  */
 #define PPBPF_RELAY 4
 /* struct ppbpf_relay.flags */

@@ -455,12 +455,17 @@ PY
 	wait_listening "$P_FULL" "see $TMP/full.log"
 	# two idle connections fill the sockhash (they wait there for a first send); a third cannot join it
 	out=$(in_cg "$CG_F" python3 - "$P_FULL" <<'PY'
-import socket, sys, time
+import errno, socket, struct, sys, time
 port = int(sys.argv[1])
 idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
 time.sleep(0.2)
 s = socket.create_connection(("127.0.0.1", port))
 me = "%s:%d" % s.getsockname()[:2]
+relay = "none"  # PPBPF_RELAY on it: no room for a header (whatever the token)
+try:
+    s.setsockopt(0x5050, 4, struct.pack("<QII", 1, 0, 0))
+except OSError as e:
+    relay = errno.errorcode[e.errno]
 start = time.monotonic()
 err = "none"
 try:
@@ -469,14 +474,15 @@ try:
     s.recv(1)
 except OSError as e:
     err = (e.strerror or str(e)).replace(" ", "_")
-print(me, err, "%.1f" % (time.monotonic() - start))
+print(me, err, "%.1f" % (time.monotonic() - start), relay)
 for c in idle:
     c.sendall(b"late")
     c.close()
 PY
 	) || fail "the client of a full sockhash: $out"
-	read -r me err took <<< "$out"
+	read -r me err took relay <<< "$out"
 	[ "$err" = Connection_timed_out ] || fail "a connection that found the sockhash full: '$err' after ${took}s, want ETIMEDOUT"
+	[ "$relay" = ENOMEM ] || fail "PPBPF_RELAY on a connection that could get no header: $relay, want ENOMEM"
 	for _ in $(seq 60); do grep -q "\"$me\"" "$TMP/full.log" && break; sleep 0.1; done
 	got=$(grep "\"$me\"" "$TMP/full.log" | jq .bytes) || fail "the receiver did not see $me: $(cat "$TMP/full.log")"
 	[ "$got" = 0 ] || fail "a connection without its header sent $got bytes"
