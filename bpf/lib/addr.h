@@ -52,6 +52,16 @@ static __always_inline __u32 sock_tuple(struct bpf_sock_tuple *t, int v4, const 
 	return sizeof(t->ipv6);
 }
 
+/* A record's original endpoints, from its header (DONE). */
+static __always_inline void orig_endpoints(const struct ppbpf_info *i, struct ppbpf_endpoint *src,
+					   struct ppbpf_endpoint *dst)
+{
+	src->port = i->src_port;
+	dst->port = i->dst_port;
+	__builtin_memcpy(src->addr, i->src_addr, 16);
+	__builtin_memcpy(dst->addr, i->dst_addr, 16);
+}
+
 /* The socket's own and its peer's address (see norm_addr); both outputs zeroed. Returns 1 for IPv4. */
 static __always_inline int sockops_addrs(struct bpf_sock_ops *skops, __u8 *local, __u8 *peer)
 {

@@ -61,10 +61,7 @@ static __always_inline void trace_record(__u8 kind, const struct ppbpf_sk *rec, 
 		e->version = rec->info.version;
 		e->command = rec->info.command;
 		e->family = rec->info.family;
-		e->src.port = rec->info.src_port;
-		e->dst.port = rec->info.dst_port;
-		__builtin_memcpy(e->src.addr, rec->info.src_addr, 16);
-		__builtin_memcpy(e->dst.addr, rec->info.dst_addr, 16);
+		orig_endpoints(&rec->info, &e->src, &e->dst);
 		if (tlvs)
 			trace_data(e, tlvs->bytes, rec->info.tlv_stored);
 	}

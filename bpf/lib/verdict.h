@@ -84,10 +84,7 @@ static __always_inline void update_conn(__u64 cookie, const struct ppbpf_sk *rec
 	c->command = rec->info.command;
 	c->family = rec->info.family;
 	c->header_len = rec->info.header_len;
-	c->src.port = rec->info.src_port;
-	c->dst.port = rec->info.dst_port;
-	__builtin_memcpy(c->src.addr, rec->info.src_addr, 16);
-	__builtin_memcpy(c->dst.addr, rec->info.dst_addr, 16);
+	orig_endpoints(&rec->info, &c->src, &c->dst);
 	c->n_tlvs = rec->tlv_count > 255 ? 255 : (__u8)rec->tlv_count;
 	if (t)
 		tlv_types(t, rec->info.tlv_stored, c);

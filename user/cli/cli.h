@@ -103,4 +103,14 @@ int stored_addr_af(int sock_af, const __u8 *addr);
 /* Unsigned decimal (no leading zero) or 0x hex, digits only, with an upper bound. Returns 0 or -1. */
 int parse_uint(const char *s, unsigned long long max, unsigned long long *out);
 
+/* "pending", "done", "error", "plain" (and "none") for an enum ppbpf_state; "?" past them. */
+const char *record_state_name(int state);
+/* The enum ppbpf_state a --state filter names (pending, done, error, plain), or -1. */
+int record_state_of_name(const char *name);
+
+struct cidr;
+/* The filters of list and trace: --port P (1-65535) and --src CIDR. 0, or EXIT_USAGE after saying why. */
+int port_filter(const char *cmd, const char *arg, int *port);
+int src_filter(const char *cmd, const char *arg, struct cidr *src);
+
 #endif

@@ -57,25 +57,9 @@ struct list_args {
 	double interval_s; /* between two lists */
 };
 
-static const char *const state_names[] = { "none", "pending", "done", "error", "plain" };
-
-static const char *state_name(int s)
-{
-	return s >= 0 && s < (int)(sizeof(state_names) / sizeof(state_names[0])) ? state_names[s] : "?";
-}
-
-static int state_of_name(const char *name)
-{
-	for (int s = PPBPF_STATE_PENDING; s < (int)(sizeof(state_names) / sizeof(state_names[0])); s++)
-		if (!strcmp(name, state_names[s]))
-			return s;
-	return -1;
-}
-
 static int list_option(void *ctx, const struct cli_option *o, const char *arg)
 {
 	struct list_args *a = ctx;
-	const char *why = NULL;
 	char *end;
 
 	switch (o->val) {
@@ -86,17 +70,12 @@ static int list_option(void *ctx, const struct cli_option *o, const char *arg)
 		a->json = true;
 		break;
 	case 'p':
-		a->port = (int)strtol(arg, &end, 10);
-		if (*end || end == arg || a->port < 1 || a->port > 65535)
-			return usage_error("list", "--port %s: not a port (1-65535)", arg);
-		break;
+		return port_filter("list", arg, &a->port);
 	case 's':
-		if (cidr_parse(arg, &a->src, &why))
-			return usage_error("list", "--src %s: %s", arg, why ? why : "not a CIDR");
 		a->have_src = true;
-		break;
+		return src_filter("list", arg, &a->src);
 	case 'S':
-		a->state = state_of_name(arg);
+		a->state = record_state_of_name(arg);
 		if (a->state < 0)
 			return usage_error("list", "--state %s: not one of pending, done, error, plain", arg);
 		break;
@@ -149,7 +128,7 @@ static void print_conn(struct json *j, __u64 cookie, const struct ppbpf_conn *c,
 		n += snprintf(tlvs + n, sizeof(tlvs) - (size_t)n, "%s0x%02x", i ? "," : "", c->tlv_types[i]);
 	if (!j) {
 		printf("%-20llu %-24s %-24s %-24s %-24s v%-2u %-8s %8.1fs %s\n", (unsigned long long)cookie, local, peer,
-		       src, dst, c->version, state_name(c->state), age, tlvs);
+		       src, dst, c->version, record_state_name(c->state), age, tlvs);
 		return;
 	}
 	json_obj_begin(j);
@@ -160,7 +139,7 @@ static void print_conn(struct json *j, __u64 cookie, const struct ppbpf_conn *c,
 		json_kv_str(j, "src", src);
 		json_kv_str(j, "dst", dst);
 	}
-	json_kv_str(j, "state", state_name(c->state));
+	json_kv_str(j, "state", record_state_name(c->state));
 	if (c->state == PPBPF_STATE_DONE) {
 		json_kv_int(j, "version", c->version);
 		json_kv_str(j, "command", c->command == PPBPF_CMD_PROXY ? "PROXY" : "LOCAL");

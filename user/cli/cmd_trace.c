@@ -82,8 +82,6 @@ struct trace_args {
 static int trace_option(void *ctx, const struct cli_option *o, const char *arg)
 {
 	struct trace_args *a = ctx;
-	const char *why = NULL;
-	char *end;
 
 	switch (o->val) {
 	case 'd':
@@ -93,15 +91,10 @@ static int trace_option(void *ctx, const struct cli_option *o, const char *arg)
 		a->json = true;
 		break;
 	case 'p':
-		a->port = (int)strtol(arg, &end, 10);
-		if (*end || end == arg || a->port < 1 || a->port > 65535)
-			return usage_error("trace", "--port %s: not a port (1-65535)", arg);
-		break;
+		return port_filter("trace", arg, &a->port);
 	default: /* --src */
-		if (cidr_parse(arg, &a->src, &why))
-			return usage_error("trace", "--src %s: %s", arg, why ? why : "not a CIDR");
 		a->have_src = true;
-		break;
+		return src_filter("trace", arg, &a->src);
 	}
 	return 0;
 }
@@ -115,7 +108,6 @@ static const char *const kind_names[] = {
 	[PPBPF_TRACE_PARSED] = "parsed", [PPBPF_TRACE_SHIFTED] = "shifted", [PPBPF_TRACE_PLAIN] = "plain",
 	[PPBPF_TRACE_REJECTED] = "rejected", [PPBPF_TRACE_CLOSED] = "closed", [PPBPF_TRACE_SENT] = "sent",
 };
-static const char *const state_names[] = { "none", "pending", "done", "error", "plain" };
 
 static const char *kind_name(const struct ppbpf_trace_event *e)
 {
@@ -267,7 +259,7 @@ static void text_details(const struct ppbpf_trace_event *e, const struct event_v
 		return;
 	}
 	if (e->kind == PPBPF_TRACE_CLOSED)
-		ADD("state=%s ", e->state < ARRAY_SIZE(state_names) ? state_names[e->state] : "?");
+		ADD("state=%s ", record_state_name(e->state));
 	if (v->header_len)
 		ADD("len=%u ", v->header_len);
 	summarise_tlvs(v->tlvs, v->tlv_len, &s);
@@ -361,7 +353,7 @@ static void print_json(const struct tracer *t, const struct ppbpf_trace_event *e
 		json_kv_int(&j, "have", e->have);
 	} else {
 		if (e->kind == PPBPF_TRACE_CLOSED)
-			json_kv_str(&j, "state", e->state < ARRAY_SIZE(state_names) ? state_names[e->state] : "?");
+			json_kv_str(&j, "state", record_state_name(e->state));
 		if (v->version) {
 			json_kv_int(&j, "version", v->version);
 			json_kv_int(&j, "header_len", v->header_len);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <ppbpf/ppbpf.h>
+#include "cidr.h"
 #include "cli.h"
 
 int usage_error(const char *cmd, const char *fmt, ...)
@@ -264,4 +265,38 @@ int stored_addr_af(int sock_af, const __u8 *addr)
 	static const __u8 zero12[12];
 
 	return sock_af == AF_INET || !memcmp(addr + 4, zero12, 12) ? AF_INET : AF_INET6;
+}
+
+static const char *const record_states[] = { "none", "pending", "done", "error", "plain" };
+
+const char *record_state_name(int state)
+{
+	return state >= 0 && state < (int)ARRAY_SIZE(record_states) ? record_states[state] : "?";
+}
+
+int record_state_of_name(const char *name)
+{
+	for (int s = PPBPF_STATE_PENDING; s < (int)ARRAY_SIZE(record_states); s++)
+		if (!strcmp(name, record_states[s]))
+			return s;
+	return -1;
+}
+
+int port_filter(const char *cmd, const char *arg, int *port)
+{
+	char *end;
+
+	*port = (int)strtol(arg, &end, 10);
+	if (*end || end == arg || *port < 1 || *port > 65535)
+		return usage_error(cmd, "--port %s: not a port (1-65535)", arg);
+	return 0;
+}
+
+int src_filter(const char *cmd, const char *arg, struct cidr *src)
+{
+	const char *why = NULL;
+
+	if (cidr_parse(arg, src, &why))
+		return usage_error(cmd, "--src %s: %s", arg, why ? why : "not a CIDR");
+	return 0;
 }
