@@ -6,7 +6,6 @@
  * PPBPF_CNT_TRACE_LOST, which is read back and printed as it grows.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -231,18 +230,19 @@ static bool printable(const struct ppbpf_tlv *t)
 	return true;
 }
 
-/* A TLV's value as text: itself where printable (no spaces), else hex. */
-static void tlv_text(const struct ppbpf_tlv *t, char *out, size_t cap)
+/* A TLV's value as text, in out: itself where printable (no spaces), else hex. Returns out. */
+static const char *tlv_text(const struct ppbpf_tlv *t, char *out, size_t cap)
 {
 	size_t n = 0;
 
 	if (printable(t)) {
 		snprintf(out, cap, "%.*s", (int)t->len, (const char *)t->value);
-		return;
+		return out;
 	}
 	out[0] = 0;
 	for (__u16 i = 0; i < t->len && n + 3 <= cap; i++)
 		n += (size_t)snprintf(out + n, cap - n, "%02x", t->value[i]);
+	return out;
 }
 
 /* The details column of a text line. */
@@ -263,12 +263,12 @@ static void text_details(const struct ppbpf_trace_event *e, const struct event_v
 	if (v->header_len)
 		ADD("len=%u ", v->header_len);
 	summarise_tlvs(v->tlvs, v->tlv_len, &s);
-	if (s.authority.value && (tlv_text(&s.authority, val, sizeof(val)), 1))
-		ADD("authority=%s ", val);
-	if (s.unique_id.value && (tlv_text(&s.unique_id, val, sizeof(val)), 1))
-		ADD("unique_id=%s ", val);
-	if (s.alpn.value && (tlv_text(&s.alpn, val, sizeof(val)), 1))
-		ADD("alpn=%s ", val);
+	if (s.authority.value)
+		ADD("authority=%s ", tlv_text(&s.authority, val, sizeof(val)));
+	if (s.unique_id.value)
+		ADD("unique_id=%s ", tlv_text(&s.unique_id, val, sizeof(val)));
+	if (s.alpn.value)
+		ADD("alpn=%s ", tlv_text(&s.alpn, val, sizeof(val)));
 	if (s.aws_vpce[0])
 		ADD("aws_vpce_id=%s ", s.aws_vpce);
 	if (s.has_gcp)
@@ -290,11 +290,11 @@ static void json_tlvs(struct json *j, const struct event_view *v)
 	json_obj_begin(j);
 	json_kv_int(j, "count", s.count);
 	if (s.authority.value)
-		(tlv_text(&s.authority, val, sizeof(val)), json_kv_str(j, "authority", val));
+		json_kv_str(j, "authority", tlv_text(&s.authority, val, sizeof(val)));
 	if (s.unique_id.value)
-		(tlv_text(&s.unique_id, val, sizeof(val)), json_kv_str(j, "unique_id", val));
+		json_kv_str(j, "unique_id", tlv_text(&s.unique_id, val, sizeof(val)));
 	if (s.alpn.value)
-		(tlv_text(&s.alpn, val, sizeof(val)), json_kv_str(j, "alpn", val));
+		json_kv_str(j, "alpn", tlv_text(&s.alpn, val, sizeof(val)));
 	if (s.aws_vpce[0])
 		json_kv_str(j, "aws_vpce_id", s.aws_vpce);
 	if (s.has_gcp) { /* a string: 64-bit ids do not survive JSON readers that use doubles */
