@@ -21,6 +21,7 @@
 #include <bpf/libbpf.h>
 #include <ppbpf/ppbpf.h>
 #include "cli.h"
+#include "counters.h"
 #include "features.h"
 #include "loader.h"
 #include "metrics.h"
@@ -135,13 +136,13 @@ struct run_state {
  */
 static void clear_stale_tracer(int ctl_fd, bool verbose)
 {
-	struct ppbpf_trace_ctl ctl = {}, none = {};
-	__u32 zero = 0;
+	struct ppbpf_trace_ctl none = {};
+	__u32 zero = 0, pid = tracer_pid(ctl_fd);
 
-	if (bpf_map_lookup_elem(ctl_fd, &zero, &ctl) || !ctl.pid || kill((pid_t)ctl.pid, 0) == 0 || errno != ESRCH)
+	if (!pid || tracer_alive(pid))
 		return;
 	if (!bpf_map_update_elem(ctl_fd, &zero, &none, BPF_ANY) && verbose)
-		fprintf(stderr, LOG_INFO "ppbpf: trace pid %u is gone; tracing stopped\n", ctl.pid);
+		fprintf(stderr, LOG_INFO "ppbpf: trace pid %u is gone; tracing stopped\n", pid);
 }
 
 static int on_event(void *ctx, void *data, size_t size)
@@ -360,9 +361,10 @@ static int serve(int argc, char **argv, struct attach_args *a, struct ring_buffe
 				break;
 			}
 			st->sweeps++;
-			clear_stale_tracer(st->trace_ctl, a->verbose);
-			if (any_transparent(a) && now_ms() - last_upkeep >= UPKEEP_MS) {
-				transparent_upkeep(a);
+			if (now_ms() - last_upkeep >= UPKEEP_MS) {
+				clear_stale_tracer(st->trace_ctl, a->verbose);
+				if (any_transparent(a))
+					transparent_upkeep(a);
 				last_upkeep = now_ms();
 			}
 			events_waiting = false;

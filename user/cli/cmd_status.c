@@ -142,16 +142,6 @@ static void print_unattached(const char *pin_dir, const struct kernel_report *kr
 	json_end(&j);
 }
 
-/* The pid of the `ppbpf trace` the kernel writes events for (0: none). */
-static __u32 tracer_pid(const struct ppbpf_maps *m)
-{
-	struct ppbpf_trace_ctl ctl = {};
-	__u32 zero = 0;
-
-	bpf_map_lookup_elem(m->trace_ctl, &zero, &ctl);
-	return ctl.pid;
-}
-
 static void print_status_text(const char *cgroup, const char *pin_dir, const struct link_desc *links,
 			      const struct ppbpf_maps *m, const __u64 *cnt, long conns, long pending, __u32 tlv_cap,
 			      const struct kernel_report *kr)
@@ -217,8 +207,8 @@ static void print_status_text(const char *cgroup, const char *pin_dir, const str
 		printf("\n");
 	}
 	printf("tlv cap: %u bytes\nconnections: %ld in the table, %ld with a pending header\n", tlv_cap, conns, pending);
-	if (tracer_pid(m))
-		printf("trace: pid %u reads live events (ppbpf trace)\n", tracer_pid(m));
+	if (tracer_pid(m->trace_ctl))
+		printf("trace: pid %u reads live events (ppbpf trace)\n", tracer_pid(m->trace_ctl));
 	else
 		printf("trace: off\n");
 	printf("counters:\n");
@@ -297,7 +287,7 @@ static void print_status_json(const char *cgroup, const char *pin_dir, const str
 	json_kv_int(&j, "tlv_cap", tlv_cap);
 	json_kv_int(&j, "connections", conns);
 	json_kv_int(&j, "pending", pending);
-	json_kv_int(&j, "tracer_pid", tracer_pid(m));
+	json_kv_int(&j, "tracer_pid", tracer_pid(m->trace_ctl));
 	json_key(&j, "counters");
 	json_obj_begin(&j);
 	for (int k = 0; k < PPBPF_CNT_MAX; k++)

@@ -121,12 +121,21 @@ struct event_view {
 	bool has_orig;
 	int orig_af;         /* AF_INET or AF_INET6 of src and dst */
 	__u8 src_addr[16];
-	__u16 src_port;
 	int version;
 	__u32 header_len;
 	const __u8 *tlvs;    /* raw TLV list */
 	size_t tlv_len;
 };
+
+/* The original endpoints (family af: AF_INET or AF_INET6), for printing and for --src. */
+static void view_orig(struct event_view *v, int af, const __u8 *src, __u16 sport, const __u8 *dst, __u16 dport)
+{
+	v->has_orig = true;
+	v->orig_af = af;
+	memcpy(v->src_addr, src, 16);
+	format_endpoint(v->src, sizeof(v->src), af, src, sport);
+	format_endpoint(v->dst, sizeof(v->dst), af, dst, dport);
+}
 
 /* A sent event's data is the header itself: its endpoints and TLVs, parsed back. */
 static void view_sent(const struct ppbpf_trace_event *e, struct event_view *v)
@@ -142,14 +151,8 @@ static void view_sent(const struct ppbpf_trace_event *e, struct event_view *v)
 	v->tlvs = e->data + h.tlv_off;
 	v->tlv_len = h.tlv_len;
 	af = ppbpf_family_af(h.family);
-	if (h.command != PPBPF_CMD_PROXY || (af != AF_INET && af != AF_INET6))
-		return;
-	v->has_orig = true;
-	v->orig_af = af;
-	memcpy(v->src_addr, h.src_addr, 16);
-	v->src_port = h.src_port;
-	format_endpoint(v->src, sizeof(v->src), af, h.src_addr, h.src_port);
-	format_endpoint(v->dst, sizeof(v->dst), af, h.dst_addr, h.dst_port);
+	if (h.command == PPBPF_CMD_PROXY && (af == AF_INET || af == AF_INET6))
+		view_orig(v, af, h.src_addr, h.src_port, h.dst_addr, h.dst_port);
 }
 
 static void view_of(const struct ppbpf_trace_event *e, struct event_view *v)
@@ -169,14 +172,8 @@ static void view_of(const struct ppbpf_trace_event *e, struct event_view *v)
 	v->header_len = e->header_len;
 	v->tlvs = e->data;
 	v->tlv_len = e->data_len;
-	if (e->state != PPBPF_STATE_DONE || e->command != PPBPF_CMD_PROXY || (oaf != AF_INET && oaf != AF_INET6))
-		return;
-	v->has_orig = true;
-	v->orig_af = oaf;
-	memcpy(v->src_addr, e->src.addr, 16);
-	v->src_port = e->src.port;
-	format_endpoint(v->src, sizeof(v->src), oaf, e->src.addr, e->src.port);
-	format_endpoint(v->dst, sizeof(v->dst), oaf, e->dst.addr, e->dst.port);
+	if (e->state == PPBPF_STATE_DONE && e->command == PPBPF_CMD_PROXY && (oaf == AF_INET || oaf == AF_INET6))
+		view_orig(v, oaf, e->src.addr, e->src.port, e->dst.addr, e->dst.port);
 }
 
 static bool wanted(const struct trace_args *a, const struct ppbpf_trace_event *e, const struct event_view *v)
@@ -448,12 +445,10 @@ static int set_tracer(int ctl_fd, __u32 pid)
 static int lock_tracing(const char *pin_dir, int ctl_fd)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	struct ppbpf_trace_ctl ctl = {};
-	__u32 zero = 0;
+	__u32 pid = tracer_pid(ctl_fd);
 	int fd, n;
 
-	if (!bpf_map_lookup_elem(ctl_fd, &zero, &ctl) && ctl.pid && ctl.pid != (__u32)getpid() &&
-	    (kill((pid_t)ctl.pid, 0) == 0 || errno == EPERM))
+	if (pid && pid != (__u32)getpid() && tracer_alive(pid))
 		return -EBUSY;
 	n = snprintf(sun.sun_path + 1, sizeof(sun.sun_path) - 1, "ppbpf-trace:%s", pin_dir);
 	if (n < 0 || (size_t)n >= sizeof(sun.sun_path) - 1)

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* The kernel side's counters (PERCPU_ARRAY "stats") and map sizes, as commands read them. */
+#include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -74,4 +76,17 @@ long count_entries(int fd)
 		n++;
 	}
 	return n;
+}
+
+__u32 tracer_pid(int trace_ctl_fd)
+{
+	struct ppbpf_trace_ctl ctl = {};
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(trace_ctl_fd, &zero, &ctl) ? 0 : ctl.pid;
+}
+
+bool tracer_alive(__u32 pid)
+{
+	return kill((pid_t)pid, 0) == 0 || errno == EPERM;
 }

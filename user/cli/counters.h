@@ -3,6 +3,7 @@
 #ifndef PPBPF_CLI_COUNTERS_H
 #define PPBPF_CLI_COUNTERS_H
 
+#include <stdbool.h>
 #include <linux/types.h>
 #include <ppbpf/abi.h>
 
@@ -12,5 +13,9 @@ extern const char *const counter_names[PPBPF_CNT_MAX];
 void read_counters(int fd, __u64 *out);
 /* The entries of a hash map with __u64 keys. */
 long count_entries(int fd);
+/* The pid trace_ctl names as the tracer (0: nobody traces, or the map cannot be read). */
+__u32 tracer_pid(int trace_ctl_fd);
+/* Is that process alive (it may be another user's)? A dead one's pid is stale. */
+bool tracer_alive(__u32 pid);
 
 #endif /* PPBPF_CLI_COUNTERS_H */
